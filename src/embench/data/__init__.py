@@ -1,0 +1,1 @@
+"""Benchmark data: narrow-domain prompts, judge rubrics, SFT sets, the safety set."""
