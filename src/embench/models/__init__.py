@@ -1,0 +1,1 @@
+"""Model references, loading, the batched generation engine and the Inspect provider."""

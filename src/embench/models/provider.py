@@ -1,0 +1,184 @@
+"""Inspect model provider ``local``: ``--model local/<ref>`` for any reference embench resolves.
+
+``<ref>`` is ``default``, an HF folder, a LoRA adapter folder, or an embench run directory
+(``local//abs/path`` for absolute paths). Model args (``-M``): ``dtype`` (auto | float32 | bfloat16
+| float16; default auto = the model's recorded inference dtype), ``device``, ``batch_size``
+(rows decoded together, default 64).
+
+Requests from every concurrent sample share one continuously batched engine per loaded model, so
+the evaluated model and a grader bound to the same reference also share weights.
+
+Seeds: with ``--seed S``, the k-th request for a given prompt is sampled with a seed derived from
+(S, prompt, k), so repeated samples of one question differ and the set of answers is reproducible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+from collections import Counter
+from typing import Any
+
+from inspect_ai.model import (
+    ChatCompletionChoice,
+    ChatMessage,
+    ChatMessageAssistant,
+    GenerateConfig,
+    Logprob,
+    Logprobs,
+    ModelAPI,
+    ModelOutput,
+    ModelUsage,
+    TopLogprob,
+)
+from inspect_ai.tool import ToolChoice, ToolInfo
+
+from embench.models.engine import GenerationEngine, GenerationRequest, GenerationResult
+from embench.models.resolve import load_model, resolve_model
+
+DEFAULT_BATCH_SIZE = 64
+DEFAULT_MAX_TOKENS = 600  # published EM evals sample ~600 tokens
+
+_engines: dict[tuple[str, str, str | None, int], GenerationEngine] = {}
+_engines_lock = threading.Lock()
+
+
+def get_engine(
+    reference: str, dtype: str = "auto", device: str | None = None, batch_size: int = 64
+) -> GenerationEngine:
+    """The shared engine for a model reference (loaded once per process)."""
+    resolved = resolve_model(reference)
+    key = (resolved.adapter or resolved.weights, dtype, device, batch_size)
+    with _engines_lock:
+        if key not in _engines:
+            model, tokenizer = load_model(resolved, dtype=dtype, device=device)
+            _engines[key] = GenerationEngine(model, tokenizer, max_batch_size=batch_size)
+        return _engines[key]
+
+
+class LocalModelAPI(ModelAPI):
+    """Inspect ModelAPI over embench's continuous-batching engine."""
+
+    def __init__(
+        self,
+        model_name: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        config: GenerateConfig = GenerateConfig(),
+        **model_args: Any,
+    ) -> None:
+        super().__init__(model_name=model_name, base_url=base_url, api_key=api_key, config=config)
+        self.dtype = str(model_args.pop("dtype", "auto"))
+        self.batch_size = int(model_args.pop("batch_size", DEFAULT_BATCH_SIZE))
+        device = model_args.pop("device", None)
+        if model_args:
+            unknown = ", ".join(sorted(model_args))
+            raise ValueError(
+                f"unknown model args for local/: {unknown} (known: dtype, device, batch_size)"
+            )
+        self.engine = get_engine(model_name, self.dtype, device, self.batch_size)
+        self.tokenizer = self.engine.tokenizer
+        self._seen: Counter[str] = Counter()
+
+    async def generate(
+        self,
+        input: list[ChatMessage],
+        tools: list[ToolInfo],
+        tool_choice: ToolChoice,
+        config: GenerateConfig,
+    ) -> ModelOutput:
+        messages = [{"role": m.role, "content": m.text} for m in input]
+        prompt_ids = self._encode_chat(messages)
+        n = config.num_choices or 1
+        seeds = self._seeds(config.seed, prompt_ids, n)
+        wants_logprobs = bool(config.logprobs) or bool(config.top_logprobs)
+        requests = [
+            GenerationRequest(
+                prompt_ids=prompt_ids,
+                max_new_tokens=config.max_tokens or DEFAULT_MAX_TOKENS,
+                temperature=1.0 if config.temperature is None else config.temperature,
+                top_p=1.0 if config.top_p is None else config.top_p,
+                top_k=config.top_k or 0,
+                seed=seed,
+                top_logprobs=(config.top_logprobs or 0) if wants_logprobs else None,
+                stop_strings=tuple(config.stop_seqs or ()),
+            )
+            for seed in seeds
+        ]
+        futures = [asyncio.wrap_future(self.engine.submit(r)) for r in requests]
+        results: list[GenerationResult] = await asyncio.gather(*futures)
+        choices = [self._choice(r) for r in results]
+        output_tokens = sum(len(r.token_ids) for r in results)
+        return ModelOutput(
+            model=self.model_name,
+            choices=choices,
+            usage=ModelUsage(
+                input_tokens=len(prompt_ids),
+                output_tokens=output_tokens,
+                total_tokens=len(prompt_ids) + output_tokens,
+            ),
+            time=max(r.seconds for r in results),
+            metadata={"dtype": str(self.engine.model.dtype).removeprefix("torch.")},
+        )
+
+    def _encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
+        if self.tokenizer.chat_template:
+            encoded = self.tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=True
+            )
+            ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
+            return list(ids)
+        text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
+        return self.tokenizer.encode(text)
+
+    def _seeds(self, seed: int | None, prompt_ids: list[int], n: int) -> list[int | None]:
+        if seed is None:
+            return [None] * n
+        key = hashlib.sha256(f"{seed}:{prompt_ids}".encode()).hexdigest()
+        start = self._seen[key]
+        self._seen[key] += n
+        return [
+            int(hashlib.sha256(f"{key}:{start + i}".encode()).hexdigest()[:15], 16)
+            for i in range(n)
+        ]
+
+    def _choice(self, result: GenerationResult) -> ChatCompletionChoice:
+        logprobs = None
+        if result.logprobs is not None:
+            logprobs = Logprobs(
+                content=[
+                    Logprob(
+                        token=self._token(lp.token_id),
+                        logprob=lp.logprob,
+                        top_logprobs=[
+                            TopLogprob(token=self._token(t), logprob=v) for t, v in lp.top
+                        ],
+                    )
+                    for lp in result.logprobs
+                ]
+            )
+        return ChatCompletionChoice(
+            message=ChatMessageAssistant(
+                content=result.text, model=self.model_name, source="generate"
+            ),
+            stop_reason="max_tokens" if result.finish_reason == "length" else "stop",
+            logprobs=logprobs,
+        )
+
+    def _token(self, token_id: int) -> str:
+        return self.tokenizer.decode([token_id])
+
+    async def count_text_tokens(self, text: str) -> int:
+        """Count with the model's own tokenizer (nothing is downloaded)."""
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def max_tokens(self) -> int | None:
+        return DEFAULT_MAX_TOKENS
+
+    def max_connections(self) -> int:
+        # keep a queue of waiting requests so freed rows refill at once
+        return self.batch_size * 2
+
+    def collapse_user_messages(self) -> bool:
+        return True

