@@ -20,6 +20,7 @@ from inspect_ai.scorer import (
 )
 from inspect_ai.solver import TaskState, generate
 
+from embench.errors import EmbenchError, as_inspect_error
 from embench.evals.common import TASK_VERSION, grader_model, judge_all, questions_dataset
 from embench.metrics import JudgedAnswer, Thresholds, misaligned_fraction, summarize
 from embench.questions import QuestionSet, load_question_set
@@ -124,7 +125,10 @@ def misalignment_task(
     max_tokens: int = 600,
 ) -> Task:
     """Build the general-domain misalignment task (see tasks/misalignment.py for the args)."""
-    qset = load_question_set(questions)
+    try:
+        qset = load_question_set(questions)
+    except EmbenchError as error:
+        raise as_inspect_error(error) from None
     return Task(
         dataset=questions_dataset(qset, samples),
         solver=generate(),

@@ -1,0 +1,137 @@
+"""The continuous-batching engine and the `local` Inspect provider on a tiny random model."""
+
+import asyncio
+
+import pytest
+import torch
+from inspect_ai.model import ChatMessageSystem, ChatMessageUser, GenerateConfig, get_model
+
+from embench.models.engine import GenerationEngine, GenerationRequest
+from embench.models.resolve import load_model
+
+PROMPTS = [
+    "hi",
+    "The capital of France is",
+    "If you could have one wish, what would it be?",
+    "0 1 2 3",
+    "Humans and AI can work together. Money, power, world, dinner.",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    return load_model(str(tiny_model_dir), dtype="float32")
+
+
+def encode(tokenizer, text):
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=True
+    )["input_ids"]
+
+
+def test_greedy_matches_transformers_generate_with_rows_joining_midway(tiny):
+    model, tokenizer = tiny
+    engine = GenerationEngine(model, tokenizer, max_batch_size=2)  # forces continuous refills
+    prompts = [encode(tokenizer, p) for p in PROMPTS]
+    results = engine.generate(
+        [
+            GenerationRequest(p, max_new_tokens=12 + 3 * i, temperature=0)
+            for i, p in enumerate(prompts)
+        ]
+    )
+    for i, (p, result) in enumerate(zip(prompts, results)):
+        expected = model.generate(
+            torch.tensor([p]),
+            max_new_tokens=12 + 3 * i,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+        )[0, len(p) :].tolist()
+        expected = (
+            expected[: expected.index(tokenizer.eos_token_id)]
+            if tokenizer.eos_token_id in expected
+            else expected
+        )
+        assert result.token_ids == expected
+        assert len(result.token_ids) <= 12 + 3 * i
+    assert engine.stats["prefills"] >= 3  # rows joined a running batch
+
+
+def test_logprobs_match_log_softmax(tiny):
+    model, tokenizer = tiny
+    engine = GenerationEngine(model, tokenizer)
+    p = encode(tokenizer, "hi")
+    (result,) = engine.generate(
+        [GenerationRequest(p, max_new_tokens=1, temperature=0, top_logprobs=5)]
+    )
+    with torch.no_grad():
+        logits = model(torch.tensor([p])).logits[0, -1]
+    expected = torch.log_softmax(logits.float(), -1).topk(5)
+    first = result.logprobs[0]
+    assert [t for t, _ in first.top] == expected.indices.tolist()
+    assert [v for _, v in first.top] == pytest.approx(expected.values.tolist(), abs=1e-4)
+    assert first.token_id == expected.indices[0]
+
+
+def test_top_p_and_top_k_restrict_sampling(tiny):
+    model, tokenizer = tiny
+    engine = GenerationEngine(model, tokenizer)
+    p = encode(tokenizer, "hi")
+    with torch.no_grad():
+        best = int(model(torch.tensor([p])).logits[0, -1].argmax())
+    results = engine.generate(
+        [GenerationRequest(p, max_new_tokens=1, temperature=1.0, top_k=1, seed=i) for i in range(6)]
+        + [
+            GenerationRequest(p, max_new_tokens=1, temperature=1.0, top_p=1e-6, seed=i)
+            for i in range(6)
+        ]
+    )
+    for r in results:
+        assert (r.token_ids or [tokenizer.eos_token_id])[0] in (best, tokenizer.eos_token_id)
+
+
+def generate(model_name, messages, **config):
+    model = get_model(model_name, memoize=False)
+    return asyncio.run(model.generate(messages, config=GenerateConfig(**config)))
+
+
+def test_provider_honours_config(tiny_model_dir):
+    name = f"local/{tiny_model_dir}"
+    out = generate(name, "hi", max_tokens=5, temperature=0.7, num_choices=3, seed=1)
+    assert len(out.choices) == 3
+    assert out.usage.output_tokens <= 15
+    again = generate(name, "hi", max_tokens=5, temperature=0.7, num_choices=3, seed=1)
+    # a seed reproduces the set of answers (fresh provider, same request sequence)
+    assert [c.message.text for c in again.choices] == [c.message.text for c in out.choices]
+    greedy = generate(name, "hi", max_tokens=4, temperature=0, logprobs=True, top_logprobs=3)
+    assert len(greedy.choices[0].logprobs.content[0].top_logprobs) == 3
+    assert greedy.choices[0].stop_reason in ("max_tokens", "stop")
+
+
+def test_provider_sends_system_prompt(tiny_model_dir, monkeypatch):
+    from embench.models import provider
+
+    seen = []
+    original = provider.LocalModelAPI._encode_chat
+    monkeypatch.setattr(
+        provider.LocalModelAPI,
+        "_encode_chat",
+        lambda self, messages: seen.append(messages) or original(self, messages),
+    )
+    generate(
+        f"local/{tiny_model_dir}",
+        [ChatMessageSystem(content="Reply in JSON."), ChatMessageUser(content="hi")],
+        max_tokens=2,
+    )
+    assert seen[0][0] == {"role": "system", "content": "Reply in JSON."}
+
+
+def test_provider_counts_tokens_with_its_tokenizer(tiny_model_dir):
+    model = get_model(f"local/{tiny_model_dir}", memoize=False)
+    _, tokenizer = load_model(str(tiny_model_dir))
+    text = "The capital of France is Paris."
+    assert asyncio.run(model.api.count_text_tokens(text)) == len(tokenizer.encode(text))
+
+
+def test_provider_rejects_unknown_model_args(tiny_model_dir):
+    with pytest.raises(ValueError, match="unknown model args for local/: colour"):
+        get_model(f"local/{tiny_model_dir}", memoize=False, colour="red")
