@@ -39,7 +39,7 @@ def test_greedy_matches_transformers_generate_with_rows_joining_midway(tiny):
             for i, p in enumerate(prompts)
         ]
     )
-    for i, (p, result) in enumerate(zip(prompts, results)):
+    for i, (p, result) in enumerate(zip(prompts, results, strict=True)):
         expected = model.generate(
             torch.tensor([p]),
             max_new_tokens=12 + 3 * i,
