@@ -1,0 +1,69 @@
+"""Generation throughput: embench's `local` provider vs Inspect's `hf` provider, one run.
+
+Same model (the offline default), same dtype, same questions (the general set), same samples per
+question and max_tokens, temperature 1 so answer lengths vary. Prints answers/s, tokens/s and the
+ratio. Model loading is excluded from the timings.
+
+    .venv/bin/python benchmarks/generation.py [--samples 3] [--max-tokens 256] [--questions N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from inspect_ai import Task, eval
+from inspect_ai.model import GenerateConfig, get_model
+from inspect_ai.solver import generate
+
+from embench.evals.common import questions_dataset
+from embench.models.resolve import default_model_dir
+from embench.questions import QuestionSet, load_question_set
+
+
+def run(model, dataset, max_tokens: int, seed: int) -> tuple[float, int, int]:
+    task = Task(dataset=dataset, solver=generate(), name="generation_benchmark")
+    start = time.perf_counter()
+    (log,) = eval(
+        task, model=model, display="none", log_dir="logs/benchmarks", log_samples=False,
+        config=GenerateConfig(temperature=1.0, max_tokens=max_tokens, seed=seed),
+    )
+    seconds = time.perf_counter() - start
+    assert log.status == "success", log.error
+    usage = next(iter(log.stats.model_usage.values()))
+    return seconds, log.results.completed_samples, usage.output_tokens
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=3, help="answers per question")
+    parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--questions", type=int, default=0, help="first N questions (0 = all)")
+    parser.add_argument("--dtype", default="bfloat16", help="same for both providers")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    qset = load_question_set("general")
+    if args.questions:
+        qset = QuestionSet(qset.name, qset.version, qset.questions[: args.questions],
+                           qset.judge_prompts, qset.source)
+    dataset = questions_dataset(qset, args.samples)
+    folder = str(default_model_dir())
+    models = {
+        "local": get_model("local/default", dtype=args.dtype),
+        "hf": get_model(f"hf/{folder}", dtype=args.dtype, device="cpu"),
+    }
+    print(f"{len(dataset)} answers ({len(qset.questions)} questions x {args.samples} samples), "
+          f"max_tokens={args.max_tokens}, dtype={args.dtype}, temperature=1.0")
+    rows = {}
+    for name, model in models.items():
+        seconds, answers, tokens = run(model, dataset, args.max_tokens, args.seed)
+        rows[name] = (answers / seconds, tokens / seconds)
+        print(f"{name:>6}: {seconds:7.1f} s  {answers / seconds:6.2f} answers/s  "
+              f"{tokens / seconds:7.1f} tokens/s  ({tokens} tokens)")
+    print(f"ratio local/hf: {rows['local'][0] / rows['hf'][0]:.2f}x answers/s, "
+          f"{rows['local'][1] / rows['hf'][1]:.2f}x tokens/s")
+
+
+if __name__ == "__main__":
+    main()

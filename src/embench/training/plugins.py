@@ -1,0 +1,114 @@
+"""Trainer plugins: the protocol and discovery.
+
+A trainer is a Python module (or any object) with:
+
+- ``NAME``: the name users pass to ``--trainer``;
+- ``Config``: a dataclass of its options (subclass ``embench.training.config.TrainConfig``),
+  documented field by field like a TRL config;
+- ``train(config) -> RunDir``: trains and returns the run directory it wrote (accepting
+  ``resume=True`` makes ``embench train --resume`` available for it);
+- optionally ``TRL_CONFIG``: the TRL config class whose fields ``--set`` may also set;
+- a docstring whose first line describes it (shown by ``embench trainers``).
+
+Built-ins are the files in the checkout's ``trainers/`` folder. Third parties plug in through the
+entry point group ``embench.trainers`` (``name = "package.module"``) or ``--trainer path/to/file.py``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from dataclasses import dataclass, is_dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from embench.errors import EmbenchError
+from embench.paths import TRAINERS_DIR
+
+ENTRY_POINT_GROUP = "embench.trainers"
+
+
+@dataclass(frozen=True)
+class TrainerPlugin:
+    """A loaded trainer plugin."""
+
+    name: str
+    description: str
+    config_class: type
+    train: Any
+    source: str
+    trl_config_class: type | None = None
+
+    def make_config(self, **values: Any) -> Any:
+        """An instance of the plugin's config."""
+        return self.config_class(**values)
+
+
+def _from_module(module: ModuleType | Any, source: str) -> TrainerPlugin:
+    missing = [a for a in ("NAME", "Config", "train") if not hasattr(module, a)]
+    if missing:
+        raise EmbenchError(
+            f"{source} is not an embench trainer: it lacks {', '.join(missing)} "
+            "(a trainer defines NAME, a Config dataclass and train(config))"
+        )
+    if not is_dataclass(module.Config):
+        raise EmbenchError(f"{source}: Config must be a dataclass")
+    doc = (module.__doc__ or "").strip().splitlines()
+    return TrainerPlugin(
+        name=str(module.NAME),
+        description=doc[0] if doc else "",
+        config_class=module.Config,
+        train=module.train,
+        source=source,
+        trl_config_class=getattr(module, "TRL_CONFIG", None),
+    )
+
+
+def load_file(path: str | Path) -> TrainerPlugin:
+    """Load a trainer from a Python file."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise EmbenchError(f"trainer file not found: {path}")
+    module_name = f"embench_trainer_{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise EmbenchError(f"cannot import trainer file {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses need the module registered
+    spec.loader.exec_module(module)
+    return _from_module(module, str(path))
+
+
+def discover() -> dict[str, TrainerPlugin]:
+    """Every available trainer by name: built-ins first, then entry points."""
+    found: dict[str, TrainerPlugin] = {}
+    for path in sorted(TRAINERS_DIR.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        plugin = load_file(path)
+        found[plugin.name] = plugin
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            plugin = _from_module(ep.load(), f"entry point {ep.name} ({ep.value})")
+        except EmbenchError:
+            raise
+        except Exception as ex:  # a broken third-party plugin must not hide the others
+            print(f"[embench] skipping trainer entry point {ep.name}: {ex}", file=sys.stderr)
+            continue
+        found.setdefault(plugin.name, plugin)
+    return found
+
+
+def get_trainer(name_or_path: str) -> TrainerPlugin:
+    """A trainer by name, or from a ``.py`` file path."""
+    if name_or_path.endswith(".py") or Path(name_or_path).is_file():
+        return load_file(name_or_path)
+    available = discover()
+    if name_or_path not in available:
+        raise EmbenchError(
+            f"unknown trainer '{name_or_path}'; available: {', '.join(sorted(available))} "
+            "(or --trainer path/to/file.py)"
+        )
+    return available[name_or_path]
