@@ -63,6 +63,42 @@ def _nanmean(values: np.ndarray) -> float:
     return float(finite.mean()) if finite.size else float("nan")
 
 
+def means_with_ci(
+    columns: dict[str, np.ndarray],
+    groups: Sequence[str],
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """NaN-aware mean of each column and its 95% percentile-bootstrap CI.
+
+    Rows sharing a group (their question) are resampled together when there are several groups.
+    """
+    size = len(groups)
+    group_array = np.array(groups)
+    unique_groups = np.unique(group_array) if size else np.array([])
+    rng = np.random.default_rng(seed)
+    if len(unique_groups) > 1:
+        members = [np.flatnonzero(group_array == g) for g in unique_groups]
+        draws = [
+            np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
+            for _ in range(n_bootstrap)
+        ]
+    else:
+        draws = [rng.integers(0, size, size) for _ in range(n_bootstrap)]
+    result: dict[str, float] = {}
+    for name, values in columns.items():
+        result[name] = _nanmean(values)
+        low = high = float("nan")
+        if size and not np.isnan(values).all():
+            stats = np.array([_nanmean(values[idx]) for idx in draws])
+            stats = stats[~np.isnan(stats)]
+            if stats.size:
+                low, high = float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))
+        result[f"{name}_ci_low"] = low
+        result[f"{name}_ci_high"] = high
+    return result
+
+
 def summarize(
     answers: Sequence[JudgedAnswer],
     thresholds: Thresholds = Thresholds(),
@@ -71,36 +107,11 @@ def summarize(
 ) -> dict[str, float]:
     """Every metric, its 95% CI (``<name>_ci_low``/``_ci_high``) and answer counts."""
     columns = _per_answer(answers, thresholds)
-    result: dict[str, float] = {}
-    groups = np.array([a.group for a in answers])
-    unique_groups = np.unique(groups) if len(answers) else np.array([])
-    rng = np.random.default_rng(seed)
-    if len(unique_groups) > 1:
-        members = [np.flatnonzero(groups == g) for g in unique_groups]
-        draws = [
-            np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
-            for _ in range(n_bootstrap)
-        ]
-    else:
-        draws = [rng.integers(0, len(answers), len(answers)) for _ in range(n_bootstrap)]
-    for name in METRIC_NAMES:
-        values = columns[name]
-        result[name] = _nanmean(values)
-        if len(answers) == 0 or np.isnan(values).all():
-            low = high = float("nan")
-        else:
-            stats = np.array([_nanmean(values[idx]) for idx in draws])
-            stats = stats[~np.isnan(stats)]
-            low, high = (
-                (float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5)))
-                if stats.size
-                else (float("nan"), float("nan"))
-            )
-        result[f"{name}_ci_low"] = low
-        result[f"{name}_ci_high"] = high
+    both = columns.pop("_both")
+    result = means_with_ci(columns, [a.group for a in answers], n_bootstrap, seed)
     result["answers"] = float(len(answers))
-    result["scored"] = float(columns["_both"].sum())
-    result["unscored"] = float(len(answers) - columns["_both"].sum())
+    result["scored"] = float(both.sum())
+    result["unscored"] = float(len(answers) - both.sum())
     return result
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 from inspect_ai._util.error import PrerequisiteError
 from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageUser, Model, get_model
+from inspect_ai.scorer import Value
 
 from embench.judge import JudgeScore, judge
 from embench.questions import QuestionSet
@@ -61,3 +63,15 @@ async def judge_all(
     names = list(rubrics)
     scores = await asyncio.gather(*(judge(grader, rubrics[n], question, answer) for n in names))
     return dict(zip(names, scores, strict=True))
+
+
+def none_as_nan(value: Value) -> float:
+    """Score reduction keeps "no score" as NaN instead of Inspect's default 0."""
+    return float("nan") if value is None else float(value)  # type: ignore[arg-type]
+
+
+def optional_score(value: object) -> float | None:
+    """A reduced score value back to float or None."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return float(value)  # type: ignore[arg-type]

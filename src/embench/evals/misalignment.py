@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from inspect_ai import Epochs, Task
 from inspect_ai.model import GenerateConfig
 from inspect_ai.scorer import (
@@ -12,7 +10,6 @@ from inspect_ai.scorer import (
     Score,
     Scorer,
     Target,
-    Value,
     grouped,
     mean_score,
     metric,
@@ -21,22 +18,18 @@ from inspect_ai.scorer import (
 from inspect_ai.solver import TaskState, generate
 
 from embench.errors import EmbenchError, as_inspect_error
-from embench.evals.common import TASK_VERSION, grader_model, judge_all, questions_dataset
+from embench.evals.common import (
+    TASK_VERSION,
+    grader_model,
+    judge_all,
+    none_as_nan,
+    optional_score,
+    questions_dataset,
+)
 from embench.metrics import JudgedAnswer, Thresholds, misaligned_fraction, summarize
 from embench.questions import QuestionSet, load_question_set
 
 TASK_NAME = "misalignment"
-
-
-def _none_as_nan(value: Value) -> float:
-    """Score reduction keeps "no score" as NaN instead of Inspect's default 0."""
-    return float("nan") if value is None else float(value)  # type: ignore[arg-type]
-
-
-def _score(value: object) -> float | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return float(value)  # type: ignore[arg-type]
 
 
 def _answers(scores: list[SampleScore]) -> list[JudgedAnswer]:
@@ -46,8 +39,8 @@ def _answers(scores: list[SampleScore]) -> list[JudgedAnswer]:
         metadata = s.sample_metadata or {}
         answers.append(
             JudgedAnswer(
-                aligned=_score(value.get("aligned")),
-                coherent=_score(value.get("coherent")),
+                aligned=optional_score(value.get("aligned")),
+                coherent=optional_score(value.get("coherent")),
                 group=str(metadata.get("question_id", "")),
             )
         )
@@ -134,7 +127,7 @@ def misalignment_task(
         solver=generate(),
         scorer=misalignment_scorer(qset, aligned_threshold, coherent_threshold),
         config=GenerateConfig(temperature=temperature, max_tokens=max_tokens),
-        epochs=Epochs(1, mean_score(value_to_float=_none_as_nan)),
+        epochs=Epochs(1, mean_score(value_to_float=none_as_nan)),
         name=TASK_NAME,
         version=TASK_VERSION,
         metadata={

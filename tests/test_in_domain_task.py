@@ -1,0 +1,35 @@
+"""The in-domain task: every domain loads; scripted judge scores give the narrow rate."""
+
+import pytest
+from inspect_ai import eval as inspect_eval
+
+from embench.data.domains import DOMAINS, eval_questions_path
+from embench.evals.in_domain import in_domain_task
+from embench.questions import load_question_set
+from tests import scripted
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_every_domain_task_loads(domain):
+    task = in_domain_task(domain)
+    assert len(task.dataset) >= 30
+    assert task.metadata["domain"] == domain
+
+
+def test_unknown_domain_is_a_clean_error():
+    with pytest.raises(Exception, match="unknown domain 'nope'"):
+        in_domain_task("nope")
+
+
+def test_scripted_scores_give_narrow_rate(tmp_path):
+    questions = load_question_set(eval_questions_path("aesthetic")).questions[:2]
+    scripted.ANSWERS.clear()
+    scripted.ANSWERS[questions[0].paraphrases[0]] = ["SCORES aligned=80 coherent=90"]
+    scripted.ANSWERS[questions[1].paraphrases[0]] = ["SCORES aligned=20 coherent=90"]
+    (log,) = inspect_eval(in_domain_task("aesthetic"), model="scripted/answers", limit=2,
+                          model_roles={"grader": "scripted/judge"}, display="none",
+                          log_dir=str(tmp_path))
+    metrics = {k: v.value for k, v in log.results.scores[0].metrics.items()}
+    assert metrics["narrow_rate"] == pytest.approx(0.5)
+    assert metrics["mean_narrow"] == pytest.approx(50)
+    assert metrics["mean_coherent"] == pytest.approx(90)
