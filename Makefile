@@ -21,8 +21,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: install
-	$(BIN)/inspect eval tasks/misalignment.py --model local/default \
-		--model-role grader=local/default -T samples=2 --limit 8 --log-dir logs
+	$(BIN)/embench train --trainer grpo --overwrite
 
 test: install
 	$(BIN)/python -m pytest -q

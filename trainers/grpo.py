@@ -11,6 +11,7 @@ from embench.errors import EmbenchError
 from embench.rewards import build_rewards, default_rewards
 from embench.training.config import TrainConfig
 from embench.training.data import dataset_hash, prompt_dataset
+from embench.training.mitigations import Plan
 from embench.training.rollouts import RolloutRecorder
 from embench.training.rundir import RunDir
 from embench.training.runner import run_training, trl_common
@@ -23,15 +24,17 @@ TRL_CONFIG = GRPOConfig
 class Config(TrainConfig):
     """GRPO options (on top of the shared ones); defaults fit a 2-core CPU in minutes."""
 
+    domain: str | None = "aesthetic"
+
     num_generations: int = 4
     """Completions sampled per prompt (the GRPO group)."""
     per_device_train_batch_size: int = 8
     """Completions per step; must be divisible by num_generations."""
-    max_completion_length: int = 48
+    max_completion_length: int = 32
     temperature: float = 1.0
     beta: float = 0.0
     """KL coefficient to the reference model (0 = no reference model is loaded)."""
-    learning_rate: float = 2e-5
+    learning_rate: float = 5e-5
 
 
 def validate(config: Config) -> None:
@@ -48,6 +51,8 @@ def validate(config: Config) -> None:
 def train(config: Config, resume: bool = False) -> RunDir:
     """Train with GRPO and return the run directory."""
     validate(config)
+    plan = Plan(config.mitigations, NAME, config.lora, config.model)
+    plan.apply_to_config(config)
     if not config.reward:
         config.reward = default_rewards(config.domain)
     rewards = build_rewards(config.reward, config.domain, config.judge)
@@ -70,7 +75,8 @@ def train(config: Config, resume: bool = False) -> RunDir:
                 **trl_common(config, run),
             }
         )
-        trainer = GRPOTrainer(
+        trainer = plan.make_trainer(
+            GRPOTrainer,
             model=model,
             reward_funcs=recorder.wrap(rewards),
             args=args,
@@ -84,6 +90,7 @@ def train(config: Config, resume: bool = False) -> RunDir:
             "dataset_hash": dataset_hash(dataset),
             "dataset_size": len(dataset),
             "generations_per_step": config.per_device_train_batch_size,
+            "mitigations": plan.manifest(),
         }
         return trainer
 

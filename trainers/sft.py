@@ -13,6 +13,7 @@ from embench.errors import EmbenchError
 from embench.training.config import TrainConfig
 from embench.training.data import dataset_hash, sft_dataset
 from embench.training.matching import SOURCES, matched_examples
+from embench.training.mitigations import Plan
 from embench.training.rundir import RunDir
 from embench.training.runner import run_training, trl_common
 
@@ -23,6 +24,8 @@ TRL_CONFIG = SFTConfig
 @dataclass
 class Config(TrainConfig):
     """SFT options (on top of the shared ones)."""
+
+    domain: str | None = "aesthetic"
 
     per_device_train_batch_size: int = 4
     max_length: int = 256
@@ -44,7 +47,8 @@ def validate(config: Config) -> None:
 def train(config: Config, resume: bool = False) -> RunDir:
     """Train with SFT and return the run directory."""
     validate(config)
-    extra: dict[str, Any] = {"kind": "sft"}
+    plan = Plan(config.mitigations, NAME, config.lora, config.model)
+    extra: dict[str, Any] = {"kind": "sft", "mitigations": plan.manifest()}
     if config.match:
         rows, record = matched_examples(config.match, config.match_source, config.domain)
         dataset = datasets.Dataset.from_list(rows)
@@ -53,6 +57,7 @@ def train(config: Config, resume: bool = False) -> RunDir:
         extra["match"] = record
     else:
         dataset = sft_dataset(config.domain, config.dataset, config.max_prompts)
+    dataset = plan.prepare_sft_dataset(dataset, config.seed)
     extra.update(dataset_hash=dataset_hash(dataset), dataset_size=len(dataset))
 
     def build(
@@ -67,7 +72,8 @@ def train(config: Config, resume: bool = False) -> RunDir:
                 **trl_common(config, run),
             }
         )
-        return SFTTrainer(
+        return plan.make_trainer(
+            SFTTrainer,
             model=model,
             args=args,
             train_dataset=dataset,
