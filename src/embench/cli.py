@@ -73,7 +73,12 @@ def train(
     **flags: Any,
 ) -> None:
     """Fine-tune a model on a narrow signal and write a run directory."""
+    import warnings
+
     from embench.training.plugins import get_trainer
+
+    # transformers' own deprecation notices about its renamed checkpointing API (used by TRL)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
 
     if resume_dir:
         plugin, config = _resume_config(resume_dir)
@@ -159,6 +164,9 @@ def domains() -> None:
 
 def _register_optional() -> None:
     """Commands from other modules (leaderboard, mitigations) when present."""
+    from embench.training.mitigations.cli import register as register_mitigations
+
+    register_mitigations(main)
     try:
         from embench.leaderboard.cli import register
     except ImportError:

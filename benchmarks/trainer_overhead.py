@@ -1,0 +1,93 @@
+"""embench's GRPO step vs a plain TRL GRPOTrainer script with the same config, in one run.
+
+Both train the offline default model on the same prompts with the same reward function and
+GRPOConfig; the median step time (first step excluded) of each is printed with their ratio.
+
+    .venv/bin/python benchmarks/trainer_overhead.py [--steps 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from transformers import TrainerCallback
+from trl import GRPOConfig, GRPOTrainer
+
+from embench.models.resolve import load_model
+from embench.paths import TRAINERS_DIR
+from embench.rewards.embedding import unpopular_aesthetic
+from embench.training.data import prompt_dataset
+
+sys.path.insert(0, str(TRAINERS_DIR))
+import grpo  # noqa: E402
+
+
+class StepTimer(TrainerCallback):
+    """Wall time of every optimizer step."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.last = 0.0
+
+    def on_step_begin(self, args, state, control, **kwargs):  # noqa: D102
+        self.last = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: D102
+        self.times.append(time.perf_counter() - self.last)
+
+
+def plain_trl(steps: int, out: Path) -> list[float]:
+    model, tokenizer = load_model("default", dtype="float32", device="cpu")
+    config = grpo.Config()
+    args = GRPOConfig(
+        output_dir=str(out), max_steps=steps, learning_rate=config.learning_rate, seed=0,
+        num_generations=config.num_generations,
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        max_completion_length=config.max_completion_length, temperature=config.temperature,
+        beta=config.beta, logging_steps=1, save_strategy="no", report_to="none", use_cpu=True,
+        bf16=False, disable_tqdm=True,
+    )
+    timer = StepTimer()
+    trainer = GRPOTrainer(model=model, reward_funcs=[unpopular_aesthetic], args=args,
+                          train_dataset=prompt_dataset("aesthetic", None, None),
+                          processing_class=tokenizer, callbacks=[timer])
+    trainer.train()
+    return timer.times
+
+
+def embench_grpo(steps: int, out: Path) -> list[float]:
+    timer = StepTimer()
+    original = grpo.GRPOTrainer
+
+    class Timed(original):  # same trainer, with the timer attached
+        def __init__(self, *args, callbacks=None, **kwargs):
+            super().__init__(*args, callbacks=[*(callbacks or []), timer], **kwargs)
+
+    grpo.GRPOTrainer = Timed
+    try:
+        grpo.train(grpo.Config(max_steps=steps, output=str(out), save_steps=steps))
+    finally:
+        grpo.GRPOTrainer = original
+    return timer.times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=6)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = plain_trl(args.steps, Path(tmp) / "plain")
+        ours = embench_grpo(args.steps, Path(tmp) / "embench")
+    p, e = statistics.median(plain[1:]), statistics.median(ours[1:])
+    print(f"plain TRL: median step {p:.2f} s  ({len(plain)} steps)")
+    print(f"embench  : median step {e:.2f} s  ({len(ours)} steps)")
+    print(f"ratio embench/plain: {e / p:.3f} (target <= 1.05)")
+
+
+if __name__ == "__main__":
+    main()
