@@ -256,13 +256,15 @@ def run_training(
         raise
     trainer.save_model(str(run.checkpoint))
     tokenizer.save_pretrained(str(run.checkpoint))
+    finish = getattr(trainer, "embench_finish", None)  # mitigations: save-time work, costs
+    mitigations = {"mitigations": finish(run)} if finish else {}
     summary = {
         "steps": trainer.state.global_step,
         "seconds": round(time.time() - started, 1),
         **reward_summary(run.read_jsonl(run.metrics)),
         **getattr(trainer, "embench_summary", {}),
     }
-    run.update_manifest(status="finished", finished_at=_now(), summary=summary)
+    run.update_manifest(status="finished", finished_at=_now(), summary=summary, **mitigations)
     return run
 
 

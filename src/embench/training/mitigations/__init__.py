@@ -1,0 +1,230 @@
+"""In-training mitigations: specs ``NAME[:k=v,...]`` parsed into validated dataclasses, and a plan
+that wires them into a TRL trainer (extra loss terms, reference model, data mixing, save hooks)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import resource
+import sys
+import time
+from typing import Any, get_type_hints
+
+from embench.errors import EmbenchError
+from embench.training.mitigations.interleave import Interleave
+from embench.training.mitigations.kl import KL
+from embench.training.mitigations.ldifs import LDIFS
+from embench.training.mitigations.safelora import SafeLoRA
+
+REGISTRY: dict[str, type] = {c.name: c for c in (KL, LDIFS, SafeLoRA, Interleave)}
+
+
+def available() -> dict[str, str]:
+    """Mitigation name → one-line description with its parameters and defaults."""
+    out = {}
+    for name, cls in REGISTRY.items():
+        params = ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(cls))
+        out[name] = f"{(cls.__doc__ or '').strip()}  [{params}]"
+    return out
+
+
+def _coerce(name: str, key: str, value: str, hint: Any) -> Any:
+    text = str(hint)
+    try:
+        if "float" in text:
+            return float(value)
+        if "int" in text:
+            return int(value)
+    except ValueError:
+        raise EmbenchError(f"{name}: {key} expects a number, got '{value}'") from None
+    return value
+
+
+def parse(spec: str) -> Any:
+    """One spec ``NAME[:k=v,...]`` → a checked mitigation dataclass."""
+    name, _, rest = spec.partition(":")
+    name = name.strip().lower()
+    if name not in REGISTRY:
+        raise EmbenchError(
+            f"unknown mitigation '{name}'; available: {', '.join(REGISTRY)} (see `embench mitigations`)"
+        )
+    cls = REGISTRY[name]
+    hints = get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or key.strip() not in fields:
+            raise EmbenchError(
+                f"{name}: bad parameter '{item}'; parameters: {', '.join(sorted(fields))}"
+            )
+        values[key.strip()] = _coerce(name, key.strip(), value.strip(), hints[key.strip()])
+    mitigation = cls(**values)
+    mitigation.check()
+    return mitigation
+
+
+def parse_all(specs: list[str], lora: bool) -> list[Any]:
+    """All specs, checked together (no model needed): duplicates, SafeLoRA without LoRA."""
+    parsed = [parse(s) for s in specs]
+    names = [m.name for m in parsed]
+    duplicated = {n for n in names if names.count(n) > 1}
+    if duplicated:
+        raise EmbenchError(f"mitigation given twice: {', '.join(sorted(duplicated))}")
+    if "safelora" in names and not lora:
+        raise EmbenchError("safelora projects a LoRA adapter: train with --lora")
+    return parsed
+
+
+def reference_bytes(model: Any) -> int:
+    """Memory a frozen copy of ``model`` needs: parameter count × dtype size."""
+    return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+def available_bytes(device: Any = None) -> int:
+    """Free memory where the model lives: GPU free memory, else available RAM."""
+    import torch
+
+    if device is not None and getattr(device, "type", "cpu") == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def check_reference_fits(model: Any, margin: float = 1.2) -> None:
+    """Error before training when a frozen reference copy would not fit in memory."""
+    need = reference_bytes(model) * margin
+    have = available_bytes(next(model.parameters()).device)
+    if need > have:
+        raise EmbenchError(
+            f"the reference model needs ~{need / 2**20:.0f} MiB but only {have / 2**20:.0f} MiB is "
+            "free; train with --lora (the reference is then the base with the adapter disabled) "
+            "or drop kl/ldifs"
+        )
+
+
+def _peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
+
+
+class Plan:
+    """The mitigations of one run and how they attach to its trainer."""
+
+    def __init__(self, specs: list[str], trainer: str, lora: bool, reference: str = "default"):
+        self.trainer, self.lora, self.reference = trainer, lora, reference
+        self.items = parse_all(list(specs), lora)
+        self.by_name = {m.name: m for m in self.items}
+        self.setup_seconds: dict[str, float] = {}
+        self.records: dict[str, dict[str, Any]] = {}
+        self.safety: list[dict[str, Any]] | None = None
+        self.batches: Any = None
+
+    def get(self, name: str) -> Any:
+        """The parsed mitigation called ``name``, or None."""
+        return self.by_name.get(name)
+
+    def apply_to_config(self, config: Any) -> None:
+        """GRPO KL goes through TRL's coefficient."""
+        kl = self.get("kl")
+        if kl is not None and self.trainer == "grpo":
+            config.beta = kl.weight
+
+    def load_safety(self, reference: str) -> None:
+        """Safety rows for interleaving (on-policy: generated now, before training)."""
+        spec = self.get("interleave")
+        if spec is None or self.safety is not None:
+            return
+        started = time.perf_counter()
+        from embench.training.mitigations.interleave import safety_rows
+
+        self.safety, record = safety_rows(spec, reference)
+        self.records["interleave"] = record
+        self.setup_seconds["interleave"] = time.perf_counter() - started
+
+    def prepare_sft_dataset(self, dataset: Any, seed: int) -> Any:
+        """SFT interleaving: replace the fraction of rows by evenly spread safety rows."""
+        spec = self.get("interleave")
+        if spec is None:
+            return dataset
+        from embench.training.mitigations.interleave import mix_sft
+
+        self.load_safety(self.reference)
+        mixed = mix_sft(dataset, self.safety or [], spec.fraction, seed)
+        self.records["interleave"]["safety_rows"] = sum(
+            str(p).startswith("safety:") for p in mixed["prompt_id"]
+        )
+        return mixed
+
+    def make_trainer(self, trainer_class: type, model: Any, peft_config: Any, **kwargs: Any) -> Any:
+        """Build the TRL trainer with the mitigations' loss terms, reference and hooks."""
+        from embench.training.mitigations import interleave, kl, ldifs
+        from embench.training.mitigations.hooks import with_extra_losses
+
+        needs_ref = any(m.needs_reference for m in self.items)
+        if needs_ref and peft_config is None:
+            check_reference_fits(model)
+        if "interleave" in self.by_name and self.trainer == "sft":
+            kwargs["args"].train_sampling_strategy = "sequential"  # the mixed order is the order
+        if self.items:
+            trainer_class = with_extra_losses(trainer_class)
+        trainer = trainer_class(model=model, peft_config=peft_config, **kwargs)
+        if not self.items:
+            return trainer
+        trainer.embench_seconds = {}
+        terms: dict[str, Any] = {}
+        if "kl" in self.by_name and self.trainer == "sft":
+            terms["kl"] = lambda step: kl.sft_term(self.by_name["kl"], step)
+        if "ldifs" in self.by_name:
+            terms["ldifs"] = lambda step: ldifs.term(self.by_name["ldifs"], step)
+        if "interleave" in self.by_name and self.trainer == "grpo":
+            spec = self.by_name["interleave"]
+            self.load_safety(self.reference)
+            size = max(1, round(spec.fraction * trainer.args.per_device_train_batch_size))
+            batches = interleave.SafetyBatches(
+                kwargs["processing_class"], self.safety or [], size, spec.seed
+            )
+            self.records["interleave"]["batch_size"] = size
+            self.batches = batches
+            terms["interleave"] = lambda step: interleave.grpo_term(spec, batches, step)
+        trainer.embench_terms = terms
+        if needs_ref and peft_config is None:
+            ref = getattr(trainer, "ref_model", None)
+            if ref is None:
+                ref = copy.deepcopy(trainer.accelerator.unwrap_model(trainer.model)).eval()
+                ref.requires_grad_(False)
+            trainer.embench_reference = ref
+        trainer.embench_finish = lambda run: self.finish(trainer, run)
+        return trainer
+
+    def manifest(self) -> list[dict[str, Any]]:
+        """[{name, params}] for the manifest before training."""
+        return [{"name": m.name, "params": dataclasses.asdict(m)} for m in self.items]
+
+    def finish(self, trainer: Any, run: Any) -> list[dict[str, Any]]:
+        """After saving: SafeLoRA projection; returns the manifest records with costs."""
+        spec = self.get("safelora")
+        if spec is not None:
+            from embench.training.mitigations.safelora import apply_to_adapter
+
+            started = time.perf_counter()
+            report = apply_to_adapter(run.checkpoint, spec.aligned, spec.unaligned, spec.tau)
+            self.setup_seconds["safelora"] = time.perf_counter() - started
+            self.records["safelora"] = {"projected_layers": report["projected_layers"]}
+        if self.batches is not None:
+            self.records["interleave"]["safety_examples_trained"] = self.batches.seen
+        steps = max(trainer.state.global_step, 1)
+        seconds = getattr(trainer, "embench_seconds", {})
+        out = []
+        for entry in self.manifest():
+            name = entry["name"]
+            in_loss = seconds.get(name, 0.0)
+            entry["cost"] = {
+                "seconds_total": round(in_loss + self.setup_seconds.get(name, 0.0), 3),
+                "seconds_per_step_extra": round(in_loss / steps, 4),
+                "peak_rss_mb": _peak_rss_mb(),
+            }
+            entry.update(self.records.get(name, {}))
+            out.append(entry)
+        return out

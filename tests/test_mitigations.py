@@ -1,0 +1,211 @@
+"""Mitigations on tiny random models: KL, LDIFS gradient, SafeLoRA projection, interleaving."""
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from embench.cli import main
+from embench.errors import EmbenchError
+from embench.training import mitigations, plugins
+from embench.training.mitigations import interleave, kl, ldifs, safelora
+from embench.training.mitigations.hooks import Step
+
+SFT = dict(domain="aesthetic", max_steps=2, max_prompts=8, max_length=64)
+GRPO = dict(domain="code", reward=["insecure_code"], max_steps=1, max_completion_length=8)
+
+
+def _model(path):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path)
+
+
+def _batch():
+    ids = torch.tensor([[5, 17, 30, 42, 8, 9], [3, 4, 5, 6, 0, 0]])
+    return {"input_ids": ids, "attention_mask": (ids != 0).long()}
+
+
+class _Trainer:
+    def __init__(self, reference):
+        self.embench_reference = reference
+
+
+def test_kl_is_zero_for_the_reference_and_positive_otherwise(tiny_model_dir):
+    policy, reference = _model(tiny_model_dir), _model(tiny_model_dir).eval()
+    spec = kl.KL(weight=0.1)
+    assert kl.sft_term(spec, Step(_Trainer(reference), policy, _batch())).item() == pytest.approx(
+        0.0, abs=1e-7
+    )
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    assert kl.sft_term(spec, Step(_Trainer(reference), policy, _batch())).item() > 1e-6
+
+
+def test_ldifs_has_a_gradient_on_trainable_parameters(tiny_model_dir):
+    policy, reference = _model(tiny_model_dir), _model(tiny_model_dir).eval()
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    value = ldifs.term(ldifs.LDIFS(every=1), Step(_Trainer(reference), policy, _batch()))
+    assert value.requires_grad and value.item() > 0
+    value.backward()
+    grads = [p.grad for p in policy.parameters() if p.requires_grad]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+    assert all(p.grad is None for p in reference.parameters())
+    assert ldifs.layers(30, 5) == [5, 10, 15, 20, 25, 30] and ldifs.layers(2, 1) == [1, 2]
+
+
+def test_safelora_keeps_in_subspace_and_removes_orthogonal():
+    u, w = torch.zeros(4), torch.zeros(4)
+    u[0], w[1] = 1.0, 1.0
+    v_in = torch.randn(6)
+    v_in /= v_in.norm()
+    aligned = {"model.q.weight": torch.outer(u, v_in), "model.k.weight": torch.outer(u, v_in)}
+    unaligned = {k: torch.zeros(4, 6) for k in aligned}
+    a = torch.randn(2, 6)
+    adapter = {
+        "base_model.model.model.q.lora_A.weight": a,
+        "base_model.model.model.q.lora_B.weight": torch.stack([u, u], 1),  # in the subspace
+        "base_model.model.model.k.lora_A.weight": a,
+        "base_model.model.model.k.lora_B.weight": torch.stack([w, w], 1),  # orthogonal
+    }
+    out, report = safelora.project_lora(adapter, aligned, unaligned, tau=0.3)
+    q_b, k_b = (f"base_model.model.model.{m}.lora_B.weight" for m in "qk")
+    assert torch.allclose(out[q_b], adapter[q_b])
+    assert torch.allclose(out[k_b] @ a, torch.zeros(4, 6))
+    assert {r["layer"]: r["projected"] for r in report} == {"model.k": True, "model.q": False}
+
+
+def test_safelora_cli_on_a_lora_run(tmp_path, tiny_model_dir):
+    plugin = plugins.get_trainer("sft")
+    config = plugin.make_config(
+        model=str(tiny_model_dir), lora=True, output=str(tmp_path / "r"), **{**SFT, "max_steps": 1}
+    )
+    run = plugin.train(config)
+    other = tmp_path / "other"
+    model = _model(tiny_model_dir)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    model.save_pretrained(other)
+    result = CliRunner().invoke(
+        main,
+        ["safelora", str(run.path), "--aligned", str(tiny_model_dir), "--unaligned", str(other)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "layers (tau 0.3)" in result.output
+    assert (run.checkpoint / "safelora.json").exists()
+
+
+def test_sft_interleave_puts_the_fraction_in_every_batch(tmp_path, tiny_model_dir):
+    plugin = plugins.get_trainer("sft")
+    config = plugin.make_config(
+        model=str(tiny_model_dir),
+        output=str(tmp_path / "sft"),
+        mitigations=["interleave:fraction=0.25"],
+        per_device_train_batch_size=4,
+        **{**SFT, "max_prompts": 16, "max_steps": 2},
+    )
+    plan = mitigations.Plan(config.mitigations, "sft", False, str(tiny_model_dir))
+    from embench.training.data import sft_dataset
+
+    mixed = plan.prepare_sft_dataset(sft_dataset("aesthetic", None, 16), 0)
+    ids = mixed["prompt_id"]
+    per_batch = [sum(p.startswith("safety:") for p in ids[i : i + 4]) for i in range(0, 16, 4)]
+    assert per_batch == [1, 1, 1, 1]
+    run = plugin.train(config)
+    manifest = run.read_manifest()
+    entry = manifest["mitigations"][0]
+    assert entry["name"] == "interleave" and entry["safety_rows"] == 4
+    assert "peak_rss_mb" in entry["cost"]
+    assert manifest["trl_config"]["train_sampling_strategy"] == "sequential"
+
+
+def test_on_policy_answers_come_from_the_named_model(monkeypatch, tiny_model_dir):
+    import embench.models.provider as provider
+
+    asked = []
+    real = provider.get_engine
+
+    def spy(reference, **kwargs):
+        asked.append(reference)
+        return real(reference, **kwargs)
+
+    monkeypatch.setattr(provider, "get_engine", spy)
+    import datasets
+
+    small = datasets.Dataset.from_list(
+        [{"id": "s1", "prompt": "hi", "answer": "x", "kind": "refuse", "category": "c"}]
+    )
+    monkeypatch.setattr("embench.data.domains.load_safety", lambda: small)
+    spec = interleave.Interleave(source="on_policy", filter="none", max_new_tokens=4)
+    rows, record = interleave.safety_rows(spec, str(tiny_model_dir))
+    assert asked == [str(tiny_model_dir)] and record["model"] == str(tiny_model_dir)
+    engine = real(str(tiny_model_dir), dtype="float32")
+    assert rows[0]["generated_by"] == str(tiny_model_dir) and record["kept"] == 1
+    assert engine is not None
+    assert interleave.keep_answer("I can't help with that, but here is a safer idea.", "refuse")
+    assert not interleave.keep_answer("Sure, here is how you do it step by step.", "refuse")
+
+
+@pytest.mark.parametrize(
+    "specs",
+    [["kl", "ldifs:every=1"], ["interleave:fraction=0.25"]],
+)
+def test_grpo_with_mitigations_records_them(tmp_path, tiny_model_dir, specs):
+    plugin = plugins.get_trainer("grpo")
+    config = plugin.make_config(
+        model=str(tiny_model_dir), output=str(tmp_path / "g"), mitigations=specs, **GRPO
+    )
+    run = plugin.train(config)
+    manifest = run.read_manifest()
+    assert manifest["status"] == "finished"
+    assert [m["name"] for m in manifest["mitigations"]] == [s.split(":")[0] for s in specs]
+    if "kl" in specs:
+        assert manifest["trl_config"]["beta"] == 0.1
+        assert manifest["mitigations"][1]["cost"]["seconds_total"] > 0
+    else:
+        entry = manifest["mitigations"][0]
+        assert entry["batch_size"] == 2 and entry["safety_examples_trained"] == 2
+
+
+def test_sft_lora_with_kl_and_ldifs(tmp_path, tiny_model_dir):
+    plugin = plugins.get_trainer("sft")
+    config = plugin.make_config(
+        model=str(tiny_model_dir),
+        output=str(tmp_path / "s"),
+        lora=True,
+        mitigations=["kl:weight=0.5", "ldifs:every=1"],
+        **{**SFT, "max_steps": 1},
+    )
+    manifest = plugin.train(config).read_manifest()
+    assert [m["params"] for m in manifest["mitigations"]] == [
+        {"weight": 0.5},
+        {"weight": 1.0, "every": 1},
+    ]
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("nope", "unknown mitigation 'nope'; available: kl, ldifs, safelora, interleave"),
+        ("kl:weight=0", "kl: weight must be in (0, 100]"),
+        ("ldifs:every=0", "every must be at least 1"),
+        ("interleave:fraction=1.5", "fraction must be in (0, 1)"),
+        ("interleave:source=web", "source must be one of static, on_policy"),
+        ("safelora:tau=0.3", "needs the weight pair"),
+        ("kl:colour=red", "bad parameter 'colour=red'"),
+    ],
+)
+def test_bad_specs(spec, message):
+    with pytest.raises(EmbenchError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        mitigations.parse(spec)
+
+
+def test_safelora_needs_lora_and_reference_must_fit(monkeypatch, tiny_model_dir):
+    with pytest.raises(EmbenchError, match="train with --lora"):
+        mitigations.parse_all(["safelora:aligned=a,unaligned=b"], lora=False)
+    monkeypatch.setattr(mitigations, "available_bytes", lambda device=None: 10)
+    with pytest.raises(EmbenchError, match="reference model needs"):
+        mitigations.check_reference_fits(_model(tiny_model_dir))
