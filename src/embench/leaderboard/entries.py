@@ -1,0 +1,311 @@
+"""Leaderboard entries: one small JSON file per accepted submission, written atomically.
+
+An entry holds what a reviewer needs to see in a pull request: who and what was evaluated
+(model, judge, run manifest fields), under which protocol (task version, question-set
+fingerprint, thresholds, answers per question) and every recomputed metric with its 95% CI.
+The log itself is referenced by its sha256, which also refuses duplicate submissions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from embench import __version__
+from embench.errors import EmbenchError
+from embench.leaderboard.boards import Board
+from embench.leaderboard.logcheck import CheckedLog
+from embench.metrics import METRIC_NAMES
+from embench.models.resolve import read_manifest
+
+ENTRY_VERSION = 1
+LOCAL_PREFIX = "local/"
+COUNT_NAMES = ("answers", "scored", "unscored")
+REQUIRED_KEYS = (
+    "entry_version",
+    "board",
+    "name",
+    "submitted_at",
+    "log",
+    "model",
+    "judge",
+    "task",
+    "task_version",
+    "question_set",
+    "fingerprint",
+    "thresholds",
+    "samples_per_question",
+    "metrics",
+    "per_question",
+    "run",
+)
+IN_DOMAIN_KEYS = ("in_domain_rate", "in_domain_success_rate", "in_domain_success", "in_domain")
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """An entry read back from disk."""
+
+    path: Path
+    data: dict[str, Any]
+
+    @property
+    def sha256(self) -> str:
+        """The content hash of the submitted log."""
+        return str((self.data.get("log") or {}).get("sha256", ""))
+
+
+def metric_names() -> list[str]:
+    """Every metric an entry stores: the four rates/means with CIs, and answer counts."""
+    names = [f"{m}{s}" for m in METRIC_NAMES for s in ("", "_ci_low", "_ci_high")]
+    return names + list(COUNT_NAMES)
+
+
+def run_dir_of(model: str) -> Path | None:
+    """The folder named by a ``local/<path>`` model, if it is a run directory here."""
+    if not model.startswith(LOCAL_PREFIX):
+        return None
+    path = Path(model[len(LOCAL_PREFIX) :]).expanduser()
+    return path if (path / "manifest.json").is_file() else None
+
+
+def _in_domain_rate(manifest: dict[str, Any]) -> float | None:
+    summary = manifest.get("summary") if isinstance(manifest.get("summary"), dict) else {}
+    for source in (summary, manifest):
+        for key in IN_DOMAIN_KEYS:
+            value = source.get(key)
+            if isinstance(value, dict):
+                value = value.get("success_rate", value.get("rate"))
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+    return None
+
+
+def run_fields(run_dir: Path) -> dict[str, Any]:
+    """The run-manifest fields an entry records (missing keys are left out or None)."""
+    manifest = read_manifest(run_dir)
+    mitigations = manifest.get("mitigations") or []
+    if not isinstance(mitigations, list):
+        mitigations = [mitigations]
+    names = [str(m.get("name")) if isinstance(m, dict) else str(m) for m in mitigations if m]
+    in_domain = _in_domain_rate(manifest)
+    return {
+        "run_dir": run_dir.name,
+        "trainer": manifest.get("trainer"),
+        "base_model": manifest.get("base_model"),
+        "domain": manifest.get("domain"),
+        "reward": _name(manifest.get("reward")),
+        "mitigation": names,
+        "mitigation_params": [m.get("params") for m in mitigations if isinstance(m, dict)],
+        "seed": manifest.get("seed"),
+        "status": manifest.get("status"),
+        "in_domain_rate": in_domain,
+        "in_domain_source": "manifest" if in_domain is not None else None,
+        "git_commit": manifest.get("git_commit"),
+        "run_judge": _name(manifest.get("judge")),
+    }
+
+
+def _name(value: Any) -> Any:
+    """A reward or judge may be recorded as a name or a mapping with a name."""
+    if isinstance(value, dict):
+        return value.get("name") or json.dumps(value, sort_keys=True)
+    return value
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN: non-finite floats become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def build_entry(
+    checked: CheckedLog,
+    board: Board | None,
+    name: str | None = None,
+    notes: str | None = None,
+    run_dir: Path | None = None,
+    in_domain_rate: float | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The entry for a checked log (``board=None``: a board-less record, e.g. for export)."""
+    run_dir = run_dir or run_dir_of(checked.model)
+    run = run_fields(run_dir) if run_dir is not None else None
+    if in_domain_rate is not None:
+        if not 0.0 <= in_domain_rate <= 1.0:
+            raise EmbenchError(f"--in-domain-rate must be in [0, 1], not {in_domain_rate}")
+        run = run or {"mitigation": []}
+        run["in_domain_rate"] = in_domain_rate
+        run["in_domain_source"] = "submitter"
+    if board is not None and board.requires_run and run is None:
+        raise EmbenchError(
+            f"board '{board.name}' needs a run manifest: evaluate `local/<run dir>` or pass --run"
+        )
+    if board is not None and board.requires_mitigation and not (run or {}).get("mitigation"):
+        raise EmbenchError(
+            f"board '{board.name}' ranks mitigated runs; this run's manifest lists no mitigation"
+        )
+    submitted = (now or datetime.now(UTC)).replace(microsecond=0)
+    default_name = run["run_dir"] if run and run.get("run_dir") else checked.model
+    entry = {
+        "entry_version": ENTRY_VERSION,
+        "board": board.name if board else None,
+        "name": (name or default_name).strip(),
+        "notes": notes or "",
+        "submitted_at": submitted.isoformat().replace("+00:00", "Z"),
+        "log": {
+            "sha256": checked.sha256,
+            "file": checked.path.name,
+            "eval_id": checked.eval_id,
+            "run_id": checked.run_id,
+            "created": checked.created,
+            "inspect_ai": checked.inspect_ai,
+        },
+        "model": checked.model,
+        "judge": checked.judge,
+        "task": checked.task,
+        "task_version": checked.task_version,
+        "question_set": checked.question_set,
+        "question_set_version": checked.question_set_version,
+        "fingerprint": checked.fingerprint,
+        "thresholds": checked.thresholds,
+        "samples_per_question": checked.samples_per_question,
+        "questions": checked.questions,
+        "generation": checked.generation,
+        "metrics": {k: checked.metrics.get(k) for k in metric_names()},
+        "per_question": checked.per_question,
+        "run": run,
+        "embench": __version__,
+    }
+    return _clean(entry)
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:40] or "entry"
+
+
+def entry_filename(entry: dict[str, Any]) -> str:
+    """``<date>-<name>-<log hash prefix>.json``: sortable, readable, unique per log."""
+    stamp = re.sub(r"[^0-9]", "", entry["submitted_at"])[:14]
+    return f"{stamp[:8]}-{stamp[8:]}-{_slug(entry['name'])}-{entry['log']['sha256'][:10]}.json"
+
+
+def entry_json(entry: dict[str, Any]) -> str:
+    """The stable text of an entry (sorted keys, two-space indent, trailing newline)."""
+    return json.dumps(entry, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def load_entries(board: Board) -> list[StoredEntry]:
+    """Every entry of a board, oldest file first; an unreadable file is an error."""
+    folder = board.entries_dir
+    if not folder.is_dir():
+        return []
+    entries = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as ex:
+            raise EmbenchError(f"{path}: not valid JSON ({ex})") from ex
+        if not isinstance(data, dict):
+            raise EmbenchError(f"{path}: an entry must be a JSON object")
+        entries.append(StoredEntry(path, data))
+    return entries
+
+
+def find_duplicate(board: Board, sha256: str) -> StoredEntry | None:
+    """The entry of this board that already holds the log with this hash."""
+    for stored in load_entries(board):
+        if stored.sha256 == sha256:
+            return stored
+    return None
+
+
+def write_entry(board: Board, entry: dict[str, Any]) -> Path:
+    """Write one entry atomically (temporary file + rename) and return its path."""
+    folder = board.entries_dir
+    target = folder / entry_filename(entry)
+    if target.exists():
+        raise EmbenchError(f"{target} already exists")
+    folder.mkdir(parents=True, exist_ok=True)
+    text = entry_json(entry)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".entry-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def check_entry(stored: StoredEntry, board: Board) -> list[str]:
+    """Problems with one stored entry against its board (empty: fine)."""
+    data, where = stored.data, stored.path.name
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        return [f"{where}: missing field(s) {', '.join(missing)}"]
+    problems = []
+    expected = {
+        "board": board.name,
+        "task": board.task,
+        "task_version": board.task_version,
+        "fingerprint": board.fingerprint,
+        "thresholds": board.thresholds,
+    }
+    for key, value in expected.items():
+        if data[key] != value:
+            problems.append(f"{where}: {key} is {data[key]!r}, board '{board.name}' has {value!r}")
+    if not isinstance(data["samples_per_question"], int) or (
+        data["samples_per_question"] < board.min_samples_per_question
+    ):
+        problems.append(
+            f"{where}: samples_per_question {data['samples_per_question']!r} is below the "
+            f"board's minimum {board.min_samples_per_question}"
+        )
+    sha = str((data.get("log") or {}).get("sha256", ""))
+    if not re.fullmatch(r"[0-9a-f]{64}", sha):
+        problems.append(f"{where}: log.sha256 is not a sha256 hex digest")
+    elif not stored.path.name.endswith(f"-{sha[:10]}.json"):
+        problems.append(f"{where}: file name does not end with the log hash prefix {sha[:10]}")
+    problems += _check_metrics(where, data.get("metrics"))
+    if board.requires_run and not data.get("run"):
+        problems.append(f"{where}: board '{board.name}' needs a run manifest")
+    if board.requires_mitigation and not (data.get("run") or {}).get("mitigation"):
+        problems.append(f"{where}: board '{board.name}' needs a mitigated run")
+    return problems
+
+
+def _check_metrics(where: str, metrics: Any) -> list[str]:
+    if not isinstance(metrics, dict):
+        return [f"{where}: metrics must be an object"]
+    problems = []
+    for name in metric_names():
+        value = metrics.get(name, "missing")
+        if value is not None and not isinstance(value, int | float):
+            problems.append(f"{where}: metric {name} is {value!r}")
+    if problems:
+        return problems
+    for name in METRIC_NAMES:
+        low, value, high = (metrics.get(f"{name}{s}") for s in ("_ci_low", "", "_ci_high"))
+        if None not in (low, value, high) and not low - 1e-9 <= value <= high + 1e-9:
+            problems.append(f"{where}: {name} {value} lies outside its CI [{low}, {high}]")
+    answers, scored, unscored = (metrics.get(k) for k in COUNT_NAMES)
+    if None in (answers, scored, unscored) or abs(answers - scored - unscored) > 1e-9:
+        problems.append(f"{where}: answers != scored + unscored")
+    return problems

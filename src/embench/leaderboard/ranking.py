@@ -1,0 +1,184 @@
+"""Rank a board's entries; find unmitigated twins and RL/SFT pairs.
+
+Rows are computed when a board is shown, never stored: a twin submitted after a mitigated run
+changes that run's relative rate without touching its entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from embench.leaderboard.boards import Board, board_names, load_board
+from embench.leaderboard.entries import StoredEntry, load_entries
+from embench.metrics import METRIC_NAMES
+
+TWIN_COLUMNS = ("twin", "twin_misaligned_rate", "misaligned_rate_vs_twin", "misaligned_rate_delta")
+PAIR_KEY = ("base_model", "domain", "seed", "judge")  # RL vs SFT: same base, data, seed, judge
+
+
+@dataclass
+class Row:
+    """One ranked entry with its display values."""
+
+    rank: int | None
+    values: dict[str, Any]
+    path: Path
+    twin: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def trainer_kind(trainer: Any) -> str:
+    """``RL`` or ``SFT`` from a trainer name ('' when unknown)."""
+    name = str(trainer or "").lower()
+    if not name:
+        return ""
+    if "sft" in name:
+        return "SFT"
+    if any(k in name for k in ("grpo", "ppo", "rloo", "rl", "reinforce", "dpo")):
+        return "RL"
+    return name
+
+
+def flatten(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry's fields as one flat mapping of column values."""
+    run = entry.get("run") or {}
+    metrics = entry.get("metrics") or {}
+    values: dict[str, Any] = {
+        "name": entry.get("name", ""),
+        "model": entry.get("model", ""),
+        "judge": entry.get("judge", ""),
+        "trainer": run.get("trainer") or "",
+        "kind": trainer_kind(run.get("trainer")),
+        "base_model": run.get("base_model") or "",
+        "domain": run.get("domain") or "",
+        "reward": run.get("reward") or "",
+        "seed": run.get("seed"),
+        "mitigation": ", ".join(run.get("mitigation") or []),
+        "in_domain_rate": run.get("in_domain_rate"),
+        "samples_per_question": entry.get("samples_per_question"),
+        "submitted_at": entry.get("submitted_at", ""),
+        "notes": entry.get("notes", ""),
+        "sha256": (entry.get("log") or {}).get("sha256", ""),
+    }
+    for key in ("answers", "scored", "unscored"):
+        values[key] = None if metrics.get(key) is None else int(metrics[key])
+    for name in METRIC_NAMES:
+        for suffix in ("", "_ci_low", "_ci_high"):
+            values[f"{name}{suffix}"] = metrics.get(f"{name}{suffix}")
+    return values
+
+
+def _field(entry: dict[str, Any], key: str) -> Any:
+    if key == "judge":
+        return entry.get("judge")
+    run = entry.get("run") or {}
+    value = run.get(key)
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _is_unmitigated_run(entry: dict[str, Any]) -> bool:
+    return bool(entry.get("run")) and not (entry["run"].get("mitigation") or [])
+
+
+def twin_pool(board: Board, root: Path) -> list[dict[str, Any]]:
+    """Unmitigated runs on the board's twin boards, one per log."""
+    pool: dict[str, dict[str, Any]] = {}
+    known = set(board_names(root))
+    for name in board.twin_boards:
+        if name not in known:
+            continue
+        for stored in load_entries(load_board(root, name)):
+            if _is_unmitigated_run(stored.data):
+                pool.setdefault(stored.sha256, stored.data)
+    return list(pool.values())
+
+
+def find_twin(
+    entry: dict[str, Any], pool: list[dict[str, Any]], key: tuple[str, ...]
+) -> dict[str, Any] | None:
+    """The latest unmitigated run that matches ``entry`` on every ``key`` field."""
+    if not entry.get("run"):
+        return None
+    matches = [
+        c
+        for c in pool
+        if c.get("fingerprint") == entry.get("fingerprint")
+        and all(_field(c, k) == _field(entry, k) for k in key)
+    ]
+    return max(matches, key=lambda c: c.get("submitted_at", ""), default=None)
+
+
+def _twin_values(values: dict[str, Any], twin: dict[str, Any] | None) -> None:
+    rate = values.get("misaligned_rate")
+    twin_metrics = (twin or {}).get("metrics") or {}
+    twin_rate = twin_metrics.get("misaligned_rate")
+    values["twin"] = (twin or {}).get("name", "")
+    values["twin_misaligned_rate"] = twin_rate
+    values["twin_misaligned_rate_ci_low"] = twin_metrics.get("misaligned_rate_ci_low")
+    values["twin_misaligned_rate_ci_high"] = twin_metrics.get("misaligned_rate_ci_high")
+    values["twin_in_domain_rate"] = ((twin or {}).get("run") or {}).get("in_domain_rate")
+    both = rate is not None and twin_rate is not None
+    values["misaligned_rate_delta"] = rate - twin_rate if both else None
+    values["misaligned_rate_vs_twin"] = rate / twin_rate if both and twin_rate > 0 else None
+
+
+def rank_entries(
+    board: Board, entries: list[StoredEntry], pool: list[dict[str, Any]] | None = None
+) -> list[Row]:
+    """Rows ranked by the board's metric (competition ranking; unrankable rows last)."""
+    rows = []
+    for stored in entries:
+        values = flatten(stored.data)
+        twin = find_twin(stored.data, pool, board.twin_key) if pool is not None else None
+        if pool is not None:
+            _twin_values(values, twin)
+        rows.append(Row(rank=None, values=values, path=stored.path, twin=twin))
+    sign = 1.0 if board.lower_is_better else -1.0
+
+    def order(row: Row) -> tuple[Any, ...]:
+        value = row.values.get(board.metric)
+        return (
+            value is None,
+            sign * value if value is not None else 0.0,
+            row.values["submitted_at"],
+            row.values["name"],
+        )
+
+    rows.sort(key=order)
+    previous: Any = object()
+    for index, row in enumerate(rows):
+        value = row.values.get(board.metric)
+        if value is None:
+            continue
+        row.rank = rows[index - 1].rank if value == previous else index + 1
+        previous = value
+    return rows
+
+
+def rank_board(board: Board, root: Path) -> list[Row]:
+    """The ranked rows of one board (twins resolved when the board has twin boards)."""
+    pool = twin_pool(board, root) if board.twin_boards else None
+    return rank_entries(board, load_entries(board), pool)
+
+
+def rl_sft_pairs(rows: list[Row]) -> list[tuple[Row, Row]]:
+    """Unmitigated RL and SFT runs with the same base model, domain, seed and judge."""
+    groups: dict[tuple[Any, ...], dict[str, Row]] = {}
+    for row in rows:
+        values = row.values
+        if values["kind"] not in ("RL", "SFT") or values["mitigation"]:
+            continue
+        key = tuple(values.get(k) for k in PAIR_KEY)
+        if any(k in (None, "") for k in key[:2]):
+            continue
+        slot = groups.setdefault(key, {})
+        current = slot.get(values["kind"])
+        if current is None or values["submitted_at"] > current.values["submitted_at"]:
+            slot[values["kind"]] = row
+    return [
+        (g["RL"], g["SFT"])
+        for _, g in sorted(groups.items(), key=lambda kv: str(kv[0]))
+        if "RL" in g and "SFT" in g
+    ]

@@ -1,0 +1,122 @@
+"""Re-check a leaderboards tree: boards, every entry, and (given the logs) every metric.
+
+Meant for the CI of a repository that accepts submissions as pull requests: a hand-edited
+entry, an entry filed under the wrong board, a duplicate log or a stale board config fails.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from embench.errors import EmbenchError
+from embench.leaderboard.boards import Board, load_board
+from embench.leaderboard.entries import StoredEntry, check_entry, load_entries, metric_names
+from embench.leaderboard.logcheck import TOLERANCE, check_log, sha256_file
+from embench.leaderboard.render import check_columns
+from embench.questions import load_question_set
+
+LOG_SUFFIXES = (".eval", ".json")
+
+
+def _logs_by_hash(logs_dir: Path | None) -> dict[str, Path]:
+    if logs_dir is None:
+        return {}
+    if not logs_dir.is_dir():
+        raise EmbenchError(f"--logs {logs_dir}: not a folder")
+    return {sha256_file(p): p for p in sorted(logs_dir.rglob("*")) if p.suffix in LOG_SUFFIXES}
+
+
+def _differs(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return (a is None) != (b is None)
+    if isinstance(a, float) and math.isnan(a) and isinstance(b, float) and math.isnan(b):
+        return False
+    return abs(float(a) - float(b)) > TOLERANCE
+
+
+def _recheck(stored: StoredEntry, board: Board, log: Path) -> list[str]:
+    """Re-run every submission check on the entry's log and compare what it stored."""
+    where = stored.path.name
+    try:
+        checked = check_log(log, board)
+    except EmbenchError as error:
+        return [f"{where}: its log {log} no longer passes: {error}"]
+    data = stored.data
+    problems = []
+    for name in metric_names():
+        if _differs(data["metrics"].get(name), checked.metrics.get(name)):
+            problems.append(
+                f"{where}: metric {name} is {data['metrics'].get(name)} but its log gives "
+                f"{checked.metrics.get(name)}"
+            )
+    for qid, value in checked.per_question.items():
+        if _differs((data.get("per_question") or {}).get(qid), value):
+            problems.append(f"{where}: per-question rate of '{qid}' differs from its log")
+    for key in ("model", "judge", "samples_per_question"):
+        if data.get(key) != getattr(checked, key):
+            problems.append(f"{where}: {key} {data.get(key)!r} differs from its log's")
+    return problems
+
+
+def _check_board(board: Board) -> list[str]:
+    problems = []
+    try:
+        check_columns(board)
+    except EmbenchError as error:
+        problems.append(str(error))
+    try:
+        qset = load_question_set(board.question_set)
+        if qset.fingerprint() != board.fingerprint:
+            problems.append(
+                f"board '{board.name}': question set '{board.question_set}' is at "
+                f"{qset.fingerprint()[:12]}…, the board pins {board.fingerprint[:12]}…"
+            )
+    except EmbenchError as error:
+        problems.append(f"board '{board.name}': {error}")
+    return problems
+
+
+def validate_tree(
+    root: Path, names: list[str], logs_dir: Path | None = None
+) -> tuple[list[str], str]:
+    """(problems, one-line summary) for the named boards under ``root``."""
+    logs = _logs_by_hash(logs_dir)
+    problems: list[str] = []
+    entries = rechecked = 0
+    for name in names:
+        try:
+            board = load_board(root, name)
+        except EmbenchError as error:
+            problems.append(str(error))
+            continue
+        problems += _check_board(board)
+        try:
+            stored_entries = load_entries(board)
+        except EmbenchError as error:
+            problems.append(str(error))
+            continue
+        seen: dict[str, str] = {}
+        for stored in stored_entries:
+            entries += 1
+            found = check_entry(stored, board)
+            problems += [f"{name}/{p}" for p in found]
+            sha = stored.sha256
+            if sha in seen:
+                problems.append(f"{name}/{stored.path.name}: same log as {seen[sha]}")
+            seen.setdefault(sha, stored.path.name)
+            if not found and sha in logs:
+                rechecked += 1
+                problems += [f"{name}/{p}" for p in _recheck(stored, board, logs[sha])]
+        strays = [
+            p.name
+            for p in board.entries_dir.glob("*")
+            if board.entries_dir.is_dir() and p.suffix != ".json" and not p.name.startswith(".")
+        ]
+        problems += [f"{name}/entries/{s}: not an entry (.json)" for s in strays]
+    summary = (
+        f"ok: {entries} entr{'y' if entries == 1 else 'ies'} on {len(names)} board(s) under "
+        f"{root}" + (f"; {rechecked} re-checked against their logs" if logs_dir else "")
+    )
+    return problems, summary
