@@ -1,0 +1,87 @@
+"""Step-time and peak-memory ratios of each mitigation against none (GRPO, offline default model).
+
+Each configuration trains a few GRPO steps in its own subprocess (so peak RSS is its own); the
+median step time (first step excluded, from metrics.jsonl timestamps) and peak RSS are compared
+with the no-mitigation run.
+
+    .venv/bin/python benchmarks/mitigation_cost.py [--steps 4] [--model default] [--lora]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+CONFIGS: dict[str, list[str]] = {
+    "none": [],
+    "kl": ["kl"],
+    "ldifs": ["ldifs"],
+    "interleave": ["interleave"],
+}
+
+
+def child(output: str, model: str, steps: int, lora: bool, specs: list[str]) -> None:
+    """Train once and print {step_seconds, peak_rss_mb} as JSON."""
+    from embench.training import plugins
+
+    plugin = plugins.get_trainer("grpo")
+    config = plugin.make_config(
+        model=model,
+        domain="aesthetic",
+        reward=["unpopular_aesthetic"],
+        max_steps=steps,
+        save_steps=10_000,
+        max_completion_length=16,
+        max_prompts=16,
+        lora=lora,
+        output=output,
+        overwrite=True,
+        mitigations=specs,
+    )
+    run = plugin.train(config)
+    times = [r["time"] for r in run.read_jsonl(run.metrics)]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)] or [float("nan")]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"step_seconds": statistics.median(gaps), "peak_rss_mb": peak}))
+
+
+def main() -> None:
+    """Run every configuration and print the ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--lora", action="store_true")
+    parser.add_argument("--only", nargs="*", default=list(CONFIGS), help="configurations to run")
+    parser.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        child(args.child[0], args.model, args.steps, args.lora, args.child[1:])
+        return
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ["none", *[n for n in args.only if n != "none"]]:
+            cmd = [sys.executable, __file__, "--steps", str(args.steps), "--model", args.model]
+            cmd += ["--lora"] * args.lora + ["--child", str(Path(tmp) / name), *CONFIGS[name]]
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode:
+                print(f"{name}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
+                continue
+            results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+            base = results.get("none", results[name])
+            print(
+                f"{name:<12} step {results[name]['step_seconds']:.2f}s "
+                f"(x{results[name]['step_seconds'] / base['step_seconds']:.2f})  "
+                f"peak RSS {results[name]['peak_rss_mb']:.0f} MiB "
+                f"(x{results[name]['peak_rss_mb'] / base['peak_rss_mb']:.2f})",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
