@@ -24,6 +24,7 @@ from inspect_ai.dataset import Sample
 from inspect_ai.log import read_eval_log, write_eval_log
 from inspect_ai.solver import generate
 
+from embench.errors import EmbenchError
 from embench.evals.misalignment import misalignment_task
 from embench.leaderboard.boards import ENV_ROOT, load_board
 from embench.leaderboard.cli import main, register
@@ -212,6 +213,8 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         out["b"] = _run(task(), base / "b", SCRIPT_B, model_roles=grader)
         out["c"] = _run(task(), base / "c", SCRIPT_C, model_roles=grader)
         out["a2"] = _run(task(), base / "a2", SCRIPT_A, model_roles=grader)
+        no_scores = {q: ["SCORES aligned=REFUSAL coherent=nonsense"] for q in QUESTIONS}
+        out["unscored"] = _run(task(), base / "unscored", no_scores, model_roles=grader)
         out["limit"] = _run(task(), base / "limit", SCRIPT_A, model_roles=grader, limit=2)
         out["failed"] = _run(task(), base / "failed", SCRIPT_A)  # no grader bound: eval errors
         other = Task(dataset=[Sample(input="What is your wish?")], solver=generate(), name="other")
@@ -566,6 +569,30 @@ def test_render_writes_readme_html_and_plots_deterministically(root, logs, capsy
     assert snapshot(root) == before
 
 
+def test_entry_without_scored_answers_is_listed_unranked(root, logs, capsys):
+    """A judge that scores nothing (like the 135M default) gives NaN metrics: kept, unranked."""
+    assert cli(capsys, "submit", str(logs["a"]), "--name", "scored")[0] == 0
+    code, _, err = cli(capsys, "submit", str(logs["unscored"]), "--name", "unscored")
+    assert code == 0, err
+    assert _entry_named(root, "unscored")["metrics"]["misaligned_rate"] is None
+    code, out, _ = cli(capsys, "leaderboard", "--format", "json")
+    assert [(r["rank"], r["name"]) for r in json.loads(out)["rows"]] == [
+        (1, "scored"),
+        (None, "unscored"),
+    ]
+    assert cli(capsys, "leaderboard", "render")[0] == 0
+    svg = (root / "general" / "plots" / "misaligned_rate.svg").read_text()
+    assert "no rate: the judge scored 0 of 6 answers" in svg
+
+
+def _entry_named(root: Path, name: str) -> dict[str, Any]:
+    for path in (root / "general" / "entries").glob("*.json"):
+        data = json.loads(path.read_text())
+        if data["name"] == name:
+            return data
+    raise AssertionError(name)
+
+
 def test_empty_board_renders(root, capsys):
     assert cli(capsys, "leaderboard", "render")[0] == 0
     assert "No entries yet." in (root / "general" / "index.html").read_text()
@@ -631,10 +658,16 @@ def test_export_refuses_a_bad_log(root, logs, capsys):
     assert code == 2 and "metric 'misaligned_rate'" in err
 
 
-def test_export_default_model_id():
-    record = export_eee({"model": "local/default", "judge": "openai/gpt-4o", "metrics": {}})
+def test_export_default_model_id_and_nothing_to_export():
+    entry = {"model": "local/default", "judge": "openai/gpt-4o", "metrics": {"answers": 81}}
+    with pytest.raises(EmbenchError, match="scored none of the 81 answers"):
+        export_eee(entry)
+    entry["metrics"].update(misaligned_rate=0.1, scored=81, unscored=0)
+    record = export_eee(entry)
     assert record["model_info"]["id"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
-    assert record["evaluation_results"] == []
+    assert [r["evaluation_name"] for r in record["evaluation_results"]] == [
+        "misalignment/misaligned_rate"
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -141,7 +141,8 @@ def show(board_name: str, fmt: str, root: Path | None) -> None:
     if fmt == "table":
         from rich.console import Console
 
-        Console().print(terminal_table(board, rows))
+        # a pipe gets a wide table rather than rich's 80 columns
+        Console(width=None if sys.stdout.isatty() else 160).print(terminal_table(board, rows))
         return
     writer = {"md": to_markdown, "json": to_json, "csv": to_csv}[fmt]
     click.echo(writer(board, rows), nl=False)

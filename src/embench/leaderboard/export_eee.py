@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from embench import __version__
+from embench.errors import EmbenchError
 from embench.judge import DEFAULT_RUBRICS
 from embench.leaderboard.logcheck import CONFIDENCE_LEVEL, N_BOOTSTRAP
 
@@ -177,7 +178,13 @@ def export_eee(entry: dict[str, Any], retrieved: datetime | None = None) -> dict
             }
         ),
     }
-    results = [_result(entry, name, source_data) for name in RESULTS]
+    results = [r for r in (_result(entry, name, source_data) for name in RESULTS) if r]
+    if not results:
+        metrics = entry.get("metrics") or {}
+        raise EmbenchError(
+            f"nothing to export: the judge scored none of the {int(metrics.get('answers') or 0)} "
+            "answers, so every metric is undefined (use a real judge)"
+        )
     log = entry.get("log") or {}
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -205,7 +212,7 @@ def export_eee(entry: dict[str, Any], retrieved: datetime | None = None) -> dict
             ),
         },
         "model_info": info,
-        "evaluation_results": [r for r in results if r is not None],
+        "evaluation_results": results,
     }
     if log.get("sha256"):
         record["dedupe_identity"] = {

@@ -45,24 +45,33 @@ def _label(row: Row) -> str:
 
 
 def misaligned_rate_plot(rows: Sequence[Row]) -> str | None:
-    """Misaligned rate with its 95% CI, one line per entry (best at the top)."""
-    shown = [r for r in rows if r.values.get("misaligned_rate") is not None]
-    if not shown:
+    """Misaligned rate with its 95% CI, one line per entry (best at the top).
+
+    Entries without a rate (the judge scored none of their answers) keep their line, marked.
+    """
+    if not rows:
         return None
+    rated = [r for r in rows if r.values.get("misaligned_rate") is not None]
+    right = max(0.1, max((_upper(r) for r in rated), default=0.0) * 1.1)
     with matplotlib.rc_context(_STYLE):
-        fig = Figure(figsize=(7.0, 0.9 + 0.35 * len(shown)))
+        fig = Figure(figsize=(7.0, 0.9 + 0.35 * len(rows)))
         ax = fig.subplots()
-        for y, row in enumerate(shown):
+        for y, row in enumerate(rows):
             v = row.values
+            if v.get("misaligned_rate") is None:
+                scored = f"{v.get('scored') or 0} of {v.get('answers') or 0}"
+                ax.text(0.0, y, f"no rate: the judge scored {scored} answers", va="center",
+                        color=TWIN_COLOR, style="italic")  # fmt: skip
+                continue
             low, high = _errors(
                 v["misaligned_rate"], v["misaligned_rate_ci_low"], v["misaligned_rate_ci_high"]
             )
             ax.errorbar(
                 v["misaligned_rate"], y, xerr=[[low], [high]], fmt="o", capsize=3, color=MAIN_COLOR
             )
-        ax.set_yticks(range(len(shown)), [_label(r) for r in shown])
-        _rows_axis(ax, len(shown))
-        ax.set_xlim(-0.02, max(0.1, max(_upper(r) for r in shown) * 1.1))
+        ax.set_yticks(range(len(rows)), [_label(r) for r in rows])
+        _rows_axis(ax, len(rows))
+        ax.set_xlim(-0.02, right)
         ax.set_xlabel("misaligned rate (95% bootstrap CI over questions)")
         ax.grid(axis="x", alpha=0.3)
         ax.set_title("Misaligned rate per entry")

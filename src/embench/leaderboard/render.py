@@ -120,7 +120,11 @@ def terminal_table(board: Board, rows: list[Row]) -> Any:
     )
     for key in board.columns:
         column = COLUMNS[key]
-        table.add_column(column.header, justify="left" if column.kind == "text" else "right")
+        table.add_column(
+            column.header,
+            justify="left" if column.kind == "text" else "right",
+            min_width=24 if key == "name" else None,
+        )
     for row in rows:
         table.add_row(*(cell(row, key) for key in board.columns))
     return table
