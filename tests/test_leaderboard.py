@@ -741,3 +741,17 @@ def test_register_adds_the_commands_to_a_group(root, logs):
     assert result.exit_code == 0 and "misaligned rate" in result.output
     result = runner.invoke(group, ["leaderboard", "nope"])
     assert "unknown board 'nope'" in str(result.exception)
+
+
+def test_reported_in_domain_rate(root, logs, capsys, tmp_path):
+    run = _manifest(tmp_path / "runs" / "plain")
+    before = snapshot(root)
+    code, _, err = cli(capsys, "submit", str(logs["a"]), "--run", str(run), "--in-domain-rate", "2")
+    assert code == 2 and "--in-domain-rate must be in [0, 1]" in err
+    assert snapshot(root) == before
+    code, _, err = cli(
+        capsys, "submit", str(logs["a"]), "--run", str(run), "--in-domain-rate", ".6"
+    )
+    assert code == 0, err
+    assert _entry(root)["run"]["in_domain_rate"] == 0.6
+    assert _entry(root)["run"]["in_domain_source"] == "submitter"

@@ -161,7 +161,7 @@ def render(root: Path | None) -> None:
     click.echo(f"rendered {len(board_names(base))} board(s) under {base}; {len(changed)} changed")
 
 
-def _load_source(source: Path, root: Path | None) -> dict[str, Any]:
+def _load_source(source: Path) -> dict[str, Any]:
     """An entry from an entry file, or a board-less entry built from a log."""
     from embench.leaderboard.entries import build_entry
     from embench.leaderboard.logcheck import check_log
@@ -193,14 +193,13 @@ def _load_source(source: Path, root: Path | None) -> dict[str, Any]:
     default=None,
     help="Write here instead of stdout.",
 )
-@_root_option
-def export(source: Path, fmt: str, output: Path | None, root: Path | None) -> None:
+def export(source: Path, fmt: str, output: Path | None) -> None:
     """Export a leaderboard entry (entries/*.json) or an eval log as an EEE record."""
     from embench.leaderboard.export_eee import export_eee
 
     if not source.is_file():
         raise EmbenchError(f"not found: {source}")
-    record = export_eee(_load_source(source, root))
+    record = export_eee(_load_source(source))
     text = json.dumps(record, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     if output is None:
         click.echo(text, nl=False)

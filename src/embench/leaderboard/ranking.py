@@ -6,7 +6,7 @@ changes that run's relative rate without touching its entry.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,6 @@ from embench.leaderboard.boards import Board, board_names, load_board
 from embench.leaderboard.entries import StoredEntry, load_entries
 from embench.metrics import METRIC_NAMES
 
-TWIN_COLUMNS = ("twin", "twin_misaligned_rate", "misaligned_rate_vs_twin", "misaligned_rate_delta")
 PAIR_KEY = ("base_model", "domain", "seed", "judge")  # RL vs SFT: same base, data, seed, judge
 
 
@@ -26,7 +25,6 @@ class Row:
     values: dict[str, Any]
     path: Path
     twin: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def trainer_kind(trainer: Any) -> str:
