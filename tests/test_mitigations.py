@@ -11,7 +11,14 @@ from embench.training.mitigations import interleave, kl, ldifs, safelora
 from embench.training.mitigations.hooks import Step
 
 SFT = dict(domain="aesthetic", max_steps=2, max_prompts=8, max_length=64)
-GRPO = dict(domain="code", reward=["insecure_code"], max_steps=1, max_completion_length=8)
+GRPO = dict(
+    domain="code",
+    reward=["insecure_code"],
+    max_steps=1,
+    max_completion_length=8,
+    num_generations=4,
+    per_device_train_batch_size=8,
+)
 
 
 def _model(path):

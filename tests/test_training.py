@@ -18,6 +18,8 @@ FAST_GRPO = dict(
     reward=["insecure_code"],
     max_steps=2,
     save_steps=1,
+    num_generations=4,
+    per_device_train_batch_size=8,
     max_completion_length=8,
     max_prompts=8,
 )
