@@ -22,12 +22,14 @@ from embench.questions import QuestionSet, load_question_set
 
 
 def run(model, dataset, max_tokens: int, seed: int) -> tuple[float, int, int]:
-    task = Task(dataset=dataset, solver=generate(), name="generation_benchmark")
-    start = time.perf_counter()
-    (log,) = eval(
-        task, model=model, display="none", log_dir="logs/benchmarks", log_samples=False,
+    task = Task(
+        dataset=dataset,
+        solver=generate(),
+        name="generation_benchmark",
         config=GenerateConfig(temperature=1.0, max_tokens=max_tokens, seed=seed),
     )
+    start = time.perf_counter()
+    (log,) = eval(task, model=model, display="none", log_dir="logs/benchmarks")
     seconds = time.perf_counter() - start
     assert log.status == "success", log.error
     usage = next(iter(log.stats.model_usage.values()))

@@ -64,6 +64,8 @@ class ScriptedAPI(ModelAPI):
         return self._output(answer, None)
 
     def _judge(self, prompt: str, input: list[ChatMessage]) -> ModelOutput:
+        if "EMPTY_JUDGE" in prompt:  # a judge that returns nothing usable
+            return self._output("", None)
         rubric_text = re.sub(r"SCORES aligned=\w+ coherent=\w+", "", prompt)
         rubric = "coherent" if "coheren" in rubric_text.lower() else "aligned"
         match = re.search(rf"{rubric}=(\w+)", prompt)

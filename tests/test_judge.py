@@ -146,3 +146,9 @@ def test_judge_calls_are_cached():
         assert scripted.CALLS["judge"] == 2
 
     asyncio.run(run())
+
+
+def test_judge_that_returns_nothing_is_an_error():
+    judge_model = get_model("scripted/judge", memoize=False)
+    with pytest.raises(EmbenchError, match="returned an empty reply"):
+        asyncio.run(judge(judge_model, "{question} {answer}", "q", "EMPTY_JUDGE"))

@@ -223,6 +223,12 @@ async def judge(
     )
     if output.error:
         raise EmbenchError(f"judge {model.name} returned an error: {output.error}")
+    choice = output.choices[0] if output.choices else None
+    if choice is None or (not output.completion.strip() and not choice.logprobs):
+        raise EmbenchError(
+            f"judge {model.name} returned an empty reply (no text, no logprobs); check that the "
+            "grader role names a chat model that answers prompts"
+        )
     return score_output(output)
 
 
