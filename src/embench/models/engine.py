@@ -1,8 +1,9 @@
 """Continuous-batching generation on a Hugging Face causal LM.
 
-One worker thread owns the model. Requests join the running batch as soon as a slot is free (no
-collection window), finished rows leave it at once, and only the last position's logits are
-computed. Rows keep left padding inside one shared KV cache: a joining group is prefilled on its
+One worker thread owns the model. Requests join the running batch as soon as slots are free (no
+collection window; freed slots are refilled in groups of 1/8 of the batch, since every batch edit
+copies the KV cache once), finished answers are returned at once, and only the last position's
+logits are computed. Rows keep left padding inside one shared KV cache: a joining group is prefilled on its
 own, then both caches are left-padded to a common length and concatenated along the batch.
 """
 
@@ -17,6 +18,8 @@ from typing import Any
 
 import torch
 from transformers import DynamicCache
+
+from embench.models.kv_buffer import BufferedLayer
 
 
 @dataclass
@@ -80,6 +83,7 @@ class GenerationEngine:
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
         self.max_prefill_tokens = max_prefill_tokens
+        self.refill_size = max(1, max_batch_size // 8)
         self.device = next(model.parameters()).device
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         eos = model.generation_config.eos_token_id if model.generation_config else None
@@ -127,8 +131,15 @@ class GenerationEngine:
 
     def _run(self) -> None:
         while True:
+            waiting: list[_Row] = []
             try:
-                waiting = self._take_waiting(block=not self._rows)
+                live = sum(r.finish_reason is None for r in self._rows)
+                if live == 0:
+                    self._reset()
+                free = self.max_batch_size - live
+                # refill in groups: every batch edit copies the whole KV cache once
+                if live == 0 or (free >= self.refill_size and not self._queue.empty()):
+                    waiting = self._take_waiting(block=live == 0, free=free)
             except queue.Empty:
                 with self._lock:  # idle for a while: end the thread; submit() starts a new one
                     if self._queue.empty():
@@ -137,6 +148,9 @@ class GenerationEngine:
                 continue
             try:
                 with torch.inference_mode():
+                    dead = len(self._rows) - live
+                    if dead and (waiting or dead >= self.max_batch_size // 4):
+                        self._compact()
                     if waiting:
                         self._admit(waiting)
                     if self._rows:
@@ -145,10 +159,12 @@ class GenerationEngine:
                 for row in self._rows + waiting:
                     if not row.future.done():
                         row.future.set_exception(ex)
-                self._rows, self._cache, self._mask, self._next = [], None, None, None
+                self._reset()
 
-    def _take_waiting(self, block: bool) -> list[_Row]:
-        free = self.max_batch_size - len(self._rows)
+    def _reset(self) -> None:
+        self._rows, self._cache, self._mask, self._next = [], None, None, None
+
+    def _take_waiting(self, block: bool, free: int) -> list[_Row]:
         taken: list[_Row] = []
         budget = self.max_prefill_tokens
         if block:
@@ -177,6 +193,7 @@ class GenerationEngine:
         ids, mask = ids.to(self.device), mask.to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self.model.config)
+        cache.layers = [BufferedLayer() for _ in cache.layers]
         out = self.model(
             input_ids=ids,
             attention_mask=mask,
@@ -187,7 +204,6 @@ class GenerationEngine:
         )
         first = self._sample(out.logits[:, -1, :], rows)
         self._merge(rows, cache, mask, first)
-        self._retire()
 
     def _merge(
         self, rows: list[_Row], cache: DynamicCache, mask: torch.Tensor, next_ids: torch.Tensor
@@ -198,11 +214,11 @@ class GenerationEngine:
         old_len, new_len = self._mask.shape[1], mask.shape[1]
         length = max(old_len, new_len)
         for old_layer, new_layer in zip(self._cache.layers, cache.layers, strict=True):
-            old_layer.keys = torch.cat(
-                [_left_pad(old_layer.keys, length), _left_pad(new_layer.keys, length)], 0
-            )
-            old_layer.values = torch.cat(
-                [_left_pad(old_layer.values, length), _left_pad(new_layer.values, length)], 0
+            old_layer.set(
+                torch.cat([_left_pad(old_layer.keys, length), _left_pad(new_layer.keys, length)]),
+                torch.cat(
+                    [_left_pad(old_layer.values, length), _left_pad(new_layer.values, length)]
+                ),
             )
         self._mask = torch.cat(
             [_left_pad(self._mask, length, dim=1), _left_pad(mask, length, dim=1)], 0
@@ -225,7 +241,6 @@ class GenerationEngine:
         self.stats["steps"] += 1
         self.stats["row_steps"] += len(self._rows)
         self._next = self._sample(out.logits[:, -1, :], self._rows)
-        self._retire()
 
     def _sample(self, logits: torch.Tensor, rows: list[_Row]) -> torch.Tensor:
         """Choose each row's next token, record logprobs where asked, mark finished rows."""
@@ -245,7 +260,11 @@ class GenerationEngine:
             for j in seeded:
                 row = rows[sampled[j]]
                 chosen[sampled[j]] = torch.multinomial(probs[j], 1, generator=row.generator)[0]
-        wants = [i for i, r in enumerate(rows) if r.request.top_logprobs is not None]
+        wants = [
+            i
+            for i, r in enumerate(rows)
+            if r.request.top_logprobs is not None and r.finish_reason is None
+        ]
         if wants:
             logprobs = torch.log_softmax(logits[wants], -1)
             k = max(max(rows[i].request.top_logprobs or 1 for i in wants), 1)
@@ -261,7 +280,10 @@ class GenerationEngine:
                     )
                 )
         for row, token in zip(rows, chosen.tolist(), strict=True):
-            self._append(row, token)
+            if row.finish_reason is None:
+                self._append(row, token)
+                if row.finish_reason is not None:
+                    self._finish(row)  # answer at once; the row leaves the cache later
         return chosen
 
     def _append(self, row: _Row, token: int) -> None:
@@ -278,24 +300,21 @@ class GenerationEngine:
         elif len(row.tokens) >= request.max_new_tokens:
             row.finish_reason = "length"
 
-    def _retire(self) -> None:
-        done = [i for i, r in enumerate(self._rows) if r.finish_reason is not None]
-        if not done:
-            return
-        for i in done:
-            self._finish(self._rows[i])
+    def _compact(self) -> None:
+        """Drop finished rows from the cache (and padding columns no remaining row needs)."""
         keep = [i for i, r in enumerate(self._rows) if r.finish_reason is None]
         if not keep:
-            self._rows, self._cache, self._mask, self._next = [], None, None, None
+            self._reset()
             return
         index = torch.tensor(keep, device=self.device)
         mask = self._mask.index_select(0, index)
-        # drop leading columns that are padding for every remaining row
         start = int((mask.sum(0) > 0).nonzero()[0])
         self._mask = mask[:, start:]
         for layer in self._cache.layers:
-            layer.keys = layer.keys.index_select(0, index)[:, :, start:]
-            layer.values = layer.values.index_select(0, index)[:, :, start:]
+            layer.set(
+                layer.keys.index_select(0, index)[:, :, start:],
+                layer.values.index_select(0, index)[:, :, start:],
+            )
         self._next = self._next.index_select(0, index)
         self._rows = [self._rows[i] for i in keep]
 

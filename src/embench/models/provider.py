@@ -68,6 +68,10 @@ class LocalModelAPI(ModelAPI):
         config: GenerateConfig = GenerateConfig(),
         **model_args: Any,
     ) -> None:
+        if config.max_connections is None and config.adaptive_connections is None:
+            # a local engine has no rate limits to probe for; Inspect's adaptive concurrency
+            # would hold the batch at its small starting size, so use max_connections() instead
+            config.adaptive_connections = False
         super().__init__(model_name=model_name, base_url=base_url, api_key=api_key, config=config)
         self.dtype = str(model_args.pop("dtype", "auto"))
         self.batch_size = int(model_args.pop("batch_size", DEFAULT_BATCH_SIZE))
