@@ -135,3 +135,13 @@ def test_provider_counts_tokens_with_its_tokenizer(tiny_model_dir):
 def test_provider_rejects_unknown_model_args(tiny_model_dir):
     with pytest.raises(ValueError, match="unknown model args for local/: colour"):
         get_model(f"local/{tiny_model_dir}", memoize=False, colour="red")
+
+
+def test_inverse_cdf_sampling_follows_the_distribution():
+    from embench.models.engine import inverse_cdf
+
+    probs = torch.tensor([[0.1, 0.0, 0.6, 0.3]]).repeat(20000, 1)
+    picks = inverse_cdf(probs, torch.rand(20000, 1, generator=torch.Generator().manual_seed(0)))
+    freq = torch.bincount(picks, minlength=4) / 20000
+    assert freq[1] == 0  # a zero-probability token is never drawn
+    assert freq.tolist() == pytest.approx([0.1, 0.0, 0.6, 0.3], abs=0.015)
