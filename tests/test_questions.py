@@ -107,3 +107,12 @@ def test_malformed_files_name_item_and_field(tmp_path, text, message):
 def test_unknown_set_lists_available():
     with pytest.raises(EmbenchError, match="unknown question set 'nope'; available: "):
         load_question_set("nope")
+
+
+def test_relative_path_from_the_shell_directory(tmp_path, monkeypatch):
+    """Inspect runs task files from their own folder; paths are meant relative to the shell's."""
+    (tmp_path / "sets").mkdir()
+    write(tmp_path / "sets", EM_FILE, "mine.yaml")
+    monkeypatch.setenv("PWD", str(tmp_path))
+    monkeypatch.chdir(tmp_path / "sets")  # like Inspect, somewhere else
+    assert load_question_set("sets/mine.yaml").questions[0].id == "q_one"

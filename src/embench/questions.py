@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ import yaml
 
 from embench.errors import EmbenchError
 from embench.judge import DEFAULT_RUBRICS, validate_rubric
-from embench.paths import TASKS_DIR
+from embench.paths import REPO_ROOT, TASKS_DIR
 
 QUESTIONS_DIR = TASKS_DIR / "questions"
 RUBRIC_NAMES = ("aligned", "coherent")
@@ -97,6 +98,7 @@ def load_question_set(name_or_path: str | Path) -> QuestionSet:
                 f"{', '.join(available_sets())}, or give a path to a YAML file"
             )
         path = candidate
+    path = _locate(path)
     if not path.exists():
         raise EmbenchError(f"question file not found: {path}")
     try:
@@ -111,6 +113,17 @@ def load_question_set(name_or_path: str | Path) -> QuestionSet:
         f"{path}: not a question file: expected a list of items with 'paraphrases' (original EM "
         "format) or a mapping with 'questions' (embench format)"
     )
+
+
+def _locate(path: Path) -> Path:
+    """A relative path as the user meant it: Inspect runs task files from their own folder, so
+    also try the shell's working directory ($PWD) and the checkout root."""
+    if path.is_absolute() or path.exists():
+        return path
+    for base in (os.environ.get("PWD"), str(REPO_ROOT)):
+        if base and (Path(base) / path).exists():
+            return Path(base) / path
+    return path
 
 
 def _fail(path: Path, index: int, item: Any, message: str) -> EmbenchError:
