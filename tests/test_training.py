@@ -1,9 +1,7 @@
 """Trainer plugins on a tiny random model: discovery, GRPO/SFT run dirs, matching, resume, errors."""
 
 import json
-import sys
 import textwrap
-from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -36,33 +34,50 @@ def grpo(tmp_path, tiny_model_dir, name="grpo", **overrides):
     return plugin, plugin.make_config(**values)
 
 
-def test_discovers_builtins_files_and_entry_points(tmp_path, monkeypatch):
+THIRD_PARTY = textwrap.dedent(
+    '''\
+    """A third-party trainer."""
+    from dataclasses import dataclass
+    from embench.training.config import TrainConfig
+    NAME = "mine"
+    @dataclass
+    class Config(TrainConfig):
+        pass
+    def train(config):
+        from embench.training.rundir import RunDir
+        run = RunDir.create(config.output, config.overwrite)
+        run.write_manifest({"trainer": NAME, "status": "finished", "summary": {}})
+        return run
+    '''
+)
+
+
+def test_discovers_builtins_and_a_file_outside_the_repo(tmp_path):
     found = plugins.discover()
     assert {"grpo", "sft"} <= set(found)
     assert found["grpo"].description.startswith("GRPO")
     third = tmp_path / "elsewhere" / "my_trainer.py"
     third.parent.mkdir()
-    third.write_text(
-        textwrap.dedent('''\
-        """A third-party trainer."""
-        from dataclasses import dataclass
-        from embench.training.config import TrainConfig
-        NAME = "mine"
-        @dataclass
-        class Config(TrainConfig):
-            pass
-        def train(config):
-            return config
-        ''')
-    )
+    third.write_text(THIRD_PARTY)
     assert plugins.get_trainer(str(third)).name == "mine"
-    module = plugins.load_file(third)
-    fake_ep = SimpleNamespace(
-        name="mine", value="pkg.mine", load=lambda: sys.modules["embench_trainer_my_trainer"]
-    )
-    monkeypatch.setattr(plugins, "entry_points", lambda group: [fake_ep])
-    assert plugins.get_trainer("mine").description == "A third-party trainer."
-    assert module is not None
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["train", "--trainer", str(third), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "status: finished" in result.output and (out / "manifest.json").exists()
+
+
+def test_discovers_an_installed_entry_point(tmp_path, monkeypatch):
+    """A real distribution on sys.path (dist-info with entry_points.txt), as pip would leave it."""
+    (tmp_path / "acme_trainer.py").write_text(THIRD_PARTY)
+    info = tmp_path / "acme_trainer-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-trainer\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[embench.trainers]\nmine = acme_trainer\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plugin = plugins.get_trainer("mine")
+    assert plugin.description == "A third-party trainer."
+    assert "entry point mine" in plugin.source
+    assert "mine" in CliRunner().invoke(main, ["trainers"]).output
 
 
 def test_not_a_trainer_file(tmp_path):
