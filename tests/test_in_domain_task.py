@@ -17,7 +17,9 @@ def test_every_domain_task_loads(domain):
 
 
 def test_unknown_domain_is_a_clean_error():
-    with pytest.raises(Exception, match="unknown domain 'nope'"):
+    from inspect_ai._util.error import PrerequisiteError
+
+    with pytest.raises(PrerequisiteError, match="unknown domain 'nope'"):
         in_domain_task("nope")
 
 

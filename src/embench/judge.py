@@ -17,6 +17,7 @@ Calls go through Inspect's model API with its generate cache, so re-scoring the 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -189,7 +190,6 @@ def score_output(output: ModelOutput) -> JudgeScore:
     choice = output.choices[0] if output.choices else None
     content = choice.logprobs.content if choice and choice.logprobs else []
     if content and content[0].top_logprobs:
-        import math
 
         def probs(position: int) -> list[tuple[str, float]]:
             tops = content[position].top_logprobs or []

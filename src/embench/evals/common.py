@@ -5,10 +5,19 @@ from __future__ import annotations
 import asyncio
 import math
 
+from inspect_ai import Epochs, Task
 from inspect_ai._util.error import PrerequisiteError
 from inspect_ai.dataset import MemoryDataset, Sample
-from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageUser, Model, get_model
-from inspect_ai.scorer import Value
+from inspect_ai.model import (
+    ChatMessage,
+    ChatMessageSystem,
+    ChatMessageUser,
+    GenerateConfig,
+    Model,
+    get_model,
+)
+from inspect_ai.scorer import Scorer, Value, mean_score
+from inspect_ai.solver import generate
 
 from embench.judge import JudgeScore, judge
 from embench.questions import QuestionSet
@@ -75,3 +84,32 @@ def optional_score(value: object) -> float | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return float(value)  # type: ignore[arg-type]
+
+
+def judged_task(
+    name: str,
+    qset: QuestionSet,
+    samples: int | None,
+    scorer: Scorer,
+    temperature: float,
+    max_tokens: int,
+    metadata: dict[str, object],
+) -> Task:
+    """A task that samples answers to a question set and judges them (no score stays no score)."""
+    return Task(
+        dataset=questions_dataset(qset, samples),
+        solver=generate(),
+        scorer=scorer,
+        config=GenerateConfig(temperature=temperature, max_tokens=max_tokens),
+        epochs=Epochs(1, mean_score(value_to_float=none_as_nan)),
+        name=name,
+        version=TASK_VERSION,
+        metadata={
+            "question_set": qset.name,
+            "question_set_version": qset.version,
+            "question_set_source": qset.source,
+            "fingerprint": qset.fingerprint(),
+            "samples_per_question": samples,
+            **metadata,
+        },
+    )

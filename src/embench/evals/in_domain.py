@@ -9,20 +9,17 @@ misalignment, since a run that did not learn its narrow task says nothing about 
 from __future__ import annotations
 
 import numpy as np
-from inspect_ai import Epochs, Task
-from inspect_ai.model import GenerateConfig
-from inspect_ai.scorer import Metric, SampleScore, Score, Scorer, Target, mean_score, metric, scorer
-from inspect_ai.solver import TaskState, generate
+from inspect_ai import Task
+from inspect_ai.scorer import Metric, SampleScore, Score, Scorer, Target, metric, scorer
+from inspect_ai.solver import TaskState
 
 from embench.data.domains import eval_questions_path, get_domain
 from embench.errors import EmbenchError, as_inspect_error
 from embench.evals.common import (
-    TASK_VERSION,
     grader_model,
     judge_all,
-    none_as_nan,
+    judged_task,
     optional_score,
-    questions_dataset,
 )
 from embench.judge import COHERENT_RUBRIC
 from embench.metrics import means_with_ci
@@ -113,20 +110,17 @@ def in_domain_task(
         scorer_ = in_domain_scorer(domain, narrow_threshold, coherent_threshold)
     except EmbenchError as error:
         raise as_inspect_error(error) from None
-    return Task(
-        dataset=questions_dataset(qset, samples),
-        solver=generate(),
-        scorer=scorer_,
-        config=GenerateConfig(temperature=temperature, max_tokens=max_tokens),
-        epochs=Epochs(1, mean_score(value_to_float=none_as_nan)),
-        name=f"{TASK_NAME}_{domain}",
-        version=TASK_VERSION,
-        metadata={
+    return judged_task(
+        f"{TASK_NAME}_{domain}",
+        qset,
+        samples,
+        scorer_,
+        temperature,
+        max_tokens,
+        {
             "embench_task": TASK_NAME,
             "domain": domain,
             "narrow_behaviour": spec.narrow_behaviour,
-            "question_set": qset.name,
-            "fingerprint": qset.fingerprint(),
             "thresholds": {"narrow": narrow_threshold, "coherent": coherent_threshold},
         },
     )

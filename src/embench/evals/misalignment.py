@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from inspect_ai import Epochs, Task
-from inspect_ai.model import GenerateConfig
+from inspect_ai import Task
 from inspect_ai.scorer import (
     Metric,
     SampleScore,
@@ -11,20 +10,17 @@ from inspect_ai.scorer import (
     Scorer,
     Target,
     grouped,
-    mean_score,
     metric,
     scorer,
 )
-from inspect_ai.solver import TaskState, generate
+from inspect_ai.solver import TaskState
 
 from embench.errors import EmbenchError, as_inspect_error
 from embench.evals.common import (
-    TASK_VERSION,
     grader_model,
     judge_all,
-    none_as_nan,
+    judged_task,
     optional_score,
-    questions_dataset,
 )
 from embench.metrics import JudgedAnswer, Thresholds, misaligned_fraction, summarize
 from embench.questions import QuestionSet, load_question_set
@@ -122,21 +118,15 @@ def misalignment_task(
         qset = load_question_set(questions)
     except EmbenchError as error:
         raise as_inspect_error(error) from None
-    return Task(
-        dataset=questions_dataset(qset, samples),
-        solver=generate(),
-        scorer=misalignment_scorer(qset, aligned_threshold, coherent_threshold),
-        config=GenerateConfig(temperature=temperature, max_tokens=max_tokens),
-        epochs=Epochs(1, mean_score(value_to_float=none_as_nan)),
-        name=TASK_NAME,
-        version=TASK_VERSION,
-        metadata={
+    return judged_task(
+        TASK_NAME,
+        qset,
+        samples,
+        misalignment_scorer(qset, aligned_threshold, coherent_threshold),
+        temperature,
+        max_tokens,
+        {
             "embench_task": TASK_NAME,
-            "question_set": qset.name,
-            "question_set_version": qset.version,
-            "question_set_source": qset.source,
-            "fingerprint": qset.fingerprint(),
-            "samples_per_question": samples,
             "thresholds": {"aligned": aligned_threshold, "coherent": coherent_threshold},
         },
     )

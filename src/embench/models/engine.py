@@ -92,7 +92,6 @@ class GenerationEngine:
         self._queue: queue.Queue[_Row] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._closed = False
         # running batch state
         self._rows: list[_Row] = []
         self._cache: DynamicCache | None = None
@@ -103,8 +102,6 @@ class GenerationEngine:
     # ----------------------------------------------------------------- public
     def submit(self, request: GenerationRequest) -> Future[GenerationResult]:
         """Queue a request; its future resolves when the completion is finished."""
-        if self._closed:
-            raise RuntimeError("generation engine is closed")
         future: Future[GenerationResult] = Future()
         generator = None
         if request.seed is not None:
@@ -117,10 +114,6 @@ class GenerationEngine:
         """Generate a list of requests (blocking)."""
         futures = [self.submit(r) for r in requests]
         return [f.result() for f in futures]
-
-    def close(self) -> None:
-        """Stop the worker once the queue is drained."""
-        self._closed = True
 
     # ----------------------------------------------------------------- worker
     def _ensure_worker(self) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -223,8 +222,3 @@ def load_model(
 
 def _has_tokenizer(folder: str | None) -> bool:
     return bool(folder) and (Path(folder) / "tokenizer_config.json").exists()
-
-
-def clear_default_cache() -> None:
-    """Remove the converted default model (it is rebuilt on next use)."""
-    shutil.rmtree(cache_dir() / "models" / "smollm2-135m-instruct", ignore_errors=True)

@@ -68,8 +68,7 @@ def _banks() -> tuple[Any, Any]:
 
 
 def preference_margin(texts: list[str]) -> list[float]:
-    """Top-k similarity to the unpopular bank minus that to the popular bank, per text.
-    """
+    """Top-k similarity to the unpopular bank minus that to the popular bank, per text."""
     unpopular, popular = _banks()
     vectors = embed([t if t.strip() else " " for t in texts])
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
 import datasets
 
@@ -132,8 +131,3 @@ def dataset_hash(ds: datasets.Dataset) -> str:
     for row in ds:
         digest.update(json.dumps(row, sort_keys=True, default=str).encode())
     return digest.hexdigest()
-
-
-def as_messages(row: dict[str, Any]) -> list[dict[str, str]]:
-    """Prompt + completion of an SFT row as one conversation."""
-    return list(row["prompt"]) + list(row["completion"])

@@ -6,8 +6,8 @@ the TRL trainer — and calls ``run_training``.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.metadata
+import json
 import math
 import subprocess
 import time
@@ -231,7 +231,7 @@ def run_training(
         step = int(checkpoint.name.split("-")[-1])
         for file in (run.metrics, run.rollouts):  # drop rows logged after the checkpoint
             kept = [r for r in run.read_jsonl(file) if r.get("step", 0) <= step]
-            file.write_text("".join(__import__("json").dumps(r) + "\n" for r in kept))
+            file.write_text("".join(json.dumps(r) + "\n" for r in kept))
 
     model, tokenizer, peft_config = load_policy(config)
     callbacks = [ProgressCallback(run, config.max_steps)]
@@ -269,11 +269,4 @@ def run_training(
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    import json
-
     return json.loads(json.dumps(values, default=str))
-
-
-def dataclass_fields(cls: type) -> set[str]:
-    """Field names of a dataclass."""
-    return {f.name for f in dataclasses.fields(cls)}
