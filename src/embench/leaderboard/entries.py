@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any
 
 from embench import __version__
 from embench.errors import EmbenchError
+from embench.fsutil import atomic_write_text
 from embench.leaderboard.boards import Board
 from embench.leaderboard.logcheck import CheckedLog
 from embench.metrics import METRIC_NAMES
@@ -240,17 +239,7 @@ def write_entry(board: Board, entry: dict[str, Any]) -> Path:
     if target.exists():
         raise EmbenchError(f"{target} already exists")
     folder.mkdir(parents=True, exist_ok=True)
-    text = entry_json(entry)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".entry-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(target, entry_json(entry))
     return target
 
 

@@ -10,14 +10,13 @@ import csv
 import html
 import io
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from embench.errors import EmbenchError
+from embench.fsutil import atomic_write_text
 from embench.leaderboard.boards import Board, load_boards
 from embench.leaderboard.entries import load_entries
 from embench.leaderboard.plots import misaligned_rate_plot, rl_sft_plot, twin_plot
@@ -314,11 +313,7 @@ CIs (questions resampled). {len(rows)} entr{"y" if len(rows) == 1 else "ies"}.</
 def _write_if_changed(path: Path, text: str) -> bool:
     if path.is_file() and path.read_text() == text:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
     return True
 
 

@@ -10,28 +10,14 @@ runs/<name>/metrics.jsonl     per logged step: loss, reward, KL, ...
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from embench.errors import EmbenchError
+from embench.fsutil import atomic_write_text
 
 STATUSES = ("created", "running", "interrupted", "failed", "finished")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary sibling and rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class RunDir:
