@@ -1,0 +1,1 @@
+"""Experiments: grids of train -> eval -> submit cells, paired statistics and reports."""
