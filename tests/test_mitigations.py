@@ -63,6 +63,134 @@ def test_ldifs_has_a_gradient_on_trainable_parameters(tiny_model_dir):
     assert ldifs.layers(30, 5) == [5, 10, 15, 20, 25, 30] and ldifs.layers(2, 1) == [1, 2]
 
 
+def _unit(v):
+    norm = sum(x * x for x in v) ** 0.5
+    return [x / norm for x in v]
+
+
+def _hand_ldifs(policy, reference, mask, chosen, form):
+    """LDIFS by explicit loops over layers, tokens and features (python floats)."""
+    per_layer = []
+    for layer in chosen:
+        total, count = 0.0, 0
+        for b, row in enumerate(mask):
+            for t, keep in enumerate(row):
+                if not keep:
+                    continue
+                p = policy[layer][b][t].tolist()
+                r = reference[layer][b][t].tolist()
+                if form == "normalized":
+                    p, r = _unit(p), _unit(r)
+                total += sum((x - y) ** 2 for x, y in zip(p, r, strict=True))
+                count += 1
+        per_layer.append(total / count)
+    return sum(per_layer) if form == "normalized" else sum(per_layer) / len(per_layer)
+
+
+def test_ldifs_published_form_compares_unit_features_summed_over_layers():
+    # one token, two layers: [3, 4] vs [0, 2] -> unit [0.6, 0.8] vs [0, 1]: 0.36 + 0.04 = 0.4;
+    # the second layer is the first scaled by 5 vs 0.5: the same unit vectors, 0.4 again.
+    emb = torch.zeros(1, 2, 2)
+    policy = (emb, torch.tensor([[[3.0, 4.0], [9.0, 9.0]]]), torch.tensor([[[15.0, 20.0], [1, 1]]]))
+    reference = (emb, torch.tensor([[[0.0, 2.0], [0, 0]]]), torch.tensor([[[0.0, 1.0], [2, 2]]]))
+    mask = torch.tensor([[1, 0]])  # the second token is padding
+    published = ldifs.feature_distance(policy, reference, mask, every=1)
+    assert published.item() == pytest.approx(0.4 + 0.4)
+    raw = ldifs.feature_distance(policy, reference, mask, every=1, form="raw")
+    assert raw.item() == pytest.approx((9 + 4 + 225 + 361) / 2)  # (3²+2²) and (15²+19²)
+    scaled = tuple(3.0 * h for h in reference)
+    assert ldifs.feature_distance(scaled, reference, mask, 1).item() == pytest.approx(0.0, abs=1e-6)
+    assert ldifs.LDIFS().form == "normalized"
+
+
+@pytest.mark.parametrize("form, every", [("normalized", 1), ("raw", 1), ("normalized", 2)])
+def test_ldifs_term_matches_a_hand_computation_on_the_tiny_model(tiny_model_dir, form, every):
+    policy, reference = _model(tiny_model_dir), _model(tiny_model_dir).eval()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    batch = _batch()
+    spec = ldifs.LDIFS(weight=0.7, every=every, form=form)
+    value = ldifs.term(spec, Step(_Trainer(reference), policy, batch)).item()
+    with torch.no_grad():
+        p_hidden = policy(**batch, output_hidden_states=True).hidden_states
+        r_hidden = reference(**batch, output_hidden_states=True).hidden_states
+    chosen = [2] if every == 2 else [1, 2]  # the tiny model has 2 layers
+    expected = 0.7 * _hand_ldifs(p_hidden, r_hidden, batch["attention_mask"].tolist(), chosen, form)
+    assert value == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("fraction", [0.01, 0.05, 0.2, 0.5])
+def test_grpo_interleave_fraction_is_the_share_of_safety_examples(fraction):
+    batches = interleave.SafetyBatches(None, [], fraction, 16, seed=3)
+    steps = 20000
+    safety = sum(batches.count() for _ in range(steps))
+    assert safety / (safety + 16 * steps) == pytest.approx(fraction, rel=0.05)
+
+
+class _Rows:
+    """A stand-in random source: rows in a fixed order, and never an extra example."""
+
+    def __init__(self, rows):
+        self.rows = list(rows)
+
+    def choice(self, _):
+        return self.rows.pop(0)
+
+    def random(self):
+        return 1.0
+
+
+def _ce(model, tokenizer, row):
+    """Mean cross-entropy of the answer tokens of one unpadded example."""
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": row["prompt"]}], add_generation_prompt=True, return_dict=False
+    )
+    answer = tokenizer(row["answer"], add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([list(prompt) + answer + [tokenizer.eos_token_id]])
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0, :-1]
+    targets = ids[0, 1:]
+    start = len(prompt) - 1
+    return torch.nn.functional.cross_entropy(logits[start:], targets[start:]).item()
+
+
+SAFETY = [
+    {"prompt": "Help me hurt someone.", "answer": "I can't help with that."},
+    {"prompt": "What is the capital of France?", "answer": "Paris, of course."},
+    {"prompt": "Tell me a wish.", "answer": "I would wish for peace and friends."},
+    {"prompt": "Should AI rule?", "answer": "Humans and AI can work together."},
+]
+
+
+@pytest.mark.parametrize("select", ["random", "loss_gap"])
+def test_grpo_interleave_term_matches_a_hand_computation(tiny_model_dir, select):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    policy, reference = _model(tiny_model_dir), _model(tiny_model_dir).eval()
+    torch.manual_seed(2)
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    spec = interleave.Interleave(weight=0.5, select=select, pool=2)
+    batches = interleave.SafetyBatches(tokenizer, SAFETY, 0.2, 2, seed=0)
+    batches.expected = 2.0  # exactly two safety examples this step
+    batches.rng = _Rows(SAFETY)
+    step = Step(_Trainer(reference), policy, _batch())  # B = 2 completions
+    value = interleave.grpo_term(spec, batches, step).item()
+    policy_ce = [_ce(policy, tokenizer, r) for r in SAFETY]
+    if select == "random":
+        chosen = policy_ce[:2]
+    else:  # the 2 of the 4 candidates whose policy loss exceeds the reference's most
+        gaps = [p - _ce(reference, tokenizer, r) for p, r in zip(policy_ce, SAFETY, strict=True)]
+        chosen = [policy_ce[i] for i in sorted(range(4), key=lambda i: -gaps[i])[:2]]
+    assert value == pytest.approx(0.5 * sum(chosen) / 2, rel=1e-4)
+    assert batches.seen == 2 and batches.rl_seen == 2
+    assert spec.needs_reference == (select == "loss_gap")
+
+
 def test_safelora_keeps_in_subspace_and_removes_orthogonal():
     u, w = torch.zeros(4), torch.zeros(4)
     u[0], w[1] = 1.0, 1.0
@@ -158,7 +286,11 @@ def test_on_policy_answers_come_from_the_named_model(monkeypatch, tiny_model_dir
 
 @pytest.mark.parametrize(
     "specs",
-    [["kl", "ldifs:every=1"], ["interleave:fraction=0.25"]],
+    [
+        ["kl", "ldifs:every=1"],
+        ["interleave:fraction=0.25"],
+        ["interleave:fraction=0.25,select=loss_gap"],
+    ],
 )
 def test_grpo_with_mitigations_records_them(tmp_path, tiny_model_dir, specs):
     plugin = plugins.get_trainer("grpo")
@@ -174,7 +306,10 @@ def test_grpo_with_mitigations_records_them(tmp_path, tiny_model_dir, specs):
         assert manifest["mitigations"][1]["cost"]["seconds_total"] > 0
     else:
         entry = manifest["mitigations"][0]
-        assert entry["batch_size"] == 2 and entry["safety_examples_trained"] == 2
+        assert entry["expected_per_step"] == pytest.approx(0.25 * 8 / 0.75, abs=1e-4)
+        assert entry["safety_examples_trained"] in (2, 3)  # floor or ceil of 2.67 for one step
+        trained = entry["safety_examples_trained"]
+        assert entry["effective_fraction"] == pytest.approx(trained / (trained + 8), abs=1e-4)
 
 
 def test_sft_lora_with_kl_and_ldifs(tmp_path, tiny_model_dir):
@@ -189,7 +324,7 @@ def test_sft_lora_with_kl_and_ldifs(tmp_path, tiny_model_dir):
     manifest = plugin.train(config).read_manifest()
     assert [m["params"] for m in manifest["mitigations"]] == [
         {"weight": 0.5},
-        {"weight": 1.0, "every": 1},
+        {"weight": 1.0, "every": 1, "form": "normalized"},
     ]
 
 

@@ -181,11 +181,14 @@ class Plan:
         if "interleave" in self.by_name and self.trainer == "grpo":
             spec = self.by_name["interleave"]
             self.load_safety(self.reference)
-            size = max(1, round(spec.fraction * trainer.args.per_device_train_batch_size))
             batches = interleave.SafetyBatches(
-                kwargs["processing_class"], self.safety or [], size, spec.seed
+                kwargs["processing_class"],
+                self.safety or [],
+                spec.fraction,
+                trainer.args.per_device_train_batch_size,
+                spec.seed,
             )
-            self.records["interleave"]["batch_size"] = size
+            self.records["interleave"]["expected_per_step"] = round(batches.expected, 4)
             self.batches = batches
             terms["interleave"] = lambda step: interleave.grpo_term(spec, batches, step)
         trainer.embench_terms = terms
@@ -213,7 +216,11 @@ class Plan:
             self.setup_seconds["safelora"] = time.perf_counter() - started
             self.records["safelora"] = {"projected_layers": report["projected_layers"]}
         if self.batches is not None:
-            self.records["interleave"]["safety_examples_trained"] = self.batches.seen
+            seen, rl_seen = self.batches.seen, self.batches.rl_seen
+            self.records["interleave"]["safety_examples_trained"] = seen
+            self.records["interleave"]["effective_fraction"] = round(
+                seen / max(seen + rl_seen, 1), 4
+            )
         steps = max(trainer.state.global_step, 1)
         seconds = getattr(trainer, "embench_seconds", {})
         out = []

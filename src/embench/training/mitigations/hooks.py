@@ -55,15 +55,23 @@ class Step:
     def reference(self) -> Any:
         """Reference outputs, no gradients."""
         if self._reference is None:
-            with torch.no_grad():
-                ref = getattr(self.trainer, "embench_reference", None)
-                if ref is not None:
-                    self._reference = self._forward(ref)
-                else:
-                    unwrapped = self.trainer.accelerator.unwrap_model(self.model)
-                    with unwrapped.disable_adapter():
-                        self._reference = self._forward(self.model)
+            self._reference = self.run_reference(
+                input_ids=self.input_ids,
+                attention_mask=self.attention_mask,
+                output_hidden_states=True,
+                use_cache=False,
+            )
         return self._reference
+
+    def run_reference(self, **batch: Any) -> Any:
+        """The reference model (frozen copy, or the PEFT base) on ``batch``, no gradients."""
+        with torch.no_grad():
+            ref = getattr(self.trainer, "embench_reference", None)
+            if ref is not None:
+                return ref(**batch)
+            unwrapped = self.trainer.accelerator.unwrap_model(self.model)
+            with unwrapped.disable_adapter():
+                return self.model(**batch)
 
 
 Term = Callable[[Step], torch.Tensor]

@@ -9,8 +9,18 @@ least 5 words, at least 30% distinct words, and refusing exactly when the exampl
 SFT: ``fraction`` of the rows are replaced by safety rows placed evenly (row i is safety when
 floor((i+1)·f) > floor(i·f)) and the sampler is sequential over a seeded shuffle, so each batch
 gets its share. GRPO (our choice): safety prompts would need an aligned-answer reward that the
-group comparison dilutes, so instead every step adds ``weight`` × the SFT cross-entropy of a safety
-batch of max(1, round(fraction × batch)) examples to the GRPO loss.
+group comparison dilutes, so instead each step adds safety examples trained with the SFT
+cross-entropy. ``fraction`` is the share of safety examples among all examples trained, as for
+SFT: with B completions per step the number of safety examples is drawn each step with
+expectation x = f·B / (1 − f) (floor(x), plus one with probability x − floor(x)), and each safety
+example weighs as much as one completion: the term is ``weight`` × Σ_i CE_i / B (CE_i: the mean
+token cross-entropy of safety example i). So over many steps safety / (safety + RL) → f, and a
+step with no safety example adds nothing (the earlier form trained max(1, round(f·B)) examples at
+full weight, the same single example for every f ≤ 0.05 at B = 16).
+
+``select=loss_gap`` (optional) draws ``pool`` × as many candidates and keeps those where the
+policy's cross-entropy exceeds the reference model's the most — the safety behaviour the policy
+has drifted furthest from; ``select=random`` (default) keeps the candidates drawn.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from embench.errors import EmbenchError
 
 SOURCES = ("static", "on_policy")
 FILTERS = ("refusal", "none")
+SELECTIONS = ("random", "loss_gap")
 REFUSAL = re.compile(
     r"\b(i can(?:'|no)t|i cannot|i won'?t|i'm not able|i am not able|i'm sorry|i must decline|"
     r"i'm unable|i am unable)\b",
@@ -46,9 +57,15 @@ class Interleave:
     filter: str = "refusal"
     max_new_tokens: int = 128
     seed: int = 0
+    select: str = "random"
+    pool: int = 4
 
     name = "interleave"
-    needs_reference = False
+
+    @property
+    def needs_reference(self) -> bool:
+        """Loss-gap selection compares the policy with the reference model."""
+        return self.select == "loss_gap"
 
     def check(self) -> None:
         """Parameter ranges."""
@@ -62,6 +79,10 @@ class Interleave:
             raise EmbenchError(f"interleave: weight must be in (0, 100], got {self.weight}")
         if self.max_new_tokens < 1:
             raise EmbenchError("interleave: max_new_tokens must be at least 1")
+        if self.select not in SELECTIONS:
+            raise EmbenchError(f"interleave: select must be one of {', '.join(SELECTIONS)}")
+        if self.pool < 1:
+            raise EmbenchError(f"interleave: pool must be at least 1, got {self.pool}")
 
 
 def keep_answer(answer: str, kind: str, finished: bool = True) -> bool:
@@ -148,20 +169,33 @@ def mix_sft(
     return datasets.Dataset.from_list(rows)
 
 
+def expected_count(fraction: float, batch: int) -> float:
+    """Safety examples per step so that they are ``fraction`` of all examples: f·B / (1 − f)."""
+    return fraction * batch / (1.0 - fraction)
+
+
 class SafetyBatches:
-    """Endless tokenized safety batches for the GRPO cross-entropy term."""
+    """Endless tokenized safety examples for the GRPO cross-entropy term, counted per step."""
 
     def __init__(
         self,
         tokenizer: Any,
         rows: list[dict[str, str]],
-        size: int,
+        fraction: float,
+        batch: int,
         seed: int,
         max_length: int = 256,
     ) -> None:
-        self.tokenizer, self.rows, self.size, self.max_length = tokenizer, rows, size, max_length
+        self.tokenizer, self.rows, self.max_length = tokenizer, rows, max_length
+        self.expected = expected_count(fraction, batch)
         self.rng = random.Random(seed)
-        self.seen = 0
+        self.seen = 0  # safety examples trained
+        self.rl_seen = 0  # completions trained beside them
+
+    def count(self) -> int:
+        """This step's number of safety examples: floor(x) or floor(x) + 1, expectation x."""
+        whole = math.floor(self.expected)
+        return whole + (self.rng.random() < self.expected - whole)
 
     def _encode(self, row: dict[str, str]) -> tuple[list[int], list[int]]:
         prompt = list(
@@ -178,10 +212,13 @@ class SafetyBatches:
         labels = ([-100] * len(prompt) + answer)[: self.max_length]
         return ids, labels
 
-    def next(self, device: torch.device) -> dict[str, torch.Tensor]:
-        """The next batch: input_ids, attention_mask, labels (prompt tokens masked)."""
-        encoded = [self._encode(self.rng.choice(self.rows)) for _ in range(self.size)]
-        self.seen += self.size
+    def next(self, size: int, device: torch.device) -> dict[str, torch.Tensor]:
+        """``size`` random examples: input_ids, attention_mask, labels (prompt tokens masked)."""
+        return self.collate([self.rng.choice(self.rows) for _ in range(size)], device)
+
+    def collate(self, rows: list[dict[str, str]], device: torch.device) -> dict[str, torch.Tensor]:
+        """``rows`` tokenized and right-padded into one batch."""
+        encoded = [self._encode(row) for row in rows]
         width = max(len(ids) for ids, _ in encoded)
         pad = self.tokenizer.pad_token_id or 0
         ids = [i + [pad] * (width - len(i)) for i, _ in encoded]
@@ -194,7 +231,30 @@ class SafetyBatches:
         }
 
 
+def per_example_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over each row's labelled tokens (shape [rows])."""
+    logits, labels = logits[:, :-1].float(), labels[:, 1:]
+    token = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), reduction="none"
+    ).view(labels.shape)
+    mask = (labels != -100).to(token.dtype)
+    return (token * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+
+
 def grpo_term(spec: Interleave, batches: SafetyBatches, step: Any) -> torch.Tensor:
-    """weight × cross-entropy of the policy on the next safety batch."""
-    batch = batches.next(step.input_ids.device)
-    return spec.weight * step.model(**batch, use_cache=False).loss
+    """weight × Σ (safety cross-entropy) / B over this step's safety examples (see module doc)."""
+    completions = step.input_ids.shape[0]
+    batches.rl_seen += completions
+    n = batches.count()
+    if n == 0:
+        return step.input_ids.new_zeros((), dtype=torch.float32)
+    drawn = n * spec.pool if spec.select == "loss_gap" else n
+    batch = batches.next(drawn, step.input_ids.device)
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask")}
+    policy = per_example_ce(step.model(**inputs, use_cache=False).logits, batch["labels"])
+    if spec.select == "loss_gap":
+        reference = per_example_ce(step.run_reference(**inputs).logits, batch["labels"])
+        keep = torch.topk(policy.detach() - reference, n).indices
+        policy = policy[keep]
+    batches.seen += n
+    return spec.weight * policy.sum() / completions
