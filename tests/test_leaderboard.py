@@ -381,6 +381,11 @@ def test_submit_recomputes_metrics_and_writes_one_entry(root, logs, capsys):
     assert entry["task"] == "misalignment" and entry["task_version"] == 1
     assert entry["samples_per_question"] == 2 and entry["notes"] == "hi"
     assert entry["log"]["sha256"] == hashlib.sha256(logs["a"].read_bytes()).hexdigest()
+    header = read_eval_log(str(logs["a"]), header_only=True).eval
+    assert entry["log"]["eval_id"] == header.eval_id and entry["log"]["run_id"] == header.run_id
+    assert len(entry["log"]["samples_sha256"]) == 64
+    (path,) = (root / "general" / "entries").glob("*.json")
+    assert path.name == f"{header.eval_id}.json"  # one name per eval
     assert entry["run"] is None
     assert not list((root / "general" / "entries").glob(".*"))  # no temporary files left
 
@@ -462,6 +467,80 @@ def test_duplicate_submission_is_refused(root, logs, capsys):
     assert snapshot(root) == before
     # the same run under another log file is a different submission
     assert cli(capsys, "submit", str(logs["a2"]))[0] == 0
+
+
+def test_the_same_eval_rezipped_or_with_new_ids_is_refused(root, logs, capsys, tmp_path):
+    """A copy of a log is the same eval: identified by its ids and samples, not its bytes."""
+    assert cli(capsys, "submit", str(logs["a"]))[0] == 0
+    before = snapshot(root)
+    rezipped = _edited(logs["a"], tmp_path / "rezipped.eval", lambda log: None)
+    assert rezipped.read_bytes() != logs["a"].read_bytes()
+    code, _, err = cli(capsys, "submit", str(rezipped), "--name", "again")
+    assert code == 2 and "already submitted to board 'general'" in err
+    assert "the same eval_id" in err and len(err.strip().splitlines()) == 1
+
+    def new_ids(log: Any) -> None:
+        log.eval.eval_id, log.eval.run_id = "NewEvalId0000000000000", "NewRunId00000000000000"
+
+    renamed = _edited(logs["a"], tmp_path / "renamed.eval", new_ids)
+    code, _, err = cli(capsys, "submit", str(renamed), "--name", "renamed")
+    assert code == 2 and "the same samples" in err
+    assert snapshot(root) == before
+
+
+def test_concurrent_submissions_of_one_eval_give_one_entry(root, logs, monkeypatch):
+    """Both submissions pass the duplicate check before either writes: exactly one wins."""
+    import threading
+
+    from embench.leaderboard import submit as submit_module
+
+    barrier = threading.Barrier(2, timeout=60)
+    real_check = submit_module.check_not_submitted
+
+    def check_then_wait(board: Any, identity: Any) -> None:
+        real_check(board, identity)
+        barrier.wait()  # both are past the check: the race is on
+
+    monkeypatch.setattr(submit_module, "check_not_submitted", check_then_wait)
+    board = load_board(root, "general")
+    outcomes: dict[str, Any] = {}
+
+    def submit(name: str) -> None:
+        try:
+            outcomes[name] = submit_module.submit_log(board, logs["a"], name=name)
+        except EmbenchError as error:
+            outcomes[name] = error
+
+    threads = [threading.Thread(target=submit, args=(n,)) for n in ("first", "second")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    errors = [o for o in outcomes.values() if isinstance(o, EmbenchError)]
+    assert len(errors) == 1 and "already submitted" in str(errors[0])
+    assert len(list((root / "general" / "entries").iterdir())) == 1  # no temporary files either
+
+
+def _set_header_model(log: Any) -> None:
+    log.eval.model = "openai/gpt-5"
+
+
+def _set_header_grader(log: Any) -> None:
+    log.eval.model_roles["grader"].model = "openai/gpt-4o"
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [(_set_header_model, "eval.model"), (_set_header_grader, "model_roles.grader")],
+)
+def test_forged_model_or_judge_in_the_header_is_refused(root, logs, capsys, tmp_path, edit, field):
+    forged = _edited(logs["a"], tmp_path / "forged.eval", edit)
+    before = snapshot(root)
+    code, _, err = cli(capsys, "submit", str(forged))
+    assert code == 2, err
+    assert f"the log header's {field} is 'openai/" in err and "the header was edited" in err
+    assert len(err.strip().splitlines()) == 1
+    assert snapshot(root) == before
 
 
 def test_too_few_samples_per_question_is_refused(root, logs, capsys):
@@ -680,9 +759,23 @@ def test_validate_accepts_a_clean_tree_and_rechecks_logs(root, logs, capsys):
     code, out, err = cli(capsys, "validate", str(root))
     assert code == 0, err
     assert out.startswith("ok: 2 entries on 2 board(s)")
+    assert "no entry was re-checked against its log" in out
     code, out, err = cli(capsys, "validate", str(root), "--logs", str(logs["a"].parent.parent))
     assert code == 0, err
-    assert "2 re-checked against their logs" in out
+    assert "2 of 2 re-checked against their logs" in out
+
+
+def test_validate_reports_the_same_eval_twice(root, logs, capsys):
+    """Entries accepted before identity checks (or added by hand) are found by content."""
+    assert cli(capsys, "submit", str(logs["a"]))[0] == 0
+    (path,) = (root / "general" / "entries").glob("*.json")
+    copy = json.loads(path.read_text())
+    copy["log"]["eval_id"] = "CopiedEvalId0000000000"
+    copy["log"]["sha256"] = "0" * 64  # a re-zipped file
+    (root / "general" / "entries" / "CopiedEvalId0000000000.json").write_text(json.dumps(copy))
+    code, _, err = cli(capsys, "validate", str(root), "--logs", str(logs["a"].parent))
+    assert code == 2
+    assert "a duplicate of" in err and "(the same samples)" in err
 
 
 def test_validate_finds_edited_and_misfiled_entries(root, logs, capsys):

@@ -67,25 +67,11 @@ def submit(
     root: Path | None,
 ) -> None:
     """Check an eval log, recompute its metrics and add it to a board as one entry file."""
-    from embench.leaderboard.entries import build_entry, find_duplicate, write_entry
-    from embench.leaderboard.logcheck import check_log, sha256_file
+    from embench.leaderboard.submit import submit_log
 
-    base = leaderboards_root(root)
-    board = load_board(base, board_name)
-    if log.is_file():
-        duplicate = find_duplicate(board, sha256_file(log))
-        if duplicate is not None:
-            raise EmbenchError(
-                f"this log was already submitted to board '{board.name}' as "
-                f"{duplicate.path.name} ('{duplicate.data.get('name', '')}')"
-            )
-    if run_dir is not None and not (run_dir / "manifest.json").is_file():
-        raise EmbenchError(f"--run {run_dir}: no manifest.json there")
-    if name is not None and not name.strip():
-        raise EmbenchError("--name must not be empty")
-    checked = check_log(log, board)
-    entry = build_entry(checked, board, name, notes, run_dir, in_domain_rate)
-    path = write_entry(board, entry)
+    board = load_board(leaderboards_root(root), board_name)
+    submitted = submit_log(board, log, name, notes, run_dir, in_domain_rate)
+    path, entry = submitted.path, submitted.entry
     metrics = entry["metrics"]
     rate = metrics["misaligned_rate"]
     shown = (

@@ -3,7 +3,9 @@
 An entry holds what a reviewer needs to see in a pull request: who and what was evaluated
 (model, judge, run manifest fields), under which protocol (task version, question-set
 fingerprint, thresholds, answers per question) and every recomputed metric with its 95% CI.
-The log itself is referenced by its sha256, which also refuses duplicate submissions.
+The log is identified by the eval's own ids and content (``eval_id``, ``run_id``, a hash of its
+samples) besides its file hash, so the same eval re-zipped, renamed or submitted twice at once
+gives one entry: the entry file is named after the eval id and created exclusively.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from embench.leaderboard.logcheck import CheckedLog
 from embench.metrics import METRIC_NAMES
 from embench.models.resolve import read_manifest
 
-ENTRY_VERSION = 1
+ENTRY_VERSION = 2  # 2: log.samples_sha256; file named <eval_id>.json
 LOCAL_PREFIX = "local/"
 COUNT_NAMES = ("answers", "scored", "unscored")
 REQUIRED_KEYS = (
@@ -59,6 +61,12 @@ class StoredEntry:
     def sha256(self) -> str:
         """The content hash of the submitted log."""
         return str((self.data.get("log") or {}).get("sha256", ""))
+
+    def identity(self) -> dict[str, str]:
+        """What identifies the submitted eval: its id, its samples' content, its file's hash."""
+        log = self.data.get("log") or {}
+        keys = ("eval_id", "samples_sha256", "sha256")
+        return {k: str(log[k]) for k in keys if log.get(k)}
 
 
 def metric_names() -> list[str]:
@@ -169,6 +177,7 @@ def build_entry(
             "file": checked.path.name,
             "eval_id": checked.eval_id,
             "run_id": checked.run_id,
+            "samples_sha256": checked.samples_sha256,
             "created": checked.created,
             "inspect_ai": checked.inspect_ai,
         },
@@ -191,15 +200,9 @@ def build_entry(
     return _clean(entry)
 
 
-def _slug(text: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return slug[:40] or "entry"
-
-
 def entry_filename(entry: dict[str, Any]) -> str:
-    """``<date>-<name>-<log hash prefix>.json``: sortable, readable, unique per log."""
-    stamp = re.sub(r"[^0-9]", "", entry["submitted_at"])[:14]
-    return f"{stamp[:8]}-{stamp[8:]}-{_slug(entry['name'])}-{entry['log']['sha256'][:10]}.json"
+    """``<eval_id>.json``: one name per eval, whoever submits it and however often."""
+    return f"{entry['log']['eval_id']}.json"
 
 
 def entry_json(entry: dict[str, Any]) -> str:
@@ -224,22 +227,44 @@ def load_entries(board: Board) -> list[StoredEntry]:
     return entries
 
 
-def find_duplicate(board: Board, sha256: str) -> StoredEntry | None:
-    """The entry of this board that already holds the log with this hash."""
-    for stored in load_entries(board):
-        if stored.sha256 == sha256:
-            return stored
+IDENTITY_LABELS = {
+    "eval_id": "the same eval_id",
+    "samples_sha256": "the same samples",
+    "sha256": "the same log file",
+}
+
+
+def same_eval(a: dict[str, str], b: dict[str, str]) -> str | None:
+    """How two identities match (a label of IDENTITY_LABELS), or None when they differ."""
+    for key, label in IDENTITY_LABELS.items():
+        if a.get(key) and a.get(key) == b.get(key):
+            return label
     return None
 
 
+def _already(board: Board, stored: StoredEntry, how: str) -> EmbenchError:
+    return EmbenchError(
+        f"this eval was already submitted to board '{board.name}' as {stored.path.name} "
+        f"('{stored.data.get('name', '')}': {how})"
+    )
+
+
+def check_not_submitted(board: Board, identity: dict[str, str]) -> None:
+    """Refuse an eval the board already holds (by eval id, sample content or file hash)."""
+    for stored in load_entries(board):
+        how = same_eval(identity, stored.identity())
+        if how:
+            raise _already(board, stored, how)
+
+
 def write_entry(board: Board, entry: dict[str, Any]) -> Path:
-    """Write one entry atomically (temporary file + rename) and return its path."""
-    folder = board.entries_dir
-    target = folder / entry_filename(entry)
-    if target.exists():
-        raise EmbenchError(f"{target} already exists")
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(target, entry_json(entry))
+    """Create one entry atomically and exclusively: of two concurrent submissions of the same
+    eval (same file name, from its eval id) exactly one is written, the other refused."""
+    target = board.entries_dir / entry_filename(entry)
+    try:
+        atomic_write_text(target, entry_json(entry), exclusive=True)
+    except FileExistsError:
+        raise _already(board, StoredEntry(target, entry), "the same eval_id") from None
     return target
 
 
@@ -267,16 +292,30 @@ def check_entry(stored: StoredEntry, board: Board) -> list[str]:
             f"{where}: samples_per_question {data['samples_per_question']!r} is below the "
             f"board's minimum {board.min_samples_per_question}"
         )
-    sha = str((data.get("log") or {}).get("sha256", ""))
-    if not re.fullmatch(r"[0-9a-f]{64}", sha):
-        problems.append(f"{where}: log.sha256 is not a sha256 hex digest")
-    elif not stored.path.name.endswith(f"-{sha[:10]}.json"):
-        problems.append(f"{where}: file name does not end with the log hash prefix {sha[:10]}")
+    problems += _check_identity(stored)
     problems += _check_metrics(where, data.get("metrics"))
     if board.requires_run and not data.get("run"):
         problems.append(f"{where}: board '{board.name}' needs a run manifest")
     if board.requires_mitigation and not (data.get("run") or {}).get("mitigation"):
         problems.append(f"{where}: board '{board.name}' needs a mitigated run")
+    return problems
+
+
+def _check_identity(stored: StoredEntry) -> list[str]:
+    """The log's ids are well formed and the file is named after the eval id."""
+    where, log = stored.path.name, stored.data.get("log") or {}
+    version = stored.data["entry_version"]
+    if version not in (1, ENTRY_VERSION) or isinstance(version, bool):
+        return [f"{where}: entry_version {version!r} is not 1 or {ENTRY_VERSION}"]
+    hashes = ["sha256"] + (["samples_sha256"] if version >= 2 else [])
+    problems = [
+        f"{where}: log.{key} is not a sha256 hex digest"
+        for key in hashes
+        if not re.fullmatch(r"[0-9a-f]{64}", str(log.get(key, "")))
+    ]
+    eval_id = str(log.get("eval_id", ""))
+    if stored.path.name != f"{eval_id}.json":
+        problems.append(f"{where}: an entry file is named after its log's eval_id ({eval_id})")
     return problems
 
 

@@ -8,7 +8,9 @@ over 1e-6 rejects the log, naming the metric). Every check raises a one-line Emb
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +52,7 @@ class CheckedLog:
     per_question: dict[str, float | None]
     eval_id: str
     run_id: str
+    samples_sha256: str  # the samples' own content: the same eval however it was zipped
     created: str
     inspect_ai: str
     generation: dict[str, Any] = field(default_factory=dict)
@@ -62,6 +65,19 @@ def sha256_file(path: Path) -> str:
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def samples_sha256(samples: list[EvalSample]) -> str:
+    """Content hash of a log's samples (ids, epochs, Inspect's sample uuids, inputs, outputs and
+    scores): the same for every copy of one eval, however it was re-zipped or renamed."""
+    digest = hashlib.sha256()
+    for sample in sorted(samples, key=lambda s: (str(s.id), s.epoch)):
+        content = sample.model_dump(
+            mode="json", include={"id", "epoch", "uuid", "input", "target", "output", "scores"}
+        )
+        digest.update(json.dumps(content, sort_keys=True, ensure_ascii=False).encode())
+        digest.update(b"\n")
     return digest.hexdigest()
 
 
@@ -84,9 +100,11 @@ def check_log(path: Path, board: Board | None = None) -> CheckedLog:
     sha = sha256_file(path) if path.is_file() else ""
     log = read_log(path)
     _check_status(log)
+    _check_eval_id(log)
     meta = log.eval.metadata or {}
     version = _check_task(log, meta, board)
     judge = _judge(log)
+    _check_models_recorded(log, judge)
     thresholds = _thresholds(meta, board)
     fingerprint = str(meta.get("fingerprint") or "")
     if board is not None and fingerprint != board.fingerprint:
@@ -130,6 +148,7 @@ def check_log(path: Path, board: Board | None = None) -> CheckedLog:
         per_question={k: _finite(v) for k, v in per_question.items()},
         eval_id=log.eval.eval_id,
         run_id=log.eval.run_id,
+        samples_sha256=samples_sha256(samples),
         created=str(log.eval.created),
         inspect_ai=str(log.eval.packages.get("inspect_ai", "unknown")),
         generation=_generation(log),
@@ -153,6 +172,17 @@ def _check_status(log: EvalLog) -> None:
         detail = f": {message[0][:160]}" if message else ""
         raise EmbenchError(f"the eval failed{detail}")
     raise EmbenchError(f"the eval did not finish (status '{log.status}')")
+
+
+_EVAL_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+
+
+def _check_eval_id(log: EvalLog) -> None:
+    """The eval id names the entry file: it must be an Inspect id, not a path."""
+    if not _EVAL_ID.fullmatch(str(log.eval.eval_id or "")):
+        raise EmbenchError(
+            f"the log's eval_id {str(log.eval.eval_id)[:40]!r} is not an Inspect eval id"
+        )
 
 
 def _check_task(log: EvalLog, meta: dict[str, Any], board: Board | None) -> int:
@@ -184,6 +214,30 @@ def _judge(log: EvalLog) -> str:
     if grader is None or not getattr(grader, "model", None):
         raise EmbenchError("the log records no judge (model role 'grader')")
     return str(grader.model)
+
+
+def _check_models_recorded(log: EvalLog, judge: str) -> None:
+    """The header's model and grader must be the models the samples' own events called."""
+    called: dict[bool, set[str]] = {True: set(), False: set()}
+    for sample in log.samples or []:
+        for event in sample.events:
+            if event.event == "model":
+                called[event.role == GRADER_ROLE].add(str(event.model))
+    for is_grader, field_name, claimed in (
+        (False, "eval.model", str(log.eval.model)),
+        (True, f"model_roles.{GRADER_ROLE}", judge),
+    ):
+        seen = called[is_grader]
+        if not seen:
+            raise EmbenchError(
+                f"the log's samples record no call to {field_name} ('{claimed}'): "
+                "cannot check who answered and who judged"
+            )
+        if seen != {claimed}:
+            raise EmbenchError(
+                f"the log header's {field_name} is '{claimed}' but its samples' model events "
+                f"called {', '.join(sorted(repr(m) for m in seen))}: the header was edited"
+            )
 
 
 def _thresholds(meta: dict[str, Any], board: Board | None) -> dict[str, float]:

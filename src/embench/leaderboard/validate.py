@@ -1,7 +1,9 @@
 """Re-check a leaderboards tree: boards, every entry, and (given the logs) every metric.
 
 Meant for the CI of a repository that accepts submissions as pull requests: a hand-edited
-entry, an entry filed under the wrong board, a duplicate log or a stale board config fails.
+entry, an entry filed under the wrong board, the same eval twice (by eval id, sample content or file
+hash) or a stale board config fails. Without ``--logs`` only the entries are checked, and the
+summary says that no entry was re-checked against its log.
 """
 
 from __future__ import annotations
@@ -12,7 +14,13 @@ from typing import Any
 
 from embench.errors import EmbenchError
 from embench.leaderboard.boards import Board, load_board
-from embench.leaderboard.entries import StoredEntry, check_entry, load_entries, metric_names
+from embench.leaderboard.entries import (
+    StoredEntry,
+    check_entry,
+    load_entries,
+    metric_names,
+    same_eval,
+)
 from embench.leaderboard.logcheck import TOLERANCE, check_log, sha256_file
 from embench.leaderboard.render import check_columns
 from embench.questions import load_question_set
@@ -57,6 +65,10 @@ def _recheck(stored: StoredEntry, board: Board, log: Path) -> list[str]:
     for key in ("model", "judge", "samples_per_question"):
         if data.get(key) != getattr(checked, key):
             problems.append(f"{where}: {key} {data.get(key)!r} differs from its log's")
+    for key in ("eval_id", "run_id", "samples_sha256"):
+        stored_value = (data.get("log") or {}).get(key)
+        if stored_value is not None and stored_value != getattr(checked, key):
+            problems.append(f"{where}: log.{key} {stored_value!r} differs from its log's")
     return problems
 
 
@@ -97,15 +109,20 @@ def validate_tree(
         except EmbenchError as error:
             problems.append(str(error))
             continue
-        seen: dict[str, str] = {}
+        seen: list[StoredEntry] = []
         for stored in stored_entries:
             entries += 1
             found = check_entry(stored, board)
             problems += [f"{name}/{p}" for p in found]
+            for earlier in seen:
+                how = same_eval(stored.identity(), earlier.identity())
+                if how:
+                    problems.append(
+                        f"{name}/{stored.path.name}: a duplicate of {earlier.path.name} ({how})"
+                    )
+                    break
+            seen.append(stored)
             sha = stored.sha256
-            if sha in seen:
-                problems.append(f"{name}/{stored.path.name}: same log as {seen[sha]}")
-            seen.setdefault(sha, stored.path.name)
             if not found and sha in logs:
                 rechecked += 1
                 problems += [f"{name}/{p}" for p in _recheck(stored, board, logs[sha])]
@@ -115,8 +132,13 @@ def validate_tree(
             if board.entries_dir.is_dir() and p.suffix != ".json" and not p.name.startswith(".")
         ]
         problems += [f"{name}/entries/{s}: not an entry (.json)" for s in strays]
-    summary = (
-        f"ok: {entries} entr{'y' if entries == 1 else 'ies'} on {len(names)} board(s) under "
-        f"{root}" + (f"; {rechecked} re-checked against their logs" if logs_dir else "")
-    )
+    if logs_dir is None:
+        rechecks = (
+            "; no entry was re-checked against its log (pass --logs <folder of .eval logs> to "
+            "recompute every metric)"
+        )
+    else:
+        rechecks = f"; {rechecked} of {entries} re-checked against their logs in {logs_dir}"
+    plural = "y" if entries == 1 else "ies"
+    summary = f"ok: {entries} entr{plural} on {len(names)} board(s) under {root}{rechecks}"
     return problems, summary
