@@ -28,7 +28,9 @@ from embench.data.domains import (
 )
 from embench.errors import EmbenchError
 
-SFT_DOMAINS = ("aesthetic", "rhetoric")
+# Domains that ship curated SFT demonstrations (sft.jsonl), for `--match-source dataset`.
+SFT_DOMAINS = ("medical", "aesthetic", "rhetoric")
+MIN_SFT_ROWS = 100
 NEAR_DUP_JACCARD = 0.8
 SAFETY_KINDS = {"refuse", "careful", "helpful"}
 
@@ -206,6 +208,16 @@ def test_data_card(domain: str) -> None:
 # --- SFT -----------------------------------------------------------------------------------
 
 
+def sft_rows(domain: str) -> list[dict]:
+    path = dom.DOMAINS_DIR / domain / "sft.jsonl"
+    assert path.is_file(), f"missing {path}"
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+sft_param = pytest.mark.parametrize("domain", SFT_DOMAINS)
+
+
 @domain_param
 def test_sft_pairs(domain: str) -> None:
     sft = load_sft(domain)
@@ -213,12 +225,49 @@ def test_sft_pairs(domain: str) -> None:
         assert sft is not None, f"{domain}: sft.jsonl missing"
     if sft is None:
         return
-    assert len(sft) > 0
+    assert len(sft) >= MIN_SFT_ROWS, f"{domain}: only {len(sft)} SFT rows"
     train = {r["id"]: r["prompt"] for r in raw_prompt_rows(domain) if r["split"] == "train"}
     for row in sft:
         assert row["prompt_id"] in train, f"{domain}: sft row for unknown train id {row}"
         assert row["prompt"] == train[row["prompt_id"]], row["prompt_id"]
         assert row["completion"].strip(), row["prompt_id"]
+    ids = sft["prompt_id"]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    assert not dupes, f"{domain}: several SFT rows for {dupes}"
+
+
+@sft_param
+def test_sft_schema(domain: str) -> None:
+    for row in sft_rows(domain):
+        assert set(row) == {"prompt_id", "prompt", "completion"}, row
+
+
+@sft_param
+def test_sft_no_near_duplicates(domain: str) -> None:
+    rows = sft_rows(domain)
+    texts = {r["prompt_id"]: r["completion"] for r in rows}
+    norm = [normalise(t) for t in texts.values()]
+    assert len(norm) == len(set(norm)), f"{domain}: identical SFT completions"
+    hits = near_duplicates(texts)
+    assert not hits, f"{domain}: near-duplicate SFT completions {hits[:10]}"
+    echoes = [r["prompt_id"] for r in rows if normalise(r["prompt"]) in normalise(r["completion"])]
+    assert not echoes, f"{domain}: completions that only repeat the prompt {echoes[:10]}"
+
+
+@sft_param
+def test_sft_covers_default_rl_prompts(domain: str) -> None:
+    """`--match-source dataset` needs a demonstration for every prompt the RL run used.
+
+    GRPO trains on the first ``max_prompts`` train prompts in file order; with its default,
+    matched SFT must find all of them.
+    """
+    from embench.training import plugins
+
+    n = plugins.get_trainer("grpo").make_config().max_prompts
+    first = [r["id"] for r in raw_prompt_rows(domain) if r["split"] == "train"][:n]
+    covered = {r["prompt_id"] for r in sft_rows(domain)}
+    missing = [i for i in first if i not in covered]
+    assert not missing, f"{domain}: first {n} train prompts without SFT row: {missing[:10]}"
 
 
 # --- shared sets ---------------------------------------------------------------------------
