@@ -123,10 +123,11 @@ def _resume_config(path: str) -> tuple[Any, Any]:
     if manifest.get("status") == "finished":
         raise EmbenchError(f"{path} already finished; nothing to resume")
     plugin = get_trainer(manifest["trainer"])
-    fields = {f.name for f in dataclasses.fields(plugin.config_class)}
-    values = {k: v for k, v in manifest.get("config", {}).items() if k in fields}
-    values.update(output=path, overwrite=False)
-    return plugin, plugin.config_class(**values)
+    from embench.training.config import config_from_values
+
+    values = {**manifest.get("config", {}), "output": path, "overwrite": False}
+    source = f"{path}/manifest.json"
+    return plugin, config_from_values(plugin.config_class, plugin.trl_config_class, values, source)
 
 
 @main.command()

@@ -1,15 +1,49 @@
-"""The options every trainer shares, and reading them from YAML and ``--set key=value``."""
+"""The options every trainer shares, and reading them from YAML, ``--set key=value`` and flags.
+
+Every value, wherever it comes from, is validated against its field's declared type with
+pydantic's ``TypeAdapter`` before anything loads: the trainer's ``Config`` fields and, for
+``trl.<field>``, the field types of the trainer's TRL config class (``GRPOConfig``,
+``SFTConfig``). A bad value is one line naming the key, the expected type and where it came from.
+
+One place sets each value:
+
+- precedence is the same for every option: defaults < ``--config`` YAML < the command line;
+- the same option given twice on the command line (``--set max_steps=2 --max-steps 3``), or
+  twice in one file, is an error naming both places;
+- a trainer option is never also set through ``trl.<field>`` (``--set trl.beta`` on GRPO is an
+  error pointing to ``--set beta``), and TRL fields embench owns (``output_dir``) are refused;
+- a mitigation that sets a trainer option (``kl:weight`` is GRPO's ``beta``) cannot be combined
+  with that option set explicitly.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import enum
+import functools
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
+from annotated_types import Ge, Gt, Le, Lt
 
 from embench.errors import EmbenchError
+
+PositiveInt = Annotated[int, Ge(1)]
+NonNegativeInt = Annotated[int, Ge(0)]
+PositiveFloat = Annotated[float, Gt(0)]
+
+#: Mitigations that set a trainer option: mitigation name -> the option it sets (when the
+#: trainer's Config has it). GRPO's KL penalty is TRL's ``beta`` (see mitigations.Plan).
+MITIGATION_OPTIONS: dict[str, str] = {"kl": "beta"}
+#: TRL fields embench sets itself, and the option to use instead.
+RESERVED_TRL: dict[str, str] = {
+    "output_dir": "--output",
+    "resume_from_checkpoint": "--resume",
+}
+NONE_WORDS = ("none", "null", "~")
 
 
 @dataclass
@@ -19,6 +53,7 @@ class TrainConfig:
     Any field of the trainer's TRL config (``GRPOConfig``, ``SFTConfig``) can be set through
     ``trl`` (``--set trl.warmup_steps=2``, or a plain ``--set warmup_steps=2``), so GPU, bf16 and
     vLLM are switched by config: ``--set trl.bf16=true --set trl.use_vllm=true``.
+    Fields typed ``Annotated[T, Ge(1)]`` etc. carry their range; ``build_config`` checks it.
     """
 
     model: str = "default"
@@ -30,23 +65,24 @@ class TrainConfig:
     reward: list[str] = field(default_factory=list)
     """Reward names (see `embench rewards`); several are summed with `reward_weights`."""
     reward_weights: list[float] | None = None
+    """One weight per reward (``--set reward_weights=1,0.5``); default all 1."""
     judge: str | None = None
     """Inspect model used by judge rewards (e.g. openai/gpt-4o, local/default)."""
     lora: bool = False
     """Train a LoRA adapter instead of all weights."""
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.0
+    lora_r: PositiveInt = 8
+    lora_alpha: PositiveInt = 16
+    lora_dropout: Annotated[float, Ge(0), Lt(1)] = 0.0
     lora_target_modules: str = "all-linear"
-    max_steps: int = 40
-    learning_rate: float = 1e-5
-    seed: int = 0
+    max_steps: PositiveInt = 40
+    learning_rate: PositiveFloat = 1e-5
+    seed: NonNegativeInt = 0
     output: str | None = None
-    """Run directory (default runs/<trainer>-<domain>-<seed>)."""
+    """Run directory (default runs/<trainer>-<domain>-s<seed>)."""
     overwrite: bool = False
-    save_steps: int = 10
+    save_steps: PositiveInt = 10
     """Save a resumable checkpoint every this many steps."""
-    max_prompts: int | None = None
+    max_prompts: PositiveInt | None = None
     """Use only the first N training prompts."""
     dtype: str = "float32"
     """Training dtype for the weights (float32 on CPU; bfloat16 on GPUs)."""
@@ -56,24 +92,241 @@ class TrainConfig:
     """Extra fields for the trainer's TRL config."""
 
 
-def _coerce(value: str, hint: Any) -> Any:
-    text = str(hint)
-    if isinstance(value, str):
-        if "list" in text:
-            return [v for v in value.split(",") if v] if value else []
-        if "bool" in text:
-            if value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(f"expected true/false, got '{value}'")
-        if "int" in text and "float" not in text:
-            return None if value.lower() == "none" else int(value)
-        if "float" in text:
-            return None if value.lower() == "none" else float(value)
-        if value.lower() == "none" and "None" in text:
-            return None
-    return value
+# --- types: reading text, describing, validating ---------------------------------------------
+
+
+def _strip_annotated(hint: Any) -> tuple[Any, tuple[Any, ...]]:
+    if get_origin(hint) is Annotated:
+        base, *metadata = get_args(hint)
+        inner, more = _strip_annotated(base)
+        return inner, (*more, *metadata)
+    return hint, ()
+
+
+def _members(hint: Any) -> tuple[Any, ...]:
+    """The alternatives of a union (``X | None``), else just the type."""
+    hint, _ = _strip_annotated(hint)
+    if get_origin(hint) in (Union, types.UnionType):
+        return tuple(m for a in get_args(hint) for m in _members(a))
+    return (hint,)
+
+
+def _admits(hint: Any, kind: type) -> bool:
+    for member in _members(hint):
+        if member is kind or get_origin(member) is kind:
+            return True
+    return False
+
+
+def _plural(hint: Any) -> str:
+    words = {int: "integers", float: "numbers", str: "strings", bool: "true/false values"}
+    return words.get(hint, describe(hint))
+
+
+_BOUNDS = ((Ge, "ge", ">="), (Gt, "gt", ">"), (Le, "le", "<="), (Lt, "lt", "<"))
+
+
+def describe(hint: Any) -> str:
+    """A readable name of a type hint: ``an integer >= 1``, ``a list of numbers or none``."""
+    base, metadata = _strip_annotated(hint)
+    bounds = [
+        f"{sign} {getattr(m, attr)}"
+        for m in metadata
+        for kind, attr, sign in _BOUNDS
+        if isinstance(m, kind)
+    ]
+    if get_origin(base) in (Union, types.UnionType):
+        text = " or ".join(
+            "none" if m is type(None) else describe(m)
+            for m in sorted(get_args(base), key=lambda m: m is type(None))
+        )
+    elif base is int:
+        text = "an integer"
+    elif base is float:
+        text = "a number"
+    elif base is bool:
+        text = "true or false"
+    elif base is str:
+        text = "text"
+    elif base is Any:
+        text = "any value"
+    elif get_origin(base) is list or base is list:
+        inner = get_args(base)
+        text = f"a comma-separated list of {_plural(inner[0])}" if inner else "a list"
+    elif get_origin(base) is dict or base is dict:
+        text = "a mapping"
+    elif isinstance(base, type) and issubclass(base, enum.Enum):
+        text = "one of " + ", ".join(str(m.value) for m in base)
+    else:
+        text = getattr(base, "__name__", str(base))
+    return " ".join([text, *bounds])
+
+
+def from_text(text: str, hint: Any, none_word: bool = True) -> Any:
+    """Turn command-line text into a value for ``hint`` (validated afterwards).
+
+    ``none``/``null`` is None where the type allows it (with ``none_word=False``, only where it
+    admits no text: TRL's ``report_to="none"`` is a string); ``[...]``/``{...}`` is read as
+    YAML; lists are comma-separated (``1,0.5``); the rest stays text for pydantic's lax mode.
+    """
+    stripped = text.strip()
+    allows_none = type(None) in _members(hint) and (none_word or not _admits(hint, str))
+    if allows_none and stripped.lower() in NONE_WORDS:
+        return None
+    if stripped[:1] in ("[", "{"):
+        try:
+            return yaml.safe_load(stripped)
+        except yaml.YAMLError:
+            return stripped
+    if _admits(hint, list) and not _admits(hint, str):
+        return [part.strip() for part in stripped.split(",") if part.strip()]
+    return stripped
+
+
+@functools.lru_cache(maxsize=512)
+def _adapter(hint: Any) -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(hint)
+
+
+def parse_value(key: str, value: Any, hint: Any, source: str, none_word: bool = True) -> Any:
+    """``value`` checked against ``hint``; text (command line, YAML strings) is converted first.
+
+    Native values (YAML numbers, lists, click-typed flags) are checked strictly: ``2.7`` or
+    ``[1, 2]`` is not an integer, ``1`` is not a bool. Raises a one-line EmbenchError.
+    """
+    from pydantic import ValidationError
+
+    from_string = isinstance(value, str)
+    candidate = from_text(value, hint, none_word) if from_string else value
+    try:
+        return _adapter(hint).validate_python(candidate, strict=not from_string)
+    except ValidationError as ex:
+        reason = ex.errors()[0]["msg"] if ex.errors() else str(ex)
+        raise EmbenchError(
+            f"{source}: '{key}' expects {describe(hint)}, got {value!r} ({reason})"
+        ) from None
+    except TypeError as ex:  # an unhashable/odd hint pydantic cannot build a schema for
+        raise EmbenchError(f"{source}: cannot check '{key}' ({ex})") from None
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    """Field types of ``cls``; a subclass that redeclares a field with the same plain type
+    (``learning_rate: float = 1e-4``) keeps the range its base class declared."""
+    try:
+        hints = get_type_hints(cls, include_extras=True)
+        for base in cls.__mro__[1:]:
+            if not dataclasses.is_dataclass(base):
+                continue
+            for name, hint in get_type_hints(base, include_extras=True).items():
+                if (
+                    name in hints
+                    and not _strip_annotated(hints[name])[1]
+                    and _strip_annotated(hint)[1]
+                    and hints[name] == _strip_annotated(hint)[0]
+                ):
+                    hints[name] = hint
+        return hints
+    except Exception as ex:  # a third-party config with an unresolvable annotation
+        raise EmbenchError(f"cannot read the option types of {cls.__name__}: {ex}") from None
+
+
+# --- building a config -----------------------------------------------------------------------
+
+
+@dataclass
+class _Collected:
+    """Values gathered from every source, with the place each came from."""
+
+    config_class: type
+    trl_config_class: type | None
+    values: dict[str, Any] = field(default_factory=dict)
+    trl: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (origin, label)
+
+    def __post_init__(self) -> None:
+        self.hints = _hints(self.config_class)
+        self.names = {f.name for f in dataclasses.fields(self.config_class)} - {"trl"}
+        self.trl_hints = _hints(self.trl_config_class) if self.trl_config_class else {}
+        self.trl_names = (
+            {f.name for f in dataclasses.fields(self.trl_config_class) if f.init}
+            if self.trl_config_class
+            else set()
+        )
+
+    def _claim(self, key: str, origin: str, label: str) -> None:
+        previous = self.sources.get(key)
+        if previous is not None and not (previous[0] == "file" and origin == "cli"):
+            raise EmbenchError(
+                f"'{key}' is set twice: {previous[1]} and {label}; give it once "
+                "(the command line overrides --config)"
+            )
+        self.sources[key] = (origin, label)
+
+    def put(self, key: str, value: Any, origin: str, label: str) -> None:
+        trl_class = getattr(self.trl_config_class, "__name__", "the TRL config")
+        if key.startswith("trl."):
+            name = key[4:]
+            if name in self.names:
+                raise EmbenchError(
+                    f"{label}: '{name}' is a trainer option; set it once with --set {name}=... "
+                    f"(not trl.{name})"
+                )
+            if name in RESERVED_TRL:
+                raise EmbenchError(
+                    f"{label}: embench sets trl.{name} itself; use {RESERVED_TRL[name]}"
+                )
+            if name not in self.trl_names:
+                raise EmbenchError(f"{label}: '{name}' is not a field of {trl_class}")
+            self._claim(f"trl.{name}", origin, label)
+            self.trl[name] = parse_value(
+                f"trl.{name}", value, self.trl_hints[name], label, none_word=False
+            )
+        elif key in self.names:
+            self._claim(key, origin, label)
+            self.values[key] = parse_value(key, value, self.hints[key], label)
+        elif key in self.trl_names:
+            self.put(f"trl.{key}", value, origin, label)
+        else:
+            raise EmbenchError(
+                f"{label}: unknown option '{key}'; options: {', '.join(sorted(self.names))}, "
+                f"or any field of {trl_class} (trl.<field>)"
+            )
+
+    def check_mitigation_options(self) -> None:
+        """A mitigation and the option it sets must not both be given."""
+        specs = self.values.get("mitigations") or []
+        for spec in specs:
+            name = str(spec).partition(":")[0].strip().lower()
+            option = MITIGATION_OPTIONS.get(name)
+            if option in self.names and option in self.sources:
+                raise EmbenchError(
+                    f"{name} sets '{option}': it is set twice, by --mitigation {spec} and "
+                    f"{self.sources[option][1]}; give only --mitigation {name}:..."
+                )
+
+    def build(self, check_mitigations: bool = True) -> Any:
+        if check_mitigations:
+            self.check_mitigation_options()
+        values = dict(self.values)
+        if self.trl:
+            values["trl"] = dict(self.trl)
+        try:
+            return self.config_class(**values)
+        except (TypeError, ValueError) as ex:
+            raise EmbenchError(f"invalid {self.config_class.__name__}: {ex}") from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as ex:
+        reason = str(ex).splitlines()[0] if str(ex) else type(ex).__name__
+        raise EmbenchError(f"cannot read config {path}: {reason}") from None
+    if not isinstance(data, dict):
+        raise EmbenchError(f"{path}: a config file is a mapping of option: value")
+    return data
 
 
 def build_config(
@@ -83,63 +336,65 @@ def build_config(
     overrides: list[str] | tuple[str, ...] = (),
     **flags: Any,
 ) -> Any:
-    """Config from defaults < ``--config`` YAML < ``--set key=value`` < explicit CLI flags."""
-    names = {f.name for f in dataclasses.fields(config_class)}
-    hints = get_type_hints(config_class)
-    trl_names = (
-        {f.name for f in dataclasses.fields(trl_config_class)} if trl_config_class else set()
-    )
-    values: dict[str, Any] = {}
-    trl: dict[str, Any] = {}
+    """Config from defaults < ``--config`` YAML < the command line (``--set key=value``, flags).
 
-    def put(key: str, value: Any, source: str) -> None:
-        if key.startswith("trl."):
-            key = key[4:]
-            if key not in trl_names:
-                raise EmbenchError(
-                    f"{source}: '{key}' is not a field of {trl_config_class.__name__}"
-                )
-            trl[key] = yaml.safe_load(value) if isinstance(value, str) else value
-        elif key in names and key != "trl":
-            try:
-                values[key] = _coerce(value, hints[key])
-            except ValueError as ex:
-                raise EmbenchError(f"{source}: bad value for '{key}': {ex}") from None
-        elif key in trl_names:
-            trl[key] = yaml.safe_load(value) if isinstance(value, str) else value
-        else:
-            raise EmbenchError(
-                f"{source}: unknown option '{key}'; options: {', '.join(sorted(names - {'trl'}))}, "
-                "or any TRL config field (trl.<field>)"
-            )
-
+    Every value is type-checked (see the module docstring); flags left at None/empty are unset.
+    """
+    collected = _Collected(config_class, trl_config_class)
     if config_file:
         path = Path(config_file)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as ex:
-            raise EmbenchError(f"cannot read config {path}: {ex}") from None
-        if not isinstance(data, dict):
-            raise EmbenchError(f"{path}: a config file is a mapping of option: value")
-        for key, value in data.items():
-            if key == "trl" and isinstance(value, dict):
-                for k, v in value.items():
-                    put(f"trl.{k}", v, str(path))
+        for key, value in _read_yaml(path).items():
+            if key == "trl":
+                if not isinstance(value, dict):
+                    raise EmbenchError(f"{path}: 'trl' must be a mapping of TRL field: value")
+                for name, item in value.items():
+                    collected.put(f"trl.{name}", item, "file", f"{path} (trl.{name})")
             else:
-                put(key, value, str(path))
+                collected.put(str(key), value, "file", f"{path} ({key})")
     for item in overrides:
-        if "=" not in item:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
             raise EmbenchError(f"--set {item}: expected key=value")
-        key, value = item.split("=", 1)
-        put(key.strip(), value.strip(), f"--set {item}")
+        collected.put(key.strip(), value, "cli", f"--set {item}")
     for key, value in flags.items():
-        if value is not None and value != () and value != []:
-            put(key, value, f"--{key.replace('_', '-')}")
-    if trl:
-        values["trl"] = trl
-    return config_class(**values)
+        if value is None or value == () or value == []:
+            continue
+        value = list(value) if isinstance(value, tuple) else value
+        collected.put(key, value, "cli", f"--{key.replace('_', '-')}")
+    return collected.build()
+
+
+def config_from_values(
+    config_class: type, trl_config_class: type | None, values: dict[str, Any], source: str
+) -> Any:
+    """A config from a stored mapping (a manifest's ``config``), checked like any other source."""
+    collected = _Collected(config_class, trl_config_class)
+    for key, value in values.items():
+        if key == "trl":
+            for name, item in (value or {}).items():
+                if name not in RESERVED_TRL:
+                    collected.put(f"trl.{name}", item, "file", f"{source} (trl.{name})")
+        elif key in collected.names:
+            collected.put(key, value, "file", f"{source} ({key})")
+    # a stored config is already resolved: mitigations have set their options (kl -> beta)
+    return collected.build(check_mitigations=False)
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
     """A JSON-ready dict of a config dataclass."""
     return dataclasses.asdict(config)
+
+
+__all__ = [
+    "MITIGATION_OPTIONS",
+    "NonNegativeInt",
+    "PositiveFloat",
+    "PositiveInt",
+    "TrainConfig",
+    "build_config",
+    "config_from_values",
+    "config_to_dict",
+    "describe",
+    "from_text",
+    "parse_value",
+]
