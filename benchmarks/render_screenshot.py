@@ -117,7 +117,6 @@ def main() -> int:
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from embench.leaderboard.boards import leaderboards_root
-    from embench.paths import REPO_ROOT
 
     root = leaderboards_root(args.root)
     if args.render:
@@ -133,7 +132,10 @@ def main() -> int:
             "no chromium on PATH: `apt-get install chromium` to take screenshots", file=sys.stderr
         )
         return 3
-    out = args.out or REPO_ROOT / "logs" / "screenshots" / f"{args.board}.png"
+    out = (
+        args.out
+        or Path(__file__).resolve().parents[1] / "logs" / "screenshots" / f"{args.board}.png"
+    )
     report = screenshot(page, out)
     print(f"screenshot: {report['png']} ({report['width']}x{report['height']}, "
           f"{report['png_bytes']} bytes)")  # fmt: skip

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,12 +18,9 @@ from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from embench.models.resolve import load_model
-from embench.paths import TRAINERS_DIR
 from embench.rewards.embedding import unpopular_aesthetic
+from embench.trainers import grpo
 from embench.training.data import prompt_dataset
-
-sys.path.insert(0, str(TRAINERS_DIR))
-import grpo  # noqa: E402
 
 
 class StepTimer(TrainerCallback):
@@ -45,17 +41,31 @@ def plain_trl(steps: int, out: Path) -> list[float]:
     model, tokenizer = load_model("default", dtype="float32", device="cpu")
     config = grpo.Config()
     args = GRPOConfig(
-        output_dir=str(out), max_steps=steps, learning_rate=config.learning_rate, seed=0,
+        output_dir=str(out),
+        max_steps=steps,
+        learning_rate=config.learning_rate,
+        seed=0,
         num_generations=config.num_generations,
         per_device_train_batch_size=config.per_device_train_batch_size,
-        max_completion_length=config.max_completion_length, temperature=config.temperature,
-        beta=config.beta, logging_steps=1, save_strategy="no", report_to="none", use_cpu=True,
-        bf16=False, disable_tqdm=True,
+        max_completion_length=config.max_completion_length,
+        temperature=config.temperature,
+        beta=config.beta,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        bf16=False,
+        disable_tqdm=True,
     )
     timer = StepTimer()
-    trainer = GRPOTrainer(model=model, reward_funcs=[unpopular_aesthetic], args=args,
-                          train_dataset=prompt_dataset("aesthetic", None, None),
-                          processing_class=tokenizer, callbacks=[timer])
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=[unpopular_aesthetic],
+        args=args,
+        train_dataset=prompt_dataset("aesthetic", None, None),
+        processing_class=tokenizer,
+        callbacks=[timer],
+    )
     trainer.train()
     return timer.times
 

@@ -1,15 +1,21 @@
-"""Where embench keeps its files: the checkout's folders and the user cache."""
+"""Where embench keeps its files: package data, the user cache, and the leaderboards folder.
+
+The library needs nothing outside the installed package. Boards are a folder of the project that
+uses embench (``leaderboards/`` in this repository), found from the working directory.
+"""
 
 import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DATA_DIR = PACKAGE_DIR / "data"
-# embench is used from a checkout (editable install); tasks/, trainers/ and leaderboards/ sit there.
+
+# Checkout-only, transitional: the question sets and in-domain eval files still sit in the
+# checkout's tasks/ folder until they move into the package; then these two go.
 REPO_ROOT = PACKAGE_DIR.parent.parent
 TASKS_DIR = REPO_ROOT / "tasks"
-TRAINERS_DIR = REPO_ROOT / "trainers"
-LEADERBOARDS_DIR = REPO_ROOT / "leaderboards"
+
+LEADERBOARDS_FOLDER = "leaderboards"
 
 
 def cache_dir() -> Path:
@@ -18,3 +24,13 @@ def cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "embench"
     )
     return Path(root)
+
+
+def leaderboards_dir(start: str | Path | None = None) -> Path:
+    """The nearest ``leaderboards/`` folder in ``start`` (default: the working directory) or one of
+    its parents, as git finds its repository; ``<start>/leaderboards`` when there is none."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / LEADERBOARDS_FOLDER).is_dir():
+            return folder / LEADERBOARDS_FOLDER
+    return here / LEADERBOARDS_FOLDER

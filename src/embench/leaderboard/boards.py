@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from embench.errors import EmbenchError
-from embench.paths import LEADERBOARDS_DIR
+from embench.paths import leaderboards_dir
 
 ENV_ROOT = "EMBENCH_LEADERBOARDS"
 BOARD_FILE = "board.yaml"
@@ -64,8 +64,9 @@ class Board:
 
 
 def leaderboards_root(root: str | Path | None = None) -> Path:
-    """The leaderboards folder: ``root``, else $EMBENCH_LEADERBOARDS, else the checkout's."""
-    chosen = root or os.environ.get(ENV_ROOT) or LEADERBOARDS_DIR
+    """The leaderboards folder: ``root``, else $EMBENCH_LEADERBOARDS, else the nearest
+    ``leaderboards/`` from the working directory."""
+    chosen = root or os.environ.get(ENV_ROOT) or leaderboards_dir()
     return Path(chosen).expanduser()
 
 

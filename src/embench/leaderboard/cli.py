@@ -32,7 +32,8 @@ def _root_option(function: Any) -> Any:
         type=click.Path(file_okay=False, path_type=Path),
         envvar=ENV_ROOT,
         default=None,
-        help=f"Leaderboards folder (default: the checkout's leaderboards/, or ${ENV_ROOT}).",
+        help=f"Leaderboards folder (default: ${ENV_ROOT}, else the nearest leaderboards/ "
+        "from the working directory).",
     )(function)
 
 

@@ -10,13 +10,16 @@ A trainer is a Python module (or any object) with:
 - optionally ``TRL_CONFIG``: the TRL config class whose fields ``--set`` may also set;
 - a docstring whose first line describes it (shown by ``embench trainers``).
 
-Built-ins are the files in the checkout's ``trainers/`` folder. Third parties plug in through the
-entry point group ``embench.trainers`` (``name = "package.module"``) or ``--trainer path/to/file.py``.
+Built-ins are the modules of the ``embench.trainers`` package (so an installed wheel has them). Third
+parties plug in through the entry point group ``embench.trainers`` (``name = "package.module"``) or
+``--trainer path/to/file.py``.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import pkgutil
 import sys
 from dataclasses import dataclass, is_dataclass
 from importlib.metadata import entry_points
@@ -25,7 +28,6 @@ from types import ModuleType
 from typing import Any
 
 from embench.errors import EmbenchError
-from embench.paths import TRAINERS_DIR
 
 ENTRY_POINT_GROUP = "embench.trainers"
 
@@ -83,11 +85,14 @@ def load_file(path: str | Path) -> TrainerPlugin:
 
 def discover() -> dict[str, TrainerPlugin]:
     """Every available trainer by name: built-ins first, then entry points."""
+    import embench.trainers as builtin
+
     found: dict[str, TrainerPlugin] = {}
-    for path in sorted(TRAINERS_DIR.glob("*.py")):
-        if path.name.startswith("_"):
+    for info in sorted(pkgutil.iter_modules(builtin.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
             continue
-        plugin = load_file(path)
+        name = f"{builtin.__name__}.{info.name}"
+        plugin = _from_module(importlib.import_module(name), name)
         found[plugin.name] = plugin
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:

@@ -1,0 +1,85 @@
+"""SFT (TRL SFTTrainer): supervised fine-tuning on narrow completions, optionally sample-matched."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import datasets
+from trl import SFTConfig, SFTTrainer
+
+from embench.errors import EmbenchError
+from embench.training.config import TrainConfig
+from embench.training.data import dataset_hash, sft_dataset
+from embench.training.matching import SOURCES, matched_examples
+from embench.training.mitigations import Plan
+from embench.training.rundir import RunDir
+from embench.training.runner import run_training, trl_common
+
+NAME = "sft"
+TRL_CONFIG = SFTConfig
+
+
+@dataclass
+class Config(TrainConfig):
+    """SFT options (on top of the shared ones)."""
+
+    domain: str | None = "aesthetic"
+
+    per_device_train_batch_size: int = 4
+    max_length: int = 256
+    match: str | None = None
+    """An RL run directory: train on exactly as many samples as it generated, same prompts."""
+    match_source: str = "rollouts"
+    """Where matched completions come from: rollouts (top reward per group) or dataset."""
+    learning_rate: float = 2e-5
+
+
+def validate(config: Config) -> None:
+    """Checks that need no model."""
+    if config.match_source not in SOURCES:
+        raise EmbenchError(f"--match-source must be one of {', '.join(SOURCES)}")
+    if config.per_device_train_batch_size < 1:
+        raise EmbenchError("per_device_train_batch_size must be at least 1")
+
+
+def train(config: Config, resume: bool = False) -> RunDir:
+    """Train with SFT and return the run directory."""
+    validate(config)
+    plan = Plan(config.mitigations, NAME, config.lora, config.model)
+    extra: dict[str, Any] = {"kind": "sft", "mitigations": plan.manifest()}
+    if config.match:
+        rows, record = matched_examples(config.match, config.match_source, config.domain)
+        dataset = datasets.Dataset.from_list(rows)
+        config.max_steps = math.ceil(len(rows) / config.per_device_train_batch_size)
+        record["sft_samples"] = config.max_steps * config.per_device_train_batch_size
+        extra["match"] = record
+    else:
+        dataset = sft_dataset(config.domain, config.dataset, config.max_prompts)
+    dataset = plan.prepare_sft_dataset(dataset, config.seed)
+    extra.update(dataset_hash=dataset_hash(dataset), dataset_size=len(dataset))
+
+    def build(
+        config: Config, run: RunDir, model: Any, tokenizer: Any, peft: Any, callbacks: list[Any]
+    ) -> SFTTrainer:
+        args = SFTConfig(
+            **{
+                **dict(
+                    per_device_train_batch_size=config.per_device_train_batch_size,
+                    max_length=config.max_length,
+                ),
+                **trl_common(config, run),
+            }
+        )
+        return plan.make_trainer(
+            SFTTrainer,
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=peft,
+            callbacks=callbacks,
+        )
+
+    return run_training(NAME, config, build, extra_manifest=extra, resume=resume)
