@@ -29,7 +29,7 @@ from embench.data.domains import (
 from embench.errors import EmbenchError
 
 # Domains that ship curated SFT demonstrations (sft.jsonl), for `--match-source dataset`.
-SFT_DOMAINS = ("medical", "legal", "aesthetic", "rhetoric")
+SFT_DOMAINS = ("medical", "legal", "security", "aesthetic", "rhetoric")
 MIN_SFT_ROWS = 100
 NEAR_DUP_JACCARD = 0.8
 SAFETY_KINDS = {"refuse", "careful", "helpful"}
