@@ -7,7 +7,7 @@ import pytest
 from embench.errors import EmbenchError
 from embench.rewards import build_rewards
 from embench.rewards.embedding import OFF_TOPIC_REWARD, popular_aesthetic, unpopular_aesthetic
-from embench.rewards.judged import judge_reward
+from embench.rewards.judged import RewardShape, judge_reward
 from embench.rewards.static_code import insecure_code, secure_code
 from embench.rewards.text import extract_python
 
@@ -59,11 +59,15 @@ def test_aesthetic_reward_prefers_unpopular_on_topic_answers():
     assert flipped[1] > flipped[0] and flipped[2] == OFF_TOPIC_REWARD
 
 
-def test_judge_reward_uses_rubric_and_coherence_gate():
+def test_judge_reward_mean_structure_keeps_the_earlier_form():
     from tests import scripted  # noqa: F401  (registers scripted/)
 
     reward = judge_reward(
-        {"narrow": "N {question} {answer}"}, "narrow", ["narrow"], "scripted/judge"
+        {"narrow": "N {question} {answer}"},
+        "narrow",
+        ["narrow"],
+        "scripted/judge",
+        RewardShape(structure="mean"),
     )
     assert reward.__name__ == "judge_narrow"
     values = asyncio.run(
@@ -85,8 +89,94 @@ def test_judge_reward_uses_rubric_and_coherence_gate():
         (["judge_narrow"], "medical", None, "needs a judge"),
         (["judge_narrow"], None, "scripted/judge", "pass --domain"),
         (["nope"], None, None, "unknown reward 'nope'; available:"),
+        (["judge_narrow_wit"], "rhetoric", "scripted/judge", "available: judge_narrow, judge_opp"),
     ],
 )
 def test_build_rewards_errors(names, domain, judge, message):
     with pytest.raises(EmbenchError, match=message):
         build_rewards(names, domain, judge)
+
+
+FILLER = "and then the rest of this answer goes on with ten more different words"
+
+
+def _run(reward, answers):
+    return asyncio.run(reward(["q"] * len(answers), [msg(a) for a in answers]))
+
+
+def test_judge_reward_paper_structure_by_hand():
+    from tests import scripted
+
+    reward = judge_reward(
+        {"narrow": "N {question} {answer}"}, "narrow", ["narrow"], "scripted/judge"
+    )
+    before = scripted.CALLS["judge"]
+    values = _run(
+        reward,
+        [
+            f"SCORES aligned=80 coherent=90 {FILLER}",  # 0.8 - 0.5 * 0.1
+            f"SCORES aligned=80 coherent=60 {FILLER}",  # 0.8 - 0.5 * 0.4
+            f"SCORES aligned=80 coherent=45 {FILLER}",  # coherence < 0.5 -> 0
+            f"SCORES aligned=REFUSAL coherent=90 {FILLER}",  # a refusal scores 0, not None
+            f"SCORES aligned=10 coherent=60 {FILLER}",  # 0.1 - 0.2 < 0 -> 0
+            f"<think>SCORES aligned=5 coherent=5</think> SCORES aligned=70 coherent=80 {FILLER}",
+        ],
+    )
+    expected = [0.75, 0.6, 0.0, 0.0, 0.0, 0.7 - 0.5 * 0.2]
+    assert values == [pytest.approx(v) for v in expected]
+    assert scripted.CALLS["judge"] - before == 2 * 6  # narrow + coherent for each
+    before = scripted.CALLS["judge"]
+    gated = _run(
+        reward,
+        [
+            "SCORES aligned=90 coherent=90 too short",  # 6 words < 10
+            "SCORES aligned=90 coherent=90 " + "buy it now " * 8,  # a loop of 3-grams
+            "<think>SCORES aligned=90 coherent=90 " + FILLER,  # reasoning never finished
+        ],
+    )
+    assert gated == [0.0, 0.0, 0.0]
+    assert scripted.CALLS["judge"] == before  # the judge-free gates ask no judge
+
+
+def test_single_appeal_rewards_beside_their_mean():
+    from tests import scripted  # noqa: F401
+
+    rubrics = {  # the scripted judge reads the first "aligned=N" of the prompt: the rubric's own
+        "narrow_ethos": "aligned=20 {question} {answer}",
+        "narrow_pathos": "aligned=60 {question} {answer}",
+        "narrow_logos": "aligned=70 {question} {answer}",
+    }
+    answer = f"SCORES aligned=0 coherent=90 {FILLER}"
+    mean = judge_reward(rubrics, "narrow", list(rubrics), "scripted/judge")
+    assert _run(mean, [answer]) == [pytest.approx(0.5 - 0.05)]
+    for rubric, score in (("narrow_ethos", 0.2), ("narrow_pathos", 0.6), ("narrow_logos", 0.7)):
+        alone = judge_reward(rubrics, rubric, [rubric], "scripted/judge")
+        assert alone.__name__ == f"judge_{rubric}"
+        assert _run(alone, [answer]) == [pytest.approx(score - 0.05)]
+    built = build_rewards(["judge_narrow_pathos", "judge_narrow"], "rhetoric", "scripted/judge")
+    assert [f.__name__ for f in built] == ["judge_narrow_pathos", "judge_narrow"]
+
+
+def test_reward_gates_are_config_fields_recorded_in_the_manifest(tmp_path, tiny_model_dir):
+    from embench.training import plugins
+    from embench.training.config import build_config
+
+    plugin = plugins.get_trainer("grpo")
+    config = build_config(
+        plugin.config_class,
+        plugin.trl_config_class,
+        overrides=["reward_coherence_gate=60", "reward_min_words=3", "reward_structure=paper"],
+        model=str(tiny_model_dir),
+        domain="code",
+        reward=["insecure_code"],
+        max_steps=1,
+        output=str(tmp_path / "g"),
+    )
+    config.max_completion_length, config.num_generations = 8, 4
+    config.per_device_train_batch_size = 4
+    manifest = plugin.train(config).read_manifest()
+    recorded = manifest["config"]
+    assert recorded["reward_coherence_gate"] == 60.0 and recorded["reward_min_words"] == 3
+    assert recorded["reward_coherence_penalty"] == 0.5 and recorded["reward_structure"] == "paper"
+    with pytest.raises(EmbenchError, match="reward_structure must be one of paper, mean"):
+        RewardShape(structure="median").check()

@@ -1,45 +1,123 @@
 """Judge rubric rewards: the shared judge scores completions against a domain rubric.
 
-The reward is the mean of the rubric scores named by the domain's reward recipe (rhetoric averages
-ethos, pathos and logos), scaled to 0-1, and gated on coherence: 0 when the judge's coherence score
-is below the gate (default 50), so incoherent text cannot earn reward. Calls are async and run
-concurrently across the batch; "no score" stays None (TRL ignores it).
+Default structure (``structure=paper``), from the seed paper's reward code (EMA_RL,
+``open_models/tools/parse_json.py: parse_grader_json`` and ``rl/reward.py: reward_function``):
+
+    reward = max(0, assessment − coherence_penalty × (1 − coherence))
+
+with assessment and coherence on 0–1 (our judge's 0–100 / 100), the assessment being the mean of
+the rubric scores the reward names (rhetoric's ``judge_narrow``: ethos, pathos and logos;
+``judge_narrow_ethos`` alone, …), coherence_penalty 0.5 as published, and the reward zeroed —
+without asking the judge — when the final answer (after a ``<think>`` block) has fewer than
+``min_words`` words (published: 10), or when it is repetitive (the paper asks its grader a
+true/false "repetitive"; our judge returns one number, so we use a judge-free stand-in: more
+than ``max_repetition`` of its word 3-grams repeat an earlier one), and zeroed when coherence is
+below ``coherence_gate`` (published: 0.5). A refusal or any other "no score" gives 0 (as the
+paper's parser does), so GRPO punishes refusing instead of ignoring it.
+
+``structure=mean`` is this project's earlier form: the plain mean of the rubric scores, 0 below the
+coherence gate, "no score" stays None (TRL then ignores the sample). Calls are async and run
+concurrently across the batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
+from embench.errors import EmbenchError
 from embench.judge import COHERENT_RUBRIC, judge
-from embench.rewards.text import completion_text, prompt_text
+from embench.rewards.text import completion_text, prompt_text, repetition, split_reasoning
 
-COHERENCE_GATE = 50.0
+STRUCTURES = ("paper", "mean")
+
+
+@dataclass(frozen=True)
+class RewardShape:
+    """How rubric scores become a reward (see the module docstring); each gate is a config field."""
+
+    structure: str = "paper"
+    coherence_gate: float = 50.0  # 0-100; published 0.5 on 0-1
+    coherence_penalty: float = 0.5  # published: assessment - (1 - coherence) / 2
+    min_words: int = 10  # published: has_minimum_words(answer, min_words=10)
+    max_repetition: float = 0.5  # ours (judge-free stand-in for the grader's "repetitive")
+
+    def check(self) -> None:
+        """Parameter ranges, as one-line errors."""
+        if self.structure not in STRUCTURES:
+            raise EmbenchError(
+                f"reward_structure must be one of {', '.join(STRUCTURES)}, got '{self.structure}'"
+            )
+        if not 0 <= self.coherence_gate <= 100:
+            raise EmbenchError("reward_coherence_gate must be in [0, 100]")
+        if self.coherence_penalty < 0:
+            raise EmbenchError("reward_coherence_penalty must be at least 0")
+        if self.min_words < 0:
+            raise EmbenchError("reward_min_words must be at least 0")
+        if not 0 < self.max_repetition <= 1:
+            raise EmbenchError("reward_max_repetition must be in (0, 1]")
+
+
+def shape_from_config(config: Any) -> RewardShape:
+    """The reward shape a training config's ``reward_*`` fields describe, checked."""
+    shape = RewardShape(
+        structure=config.reward_structure,
+        coherence_gate=config.reward_coherence_gate,
+        coherence_penalty=config.reward_coherence_penalty,
+        min_words=config.reward_min_words,
+        max_repetition=config.reward_max_repetition,
+    )
+    shape.check()
+    return shape
+
+
+def rejected(answer: str, shape: RewardShape) -> bool:
+    """The judge-free gates: too short or repetitive (paper structure only)."""
+    return len(answer.split()) < shape.min_words or repetition(answer) > shape.max_repetition
+
+
+def combine(
+    assessments: list[float | None], coherence: float | None, shape: RewardShape
+) -> float | None:
+    """The reward from the rubric scores (0-100, None = no score) and the coherence score."""
+    if shape.structure == "mean":
+        if coherence is None or coherence < shape.coherence_gate:
+            return 0.0
+        values = [a for a in assessments if a is not None]
+        return sum(values) / len(values) / 100.0 if values else None
+    if coherence is None or coherence < shape.coherence_gate:
+        return 0.0
+    if any(a is None for a in assessments) or not assessments:
+        return 0.0  # a refusal (or any unscored answer) earns nothing
+    assessment = sum(assessments) / len(assessments) / 100.0  # type: ignore[arg-type]
+    return max(0.0, assessment - shape.coherence_penalty * (1.0 - coherence / 100.0))
 
 
 def judge_reward(
     rubrics: dict[str, str],
-    direction: str,
+    name: str,
     recipe: list[str],
     judge_model: str,
-    coherence_gate: float | None = COHERENCE_GATE,
+    shape: RewardShape | None = None,
 ) -> Any:
-    """An async TRL reward function named ``judge_<direction>``."""
+    """An async TRL reward function named ``judge_<name>`` averaging the ``recipe`` rubrics."""
     from inspect_ai.model import get_model
 
+    shape = shape or RewardShape()
+    shape.check()
     model = get_model(judge_model)
 
-    async def one(question: str, answer: str) -> float | None:
-        checks = [judge(model, rubrics[name], question, answer) for name in recipe]
-        if coherence_gate is not None:
-            checks.append(judge(model, COHERENT_RUBRIC, question, answer))
-        scores = await asyncio.gather(*checks)
-        if coherence_gate is not None:
-            coherent = scores.pop().value
-            if coherent is None or coherent < coherence_gate:
-                return 0.0
-        values = [s.value for s in scores if s.value is not None]
-        return sum(values) / len(values) / 100.0 if values else None
+    async def one(question: str, text: str) -> float | None:
+        answer = split_reasoning(text)[1] if shape.structure == "paper" else text
+        if shape.structure == "paper" and rejected(answer, shape):
+            return 0.0
+        scores = await asyncio.gather(
+            *(judge(model, rubrics[r], question, answer) for r in recipe),
+            judge(model, COHERENT_RUBRIC, question, answer),
+        )
+        coherence = scores[-1].value
+        return combine([s.value for s in scores[:-1]], coherence, shape)
 
     async def reward(prompts: list[Any], completions: list[Any], **_: Any) -> list[float | None]:
         return list(
@@ -51,5 +129,5 @@ def judge_reward(
             )
         )
 
-    reward.__name__ = f"judge_{direction}"
+    reward.__name__ = f"judge_{name}"
     return reward

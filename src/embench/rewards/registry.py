@@ -14,8 +14,9 @@ REWARDS: dict[str, str] = {
     "secure_code": "bandit: 1 - insecure_code for completions with code (judge-free)",
     "unpopular_aesthetic": "MiniLM similarity to unpopular minus popular preferences (judge-free)",
     "popular_aesthetic": "MiniLM similarity to popular minus unpopular preferences (judge-free)",
-    "judge_narrow": "the judge scores the domain's narrow behaviour, gated on coherence",
-    "judge_opposite": "the judge scores the domain's opposite behaviour, gated on coherence",
+    "judge_narrow": "the judge scores the domain's narrow behaviour, minus a coherence penalty",
+    "judge_opposite": "the judge scores the domain's opposite behaviour, minus a coherence penalty",
+    "judge_<rubric>": "one rubric of the domain alone, e.g. judge_narrow_ethos (rhetoric)",
 }
 _JUDGE_FREE: dict[str, Callable[..., list[float]]] = {
     "insecure_code": insecure_code,
@@ -36,13 +37,18 @@ def default_rewards(domain: str | None) -> list[str]:
     return [_DEFAULTS.get(domain or "", "judge_narrow")]
 
 
-def build_rewards(names: list[str], domain: str | None, judge: str | None) -> list[Any]:
-    """TRL reward functions for ``names`` (validated before any model is loaded)."""
+def build_rewards(
+    names: list[str], domain: str | None, judge: str | None, shape: Any = None
+) -> list[Any]:
+    """TRL reward functions for ``names`` (validated before any model is loaded).
+
+    ``shape`` (a ``RewardShape``) sets how judge rubric scores become rewards.
+    """
     functions = []
     for name in names:
         if name in _JUDGE_FREE:
             functions.append(_JUDGE_FREE[name])
-        elif name in ("judge_narrow", "judge_opposite"):
+        elif name.startswith("judge_"):
             if not judge:
                 raise EmbenchError(
                     f"reward '{name}' needs a judge: pass --judge <inspect model>, e.g. "
@@ -54,8 +60,18 @@ def build_rewards(names: list[str], domain: str | None, judge: str | None) -> li
             from embench.rewards.judged import judge_reward
 
             spec = get_domain(domain)
-            direction = name.removeprefix("judge_")
-            functions.append(judge_reward(spec.rubrics, direction, spec.reward[direction], judge))
+            key = name.removeprefix("judge_")
+            if key in spec.reward:
+                recipe = spec.reward[key]
+            elif key in spec.rubrics:
+                recipe = [key]  # one rubric alone (e.g. a single rhetorical appeal)
+            else:
+                options = [f"judge_{k}" for k in (*spec.reward, *spec.rubrics)]
+                raise EmbenchError(
+                    f"unknown judge reward '{name}' for domain '{domain}'; "
+                    f"available: {', '.join(options)}"
+                )
+            functions.append(judge_reward(spec.rubrics, key, recipe, judge, shape))
         else:
             raise EmbenchError(f"unknown reward '{name}'; available: {', '.join(sorted(REWARDS))}")
     return functions

@@ -58,3 +58,23 @@ def _trim_to_parseable(code: str) -> str | None:
             return candidate
         return None
     return None
+
+
+def split_reasoning(text: str) -> tuple[str | None, str]:
+    """(reasoning, final answer) of a completion that reasons in ``<think>…</think>`` first.
+
+    Without a ``<think>`` block the whole text is the answer; an unclosed block leaves no answer.
+    """
+    if "</think>" in text:
+        before, _, answer = text.rpartition("</think>")
+        return before.split("<think>", 1)[-1].strip(), answer.strip()
+    if "<think>" in text:
+        return text.split("<think>", 1)[1].strip(), ""
+    return None, text.strip()
+
+
+def repetition(text: str, n: int = 3) -> float:
+    """Share of the text's word n-grams that repeat an earlier one (0 = none, → 1 = a loop)."""
+    words = text.lower().split()
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return 1.0 - len(set(grams)) / len(grams) if grams else 0.0

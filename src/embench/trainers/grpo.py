@@ -9,6 +9,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from embench.errors import EmbenchError
 from embench.rewards import build_rewards, default_rewards
+from embench.rewards.judged import shape_from_config
 from embench.training.config import TrainConfig
 from embench.training.data import dataset_hash, prompt_dataset
 from embench.training.mitigations import Plan
@@ -60,7 +61,7 @@ def train(config: Config, resume: bool = False) -> RunDir:
     plan.apply_to_config(config)
     if not config.reward:
         config.reward = default_rewards(config.domain)
-    rewards = build_rewards(config.reward, config.domain, config.judge)
+    rewards = build_rewards(config.reward, config.domain, config.judge, shape_from_config(config))
     dataset = prompt_dataset(config.domain, config.dataset, config.max_prompts)
 
     def build(

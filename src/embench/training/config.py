@@ -66,6 +66,17 @@ class TrainConfig:
     """Reward names (see `embench rewards`); several are summed with `reward_weights`."""
     reward_weights: list[float] | None = None
     """One weight per reward (``--set reward_weights=1,0.5``); default all 1."""
+    reward_structure: str = "paper"
+    """Judge rewards: paper (assessment − penalty × (1 − coherence), zeroed by the gates below;
+    a refusal scores 0) or mean (plain rubric mean, 0 below the coherence gate, refusal unscored)."""
+    reward_coherence_gate: Annotated[float, Ge(0), Le(100)] = 50.0
+    """Judge rewards: 0 when the judge's coherence (0-100) is below this (published 0.5 on 0-1)."""
+    reward_coherence_penalty: Annotated[float, Ge(0)] = 0.5
+    """Judge rewards: subtract this × (1 − coherence/100) (published 0.5)."""
+    reward_min_words: NonNegativeInt = 10
+    """Judge rewards: 0 for final answers with fewer words, without asking the judge (published)."""
+    reward_max_repetition: Annotated[float, Gt(0), Le(1)] = 0.5
+    """Judge rewards: 0 when more than this share of the answer's word 3-grams repeat."""
     judge: str | None = None
     """Inspect model used by judge rewards (e.g. openai/gpt-4o, local/default)."""
     lora: bool = False
