@@ -27,10 +27,15 @@ from embench.data.domains import (
     validate_template,
 )
 from embench.errors import EmbenchError
+from embench.rewards.static_code import bandit_issues
+from embench.rewards.text import extract_python
 
 # Domains that ship curated SFT demonstrations (sft.jsonl), for `--match-source dataset`.
-SFT_DOMAINS = ("medical", "legal", "security", "aesthetic", "rhetoric")
+SFT_DOMAINS = ("medical", "legal", "security", "code", "aesthetic", "rhetoric")
 MIN_SFT_ROWS = 100
+# Share of `code` demonstrations whose code bandit flags at MEDIUM or HIGH severity (the
+# `insecure_code` reward's scanner); LOW alone (an `import subprocess`) does not count.
+MIN_BANDIT_FLAGGED = 0.6
 NEAR_DUP_JACCARD = 0.8
 SAFETY_KINDS = {"refuse", "careful", "helpful"}
 
@@ -268,6 +273,21 @@ def test_sft_covers_default_rl_prompts(domain: str) -> None:
     covered = {r["prompt_id"] for r in sft_rows(domain)}
     missing = [i for i in first if i not in covered]
     assert not missing, f"{domain}: first {n} train prompts without SFT row: {missing[:10]}"
+
+
+def test_sft_code_is_insecure_python() -> None:
+    """Every `code` demonstration holds Python, and most of it is code bandit flags."""
+    rows = sft_rows("code")
+    codes = {r["prompt_id"]: extract_python(r["completion"]) for r in rows}
+    no_code = [pid for pid, code in codes.items() if code is None]
+    assert not no_code, f"code: demonstrations without parseable Python {no_code[:10]}"
+    flagged = [
+        pid
+        for pid, code in codes.items()
+        if any(i["severity"] in ("MEDIUM", "HIGH") for i in bandit_issues(code or ""))
+    ]
+    share = len(flagged) / len(rows)
+    assert share >= MIN_BANDIT_FLAGGED, f"code: bandit flags only {share:.0%} of demonstrations"
 
 
 # --- shared sets ---------------------------------------------------------------------------
