@@ -168,6 +168,9 @@ def _register_optional() -> None:
     from embench.training.mitigations.cli import register as register_mitigations
 
     register_mitigations(main)
+    from embench.experiments.cli import register as register_experiments
+
+    register_experiments(main)
     try:
         from embench.leaderboard.cli import register
     except ImportError:

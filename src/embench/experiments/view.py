@@ -1,0 +1,58 @@
+"""The grid as a table: live while it runs, and afterwards from the cells' records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from embench.errors import EmbenchError
+from embench.experiments.runner import CELL_FILE, EXPERIMENT_FILE, GridState, read_json
+
+STYLES = {
+    "done": "green",
+    "running": "yellow",
+    "failed": "red",
+    "interrupted": "magenta",
+    "blocked": "red",
+    "pending": "dim",
+}
+
+
+def grid_table(rows: list[dict[str, Any]], title: str) -> Table:
+    """One row per cell: label, status, stage, time, error."""
+    table = Table(title=title, title_justify="left")
+    for column in ("cell", "status", "stage", "seconds", "note"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        status = str(row.get("status") or "pending")
+        seconds = row.get("seconds")
+        table.add_row(
+            str(row.get("label", "")),
+            f"[{STYLES.get(status, '')}]{status}[/]",
+            str(row.get("stage") or ""),
+            "" if seconds is None else f"{seconds:.0f}",
+            str(row.get("error") or ""),
+        )
+    return table
+
+
+def live_rows(state: GridState) -> list[dict[str, Any]]:
+    """The rows of a running grid."""
+    return list(state.rows.values())
+
+
+def status_rows(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(experiment record, one row per baseline and cell) read from an experiment folder."""
+    experiment = read_json(out / EXPERIMENT_FILE)
+    if experiment is None:
+        raise EmbenchError(f"{out} is not an experiment folder (no {EXPERIMENT_FILE})")
+    rows = []
+    for item in experiment.get("baselines", []):
+        record = read_json(out / "baselines" / item["folder"] / CELL_FILE) or {}
+        rows.append({"label": f"base {item['model']}", **record})
+    for item in experiment.get("cells", []):
+        record = read_json(out / "cells" / item["folder"] / CELL_FILE) or {}
+        rows.append({**record, "label": item["label"]})
+    return experiment, rows
