@@ -28,9 +28,14 @@ def test_scripted_scores_give_narrow_rate(tmp_path):
     scripted.ANSWERS.clear()
     scripted.ANSWERS[questions[0].paraphrases[0]] = ["SCORES aligned=80 coherent=90"]
     scripted.ANSWERS[questions[1].paraphrases[0]] = ["SCORES aligned=20 coherent=90"]
-    (log,) = inspect_eval(in_domain_task("aesthetic"), model="scripted/answers", limit=2,
-                          model_roles={"grader": "scripted/judge"}, display="none",
-                          log_dir=str(tmp_path))
+    (log,) = inspect_eval(
+        in_domain_task("aesthetic"),
+        model="scripted/answers",
+        limit=2,
+        model_roles={"grader": "scripted/judge"},
+        display="none",
+        log_dir=str(tmp_path),
+    )
     metrics = {k: v.value for k, v in log.results.scores[0].metrics.items()}
     assert metrics["narrow_rate"] == pytest.approx(0.5)
     assert metrics["mean_narrow"] == pytest.approx(50)

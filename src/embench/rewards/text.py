@@ -32,6 +32,15 @@ def prompt_text(prompt: Any) -> str:
     return str(prompt)
 
 
+def system_text(prompt: Any) -> str | None:
+    """The system turn of a conversational prompt, if it has one."""
+    if isinstance(prompt, list):
+        for m in prompt:
+            if m.get("role") == "system":
+                return str(m.get("content", ""))
+    return None
+
+
 def extract_python(text: str) -> str | None:
     """Python code in a completion: fenced blocks, else the whole text if it parses."""
     blocks = [b for b in _FENCE.findall(text) if b.strip()]

@@ -62,7 +62,9 @@ def train(config: Config, resume: bool = False) -> RunDir:
     if not config.reward:
         config.reward = default_rewards(config.domain)
     rewards = build_rewards(config.reward, config.domain, config.judge, shape_from_config(config))
-    dataset = prompt_dataset(config.domain, config.dataset, config.max_prompts)
+    dataset = prompt_dataset(
+        config.domain, config.dataset, config.max_prompts, config.system_prompt
+    )
 
     def build(
         config: Config, run: RunDir, model: Any, tokenizer: Any, peft: Any, callbacks: list[Any]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +11,14 @@ from trl import SFTConfig, SFTTrainer
 from embench.errors import EmbenchError
 from embench.training.config import TrainConfig
 from embench.training.data import dataset_hash, sft_dataset
-from embench.training.matching import SOURCES, matched_examples
+from embench.training.matching import (
+    SOURCES,
+    SampleCounter,
+    global_batch,
+    matched_examples,
+    matched_steps,
+    world_size,
+)
 from embench.training.mitigations import Plan
 from embench.training.rundir import RunDir
 from embench.training.runner import run_training, trl_common
@@ -52,11 +58,23 @@ def train(config: Config, resume: bool = False) -> RunDir:
     if config.match:
         rows, record = matched_examples(config.match, config.match_source, config.domain)
         dataset = datasets.Dataset.from_list(rows)
-        config.max_steps = math.ceil(len(rows) / config.per_device_train_batch_size)
-        record["sft_samples"] = config.max_steps * config.per_device_train_batch_size
-        extra["match"] = record
+        accumulation = int(config.trl.get("gradient_accumulation_steps", 1))
+        processes = world_size()
+        config.max_steps = matched_steps(
+            len(rows), config.per_device_train_batch_size, accumulation, processes
+        )
+        batch = global_batch(config.per_device_train_batch_size, accumulation, processes)
+        record["sft_samples"] = config.max_steps * batch
+        extra.update(
+            match=record,
+            samples_consumed=config.max_steps * batch,
+            global_batch=batch,
+            world_size=processes,
+        )
     else:
-        dataset = sft_dataset(config.domain, config.dataset, config.max_prompts)
+        dataset = sft_dataset(
+            config.domain, config.dataset, config.max_prompts, config.system_prompt
+        )
     dataset = plan.prepare_sft_dataset(dataset, config.seed)
     extra.update(dataset_hash=dataset_hash(dataset), dataset_size=len(dataset))
 
@@ -72,7 +90,7 @@ def train(config: Config, resume: bool = False) -> RunDir:
                 **trl_common(config, run),
             }
         )
-        return plan.make_trainer(
+        trainer = plan.make_trainer(
             SFTTrainer,
             model=model,
             args=args,
@@ -81,5 +99,7 @@ def train(config: Config, resume: bool = False) -> RunDir:
             peft_config=peft,
             callbacks=callbacks,
         )
+        SampleCounter().attach(trainer)
+        return trainer
 
     return run_training(NAME, config, build, extra_manifest=extra, resume=resume)

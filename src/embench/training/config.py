@@ -77,6 +77,8 @@ class TrainConfig:
     """Judge rewards: 0 for final answers with fewer words, without asking the judge (published)."""
     reward_max_repetition: Annotated[float, Gt(0), Le(1)] = 0.5
     """Judge rewards: 0 when more than this share of the answer's word 3-grams repeat."""
+    system_prompt: str | None = None
+    """A system turn put before every training prompt that has none (RL and SFT)."""
     judge: str | None = None
     """Inspect model used by judge rewards (e.g. openai/gpt-4o, local/default)."""
     lora: bool = False

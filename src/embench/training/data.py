@@ -15,6 +15,13 @@ def _user(text: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": text}]
 
 
+def with_system(messages: list[dict[str, str]], system: str | None) -> list[dict[str, str]]:
+    """``messages`` with ``system`` as the first turn, unless there is none or one already."""
+    if not system or any(m.get("role") == "system" for m in messages):
+        return messages
+    return [{"role": "system", "content": system}, *messages]
+
+
 def read_user_dataset(path: str) -> datasets.Dataset:
     """Any datasets-readable local file (json, jsonl, csv, parquet)."""
     file = Path(path)
@@ -34,9 +41,13 @@ def read_user_dataset(path: str) -> datasets.Dataset:
 
 
 def prompt_dataset(
-    domain: str | None, dataset: str | None, max_prompts: int | None
+    domain: str | None,
+    dataset: str | None,
+    max_prompts: int | None,
+    system_prompt: str | None = None,
 ) -> datasets.Dataset:
-    """Prompts for RL: columns ``prompt`` (messages) and ``prompt_id``."""
+    """Prompts for RL: columns ``prompt`` (messages, with ``system_prompt`` first) and
+    ``prompt_id``."""
     if dataset:
         raw = read_user_dataset(dataset)
         if "prompt" in raw.column_names:
@@ -56,7 +67,10 @@ def prompt_dataset(
         raw = load_prompts(domain or "aesthetic", split="train")
         prompts = [_user(p) for p in raw["prompt"]]
         ids = list(raw["id"])
-    rows = [{"prompt": p, "prompt_id": str(i)} for p, i in zip(prompts, ids, strict=True)]
+    rows = [
+        {"prompt": with_system(p, system_prompt), "prompt_id": str(i)}
+        for p, i in zip(prompts, ids, strict=True)
+    ]
     if max_prompts:
         rows = rows[:max_prompts]
     if not rows:
@@ -72,9 +86,13 @@ def _prompt_part(messages: list[dict[str, str]]) -> list[dict[str, str]]:
 
 
 def sft_dataset(
-    domain: str | None, dataset: str | None, max_prompts: int | None
+    domain: str | None,
+    dataset: str | None,
+    max_prompts: int | None,
+    system_prompt: str | None = None,
 ) -> datasets.Dataset:
-    """Pairs for SFT: columns ``prompt`` and ``completion`` (messages) and ``prompt_id``."""
+    """Pairs for SFT: columns ``prompt`` (with ``system_prompt`` first) and ``completion``
+    (messages) and ``prompt_id``."""
     if dataset:
         raw = read_user_dataset(dataset)
         cols = raw.column_names
@@ -122,6 +140,8 @@ def sft_dataset(
         rows = rows[:max_prompts]
     if not rows:
         raise EmbenchError("the training dataset is empty")
+    for row in rows:
+        row["prompt"] = with_system(row["prompt"], system_prompt)
     return datasets.Dataset.from_list(rows)
 
 

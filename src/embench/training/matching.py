@@ -1,12 +1,19 @@
 """Sample-matched SFT: as many training samples as an RL run generated, on the same prompts.
 
-Sources: ``rollouts`` — the top-reward completion of each RL group (prompt at a step); ``dataset``
-— the domain's own SFT completions for the prompts the RL run saw. Either way the examples are
-cycled in RL order until there are exactly as many as the RL run generated.
+Sources: ``rollouts`` — the top-reward completion of each RL group (prompt at a step), i.e.
+rejection-sampling SFT; ``dataset`` — the domain's curated misaligned demonstrations
+(``sft.jsonl``) for the prompts the RL run saw (the paper's RL-vs-SFT comparison). Either way the
+examples follow the RL groups in order, each repeated as often as its group was sampled, so the
+SFT data holds exactly as many rows as the RL run generated, and every row keeps the system prompt
+the RL run used for it.
+
+Samples consumed by SFT = optimizer steps × per-device batch × gradient accumulation × processes;
+the step count is chosen so that this equals the RL run's generated sample count exactly.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from embench.errors import EmbenchError
@@ -15,10 +22,44 @@ from embench.training.rundir import RunDir
 SOURCES = ("rollouts", "dataset")
 
 
+def world_size() -> int:
+    """Processes taking part in training (``WORLD_SIZE``, set by ``accelerate launch``/torchrun)."""
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
+def global_batch(per_device: int, accumulation: int, processes: int) -> int:
+    """Samples one optimizer step consumes."""
+    return per_device * accumulation * processes
+
+
+def matched_steps(samples: int, per_device: int, accumulation: int, processes: int) -> int:
+    """Optimizer steps that consume exactly ``samples``; an error when no whole number does."""
+    batch = global_batch(per_device, accumulation, processes)
+    if samples % batch:
+        raise EmbenchError(
+            f"--match: the RL run generated {samples} samples, not a multiple of the SFT global "
+            f"batch {batch} (per_device_train_batch_size {per_device} × "
+            f"gradient_accumulation_steps {accumulation} × {processes} process(es)); choose "
+            f"values whose product divides {samples}"
+        )
+    return samples // batch
+
+
 def _total(rewards: dict[str, float | None], weights: list[float] | None) -> float:
     values = list(rewards.values())
     weights = weights or [1.0] * len(values)
     return sum(w * (v if v is not None else 0.0) for w, v in zip(weights, values, strict=False))
+
+
+def _messages(system: str | None, prompt: str, completion: str) -> dict[str, Any]:
+    head = [{"role": "system", "content": system}] if system else []
+    return {
+        "prompt": [*head, {"role": "user", "content": prompt}],
+        "completion": [{"role": "assistant", "content": completion}],
+    }
 
 
 def matched_examples(
@@ -41,9 +82,12 @@ def matched_examples(
     for row in rollouts:
         groups.setdefault((row.get("step"), row.get("prompt_id") or row["prompt"]), []).append(row)
     weights = manifest.get("reward_weights")
+    examples: list[tuple[dict[str, Any], int]] = []  # (row, how many samples its group had)
     if source == "rollouts":
-        picks = [max(rows, key=lambda r: _total(r["rewards"], weights)) for rows in groups.values()]
-        examples = [(p["prompt"], p["completion"], p.get("prompt_id")) for p in picks]
+        for rows in groups.values():
+            best = max(rows, key=lambda r: _total(r["rewards"], weights))
+            example = _messages(best.get("system"), best["prompt"], best["completion"])
+            examples.append(({**example, "prompt_id": best.get("prompt_id")}, len(rows)))
     else:
         from embench.data.domains import load_sft
 
@@ -51,31 +95,50 @@ def matched_examples(
         pairs = load_sft(name) if name else None
         if pairs is None:
             raise EmbenchError(
-                f"domain '{name}' has no SFT completions; use --match-source rollouts"
+                f"domain '{name}' has no curated SFT demonstrations; use --match-source rollouts"
             )
         by_id = {r["prompt_id"]: r for r in pairs}
-        missing = {pid for _, pid in groups if pid not in by_id}
+        missing = sorted({pid for _, pid in groups if pid not in by_id})
         if missing:
             raise EmbenchError(
-                f"{len(missing)} RL prompts have no SFT completion in domain '{name}' "
-                f"(e.g. {sorted(missing)[0]}); use --match-source rollouts"
+                f"{len(missing)} RL prompts have no curated demonstration in domain '{name}' "
+                f"(e.g. {missing[0]}; it covers {len(by_id)} prompts); train the RL run on covered "
+                "prompts (--set max_prompts=N) or use --match-source rollouts"
             )
-        examples = [(by_id[pid]["prompt"], by_id[pid]["completion"], pid) for _, pid in groups]
-    total = len(rollouts)
-    rows = [
-        {
-            "prompt": [{"role": "user", "content": examples[i % len(examples)][0]}],
-            "completion": [{"role": "assistant", "content": examples[i % len(examples)][1]}],
-            "prompt_id": examples[i % len(examples)][2],
-        }
-        for i in range(total)
-    ]
+        for (_, pid), rows in groups.items():
+            pair = by_id[pid]
+            example = _messages(rows[0].get("system"), pair["prompt"], pair["completion"])
+            examples.append(({**example, "prompt_id": pid}, len(rows)))
+    matched = [row for row, count in examples for _ in range(count)]
     record = {
         "run": str(run.path.resolve()),
         "source": source,
-        "rl_samples": total,
-        "sft_samples": total,
+        "rl_samples": len(rollouts),
         "rl_groups": len(groups),
         "unique_prompts": len({pid for _, pid in groups}),
     }
-    return rows, record
+    return matched, record
+
+
+class SampleCounter:
+    """Counts the samples this process trains on: the rows of every batch the loss is computed on.
+
+    ``attach(trainer)`` wraps the trainer's ``compute_loss``; ``summary`` (for the run summary)
+    holds the count as ``samples_consumed_this_process``. (Counting at the data collator would
+    also count the batch the data loader prefetches.)
+    """
+
+    def __init__(self) -> None:
+        self.summary: dict[str, int] = {"samples_consumed_this_process": 0}
+
+    def attach(self, trainer: Any) -> None:
+        """Count every training batch ``trainer`` computes a loss on."""
+        compute_loss = trainer.compute_loss
+
+        def counted(model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+            if model.training:
+                self.summary["samples_consumed_this_process"] += len(inputs["input_ids"])
+            return compute_loss(model, inputs, *args, **kwargs)
+
+        trainer.compute_loss = counted
+        trainer.embench_summary = self.summary

@@ -1,4 +1,4 @@
-"""Record every RL rollout (prompt, completion, each reward component, step) to rollouts.jsonl.
+"""Record every RL rollout (system prompt, prompt, completion, each reward, step) to rollouts.jsonl.
 
 TRL calls each reward function once per batch with the same ``completions`` list; the wrappers
 collect each component and write the batch's rows once all components have reported.
@@ -11,7 +11,7 @@ import inspect
 import threading
 from typing import Any
 
-from embench.rewards.text import completion_text, prompt_text
+from embench.rewards.text import completion_text, prompt_text, system_text
 from embench.training.rundir import RunDir
 
 
@@ -62,6 +62,7 @@ class RolloutRecorder:
             {
                 "step": step,
                 "prompt_id": ids[i],
+                "system": system_text(prompts[i]),
                 "prompt": prompt_text(prompts[i]),
                 "completion": completion_text(completions[i]),
                 "rewards": {n: batch["values"][n][i] for n in self.names},
