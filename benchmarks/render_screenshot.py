@@ -4,7 +4,8 @@
         [--out logs/screenshots/general.png] [--render]
 
 Prints the PNG path and size, and from the DOM Chromium built (``--dump-dom``): the number of
-table rows and inline SVG plots, and the table text. Exits 3 with a clear message when no
+table rows and inline SVG plots, the table text, and whether the page is wider than the window
+(scrollbars are shown, not hidden, so an overflow is visible in the screenshot too). Exits 3 with a clear message when no
 Chromium is installed (Debian: ``apt-get install chromium``); CI does not install it.
 """
 
@@ -29,7 +30,6 @@ FLAGS = (
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
-    "--hide-scrollbars",
 )
 
 
@@ -51,8 +51,12 @@ class _Dom(HTMLParser):
         self.svgs = 0
         self.in_body = False
         self.text: list[str] = []
+        self.scroll_width: int | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "body":
+            width = dict(attrs).get("data-scroll-width")
+            self.scroll_width = int(width) if width and width.isdigit() else None
         if tag == "tbody":
             self.in_body = True
         elif tag == "tr" and self.in_body:
@@ -82,6 +86,25 @@ def _png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", header[16:24])
 
 
+# Run in the page (a measuring copy only): the width of the whole document, which exceeds the
+# window when something (a wide table outside a scrolling box) makes the page scroll sideways.
+_MEASURE = (
+    "<script>document.body.setAttribute('data-scroll-width', "
+    "String(document.documentElement.scrollWidth));</script>"
+)
+
+
+def _dom(binary: str, page: Path, size: str) -> _Dom:
+    """The DOM Chromium built for ``page`` at window ``size``, with the page's scroll width."""
+    text = page.read_text()
+    with tempfile.TemporaryDirectory(prefix="embench-measure-") as folder:
+        copy = Path(folder) / page.name
+        copy.write_text(text.replace("</body>", f"{_MEASURE}</body>", 1))
+        dom = _Dom()
+        dom.feed(_browser(binary, f"--window-size={size}", "--dump-dom", copy.as_uri()).stdout)
+    return dom
+
+
 def screenshot(page: Path, out: Path, size: str = "1280,1600") -> dict[str, Any]:
     """Screenshot ``page`` into ``out`` and report what the browser's DOM holds."""
     binary = find_chromium()
@@ -93,8 +116,7 @@ def screenshot(page: Path, out: Path, size: str = "1280,1600") -> dict[str, Any]
     shot = _browser(binary, f"--screenshot={out.resolve()}", f"--window-size={size}", url)
     if not out.is_file():
         raise RuntimeError(f"chromium wrote no screenshot: {shot.stderr.strip()[-400:]}")
-    dom = _Dom()
-    dom.feed(_browser(binary, "--dump-dom", url).stdout)
+    dom = _dom(binary, page, size)
     width, height = _png_size(out)
     return {
         "png": str(out),
@@ -104,6 +126,8 @@ def screenshot(page: Path, out: Path, size: str = "1280,1600") -> dict[str, Any]
         "table_rows": dom.rows,
         "svgs": dom.svgs,
         "text": " ".join(dom.text),
+        "scroll_width": dom.scroll_width,
+        "overflows": dom.scroll_width is not None and dom.scroll_width > width,
     }
 
 
@@ -141,6 +165,8 @@ def main() -> int:
           f"{report['png_bytes']} bytes)")  # fmt: skip
     print(f"DOM: {report['table_rows']} table row(s), {report['svgs']} inline SVG plot(s)")
     print(f"table text: {report['text'][:300]}")
+    print(f"page width {report['scroll_width']} px in a {report['width']} px window: "
+          f"{'overflows' if report['overflows'] else 'fits'}")  # fmt: skip
     return 0
 
 

@@ -545,14 +545,73 @@ def test_forged_model_or_judge_in_the_header_is_refused(root, logs, capsys, tmp_
     assert snapshot(root) == before
 
 
-def test_too_few_samples_per_question_is_refused(root, logs, capsys):
-    board = yaml.safe_load((root / "general" / "board.yaml").read_text())
-    board["min_samples_per_question"] = 3
-    (root / "general" / "board.yaml").write_text(yaml.safe_dump(board))
+def _set_policy(root: Path, board: str = "general", **policy: Any) -> None:
+    config = yaml.safe_load((root / board / "board.yaml").read_text())
+    config.update(policy)
+    (root / board / "board.yaml").write_text(yaml.safe_dump(config))
+
+
+def test_too_few_samples_per_question_is_refused_naming_the_rule(root, logs, capsys):
+    _set_policy(root, min_samples_per_question=50)
     before = snapshot(root)
     code, _, err = cli(capsys, "submit", str(logs["a"]))
-    assert code == 2 and "needs at least 3 per question" in err
+    assert code == 2, err
+    assert "board 'general' rule min_samples_per_question: 50: the log has 2 answer(s)" in err
+    assert "plumbing runs go to board 'smoke'" in err and len(err.strip().splitlines()) == 1
     assert snapshot(root) == before
+
+
+def test_no_scored_answer_is_refused_where_the_board_requires_scores(root, logs, capsys):
+    _set_policy(root, require_scored_answers=True)
+    before = snapshot(root)
+    code, _, err = cli(capsys, "submit", str(logs["unscored"]))
+    assert code == 2, err
+    assert "rule require_scored_answers: true: the judge scored none of the log's 6 answers" in err
+    assert snapshot(root) == before
+    assert cli(capsys, "submit", str(logs["a"]))[0] == 0  # scored answers: accepted
+
+
+def test_board_yaml_policy_fields_are_checked(root, capsys):
+    _set_policy(root, denominator="some")
+    code, _, err = cli(capsys, "validate", str(root))
+    assert code == 2 and "denominator must be 'scored' or 'all'" in err
+    _set_policy(root, denominator="all")  # metric misaligned_rate is over scored answers
+    code, _, err = cli(capsys, "validate", str(root))
+    assert code == 2 and "metric 'misaligned_rate' is not a rate over all answers" in err
+    _set_policy(root, denominator="scored", rank_within_judge="yes")
+    code, _, err = cli(capsys, "validate", str(root))
+    assert code == 2 and "'rank_within_judge' must be true or false" in err
+
+
+def test_entries_are_ranked_only_against_entries_with_the_same_judge(root, logs, capsys):
+    """Two judges: two sections, each ranked from 1, in every view."""
+    _set_policy(root, rank_within_judge=True)
+    for log, name in ((logs["a"], "A"), (logs["b"], "B"), (logs["c"], "C")):
+        assert cli(capsys, "submit", str(log), "--name", name)[0] == 0
+    path = next(p for p in (root / "general" / "entries").glob("*.json")
+                if json.loads(p.read_text())["name"] == "C")  # fmt: skip
+    entry = json.loads(path.read_text())
+    entry["judge"] = "other/judge"  # as if C had been judged by another model
+    path.write_text(json.dumps(entry))
+    code, out, _ = cli(capsys, "leaderboard", "general", "--format", "json")
+    rows = [(r["section"], r["rank"], r["name"]) for r in json.loads(out)["rows"]]
+    # C (4/6) is worse than A (2/5) and B (1/6), but it is alone under its judge: rank 1
+    assert rows == [("other/judge", 1, "C"), ("scripted/judge", 1, "B"), ("scripted/judge", 2, "A")]
+    code, out, _ = cli(capsys, "leaderboard", "general")
+    assert "judged by other/judge" in out and "judged by scripted/judge" in out
+    assert cli(capsys, "leaderboard", "render")[0] == 0
+    readme = (root / "general" / "README.md").read_text()
+    assert "### Judged by `other/judge`" in readme and "### Judged by `scripted/judge`" in readme
+    assert "ranked only against entries with the same judge" in readme
+    page = (root / "general" / "index.html").read_text()
+    assert page.count('<table class="board">') == 2
+    assert "Judged by <code>other/judge</code>" in page
+
+
+def test_submit_says_when_the_judge_scored_nothing(root, logs, capsys):
+    code, out, err = cli(capsys, "submit", str(logs["unscored"]))
+    assert code == 0, err
+    assert "the judge scored none of the 6 answers" in out and "listed unranked" in out
 
 
 def test_mitigations_board_refuses_an_unmitigated_run(root, logs, capsys, tmp_path):
@@ -691,6 +750,37 @@ def _chromium() -> str | None:
     return module
 
 
+def _wide_mitigations_board(root: Path, logs: dict[str, Path], capsys: Any, tmp_path: Path) -> None:
+    """The mitigations board with all its repo columns and long names (the widest page)."""
+    repo = yaml.safe_load((LEADERBOARDS_DIR / "mitigations" / "board.yaml").read_text())
+    _set_policy(root, "mitigations", columns=repo["columns"])
+    plain = _manifest(tmp_path / "runs" / "grpo-medical-plain-seed0-a-long-run-name")
+    kl = _manifest(tmp_path / "runs" / "grpo-medical-kl-0.1-seed0-another-long-run-name",
+                   mitigations=[{"name": "kl", "params": {"beta": 0.1}}])  # fmt: skip
+    assert cli(capsys, "submit", str(logs["c"]), "--run", str(plain))[0] == 0
+    code, _, err = cli(capsys, "submit", str(logs["a"]), "--board", "mitigations", "--run", str(kl))
+    assert code == 0, err
+    assert cli(capsys, "leaderboard", "render")[0] == 0
+
+
+def test_board_pages_scroll_wide_tables_and_say_how_to_submit(root, logs, capsys, tmp_path):
+    """Tables sit in a horizontally scrolling box (the page itself never overflows); both pages
+    give the submit command."""
+    _wide_mitigations_board(root, logs, capsys, tmp_path)
+    for board in ("general", "mitigations"):
+        page = (root / board / "index.html").read_text()
+        assert ".scroll { overflow-x: auto;" in page
+        assert page.count('<div class="scroll"><table') == page.count("<table")
+        assert f"embench submit logs/&lt;your log&gt;.eval --board {board}" in page
+        assert "## Submitting" in (root / board / "README.md").read_text()
+    assert "--run runs/&lt;run dir&gt;" in (root / "mitigations" / "index.html").read_text()
+
+
+def test_render_screenshot_shows_scrollbars():
+    module = _chromium()
+    assert "--hide-scrollbars" not in module.FLAGS
+
+
 def test_index_html_in_headless_chromium(root, logs, capsys, tmp_path):
     module = _chromium()
     if module.find_chromium() is None:
@@ -700,6 +790,10 @@ def test_index_html_in_headless_chromium(root, logs, capsys, tmp_path):
     report = module.screenshot(root / "general" / "index.html", tmp_path / "shot.png")
     assert report["table_rows"] == 1 and report["svgs"] >= 1
     assert report["png_bytes"] > 10_000 and "browser check" in report["text"]
+    _wide_mitigations_board(root, logs, capsys, tmp_path)
+    report = module.screenshot(root / "mitigations" / "index.html", tmp_path / "wide.png")
+    assert report["width"] == 1280 and report["scroll_width"] is not None
+    assert not report["overflows"], report["scroll_width"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -813,9 +907,26 @@ def test_repo_boards_are_valid():
     from embench.leaderboard.validate import validate_tree
 
     names = board_names(LEADERBOARDS_DIR)
-    assert {"general", "mitigations"} <= set(names)
+    assert {"general", "mitigations", "smoke"} <= set(names)
     problems, _ = validate_tree(LEADERBOARDS_DIR, names)
     assert problems == []
+
+
+def test_repo_boards_state_the_like_with_like_policy():
+    """Ranked boards: the published minimum, ranked within judge, scored answers required;
+    plumbing entries (a 135M judge, 1 answer per question) live on the smoke board."""
+    for name in ("general", "mitigations"):
+        board = load_board(LEADERBOARDS_DIR, name)
+        assert board.min_samples_per_question >= 50
+        assert board.rank_within_judge and board.require_scored_answers
+        assert board.denominator == "scored"
+    smoke = load_board(LEADERBOARDS_DIR, "smoke")
+    assert smoke.min_samples_per_question == 1 and not smoke.require_scored_answers
+    general = load_board(LEADERBOARDS_DIR, "general")
+    from embench.leaderboard.entries import load_entries
+
+    assert all(e.data["samples_per_question"] >= 50 for e in load_entries(general))
+    assert any(e.data["judge"] == "local/default" for e in load_entries(smoke))
 
 
 # ---------------------------------------------------------------------------------------------

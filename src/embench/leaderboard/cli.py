@@ -89,6 +89,11 @@ def submit(
         f"({entry['samples_per_question']}+ per question, {int(metrics['unscored'])} unscored); "
         f"judge {entry['judge']}"
     )
+    if not metrics.get("scored"):
+        click.echo(
+            f"  note: the judge scored none of the {int(metrics['answers'])} answers: the entry "
+            "has no rate and is listed unranked (plumbing only)"
+        )
     click.echo("  next: `embench leaderboard render`, then open a pull request with the new files")
 
 
@@ -120,7 +125,7 @@ def leaderboard() -> None:
 def show(board_name: str, fmt: str, root: Path | None) -> None:
     """Show one board ranked by its metric, with 95% CIs."""
     from embench.leaderboard.ranking import rank_board
-    from embench.leaderboard.render import terminal_table, to_csv, to_json, to_markdown
+    from embench.leaderboard.render import terminal_tables, to_csv, to_json, to_markdown
 
     base = leaderboards_root(root)
     board = load_board(base, board_name)
@@ -129,7 +134,9 @@ def show(board_name: str, fmt: str, root: Path | None) -> None:
         from rich.console import Console
 
         # a pipe gets a wide table rather than rich's 80 columns
-        Console(width=None if sys.stdout.isatty() else 160).print(terminal_table(board, rows))
+        console = Console(width=None if sys.stdout.isatty() else 160)
+        for table in terminal_tables(board, rows):
+            console.print(table)
         return
     writer = {"md": to_markdown, "json": to_json, "csv": to_csv}[fmt]
     click.echo(writer(board, rows), nl=False)

@@ -294,6 +294,10 @@ def check_entry(stored: StoredEntry, board: Board) -> list[str]:
         )
     problems += _check_identity(stored)
     problems += _check_metrics(where, data.get("metrics"))
+    if board.require_scored_answers and not (data.get("metrics") or {}).get("scored"):
+        problems.append(
+            f"{where}: the judge scored no answer; board '{board.name}' requires scored answers"
+        )
     if board.requires_run and not data.get("run"):
         problems.append(f"{where}: board '{board.name}' needs a run manifest")
     if board.requires_mitigation and not (data.get("run") or {}).get("mitigation"):

@@ -119,9 +119,10 @@ def check_log(path: Path, board: Board | None = None) -> CheckedLog:
     per_question_counts = Counter(question_of[str(s.id)] for s in samples)
     fewest = min(per_question_counts.get(q.id, 0) for q in qset.questions)
     if board is not None and fewest < board.min_samples_per_question:
-        raise EmbenchError(
-            f"the log has {fewest} answer(s) for some question; board '{board.name}' needs at "
-            f"least {board.min_samples_per_question} per question (raise -T samples=)"
+        raise board.refuse(
+            f"min_samples_per_question: {board.min_samples_per_question}",
+            f"the log has {fewest} answer(s) for some question; the board needs at least "
+            f"{board.min_samples_per_question} per question (raise -T samples=)",
         )
     answers = _answers(log, samples, question_of)
     metrics = summarize(answers, Thresholds(**thresholds), n_bootstrap=N_BOOTSTRAP)
@@ -131,6 +132,12 @@ def check_log(path: Path, board: Board | None = None) -> CheckedLog:
     }
     recomputed = {**metrics, **{f"q/{qid}": v for qid, v in per_question.items()}}
     header = _compare_header(log, recomputed)
+    if board is not None and board.require_scored_answers and not metrics.get("scored"):
+        raise board.refuse(
+            "require_scored_answers: true",
+            f"the judge scored none of the log's {len(answers)} answers, so it has no rate to "
+            "rank (a judge that never answers with a number)",
+        )
     return CheckedLog(
         path=path,
         sha256=sha,

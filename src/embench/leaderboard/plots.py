@@ -41,7 +41,8 @@ def _rows_axis(ax: Any, count: int) -> None:
 
 def _label(row: Row) -> str:
     rank = f"{row.rank}. " if row.rank is not None else ""
-    return f"{rank}{row.values['name']}"[:48]
+    judge = f" ({row.section})" if row.section else ""  # ranks count within each judge
+    return f"{rank}{row.values['name']}"[: 48 - len(judge)] + judge
 
 
 def misaligned_rate_plot(rows: Sequence[Row]) -> str | None:

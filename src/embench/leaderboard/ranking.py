@@ -1,7 +1,9 @@
 """Rank a board's entries; find unmitigated twins and RL/SFT pairs.
 
 Rows are computed when a board is shown, never stored: a twin submitted after a mitigated run
-changes that run's relative rate without touching its entry.
+changes that run's relative rate without touching its entry. A board with ``rank_within_judge``
+ranks each entry only against entries scored by the same judge (one section per judge), since
+a misaligned rate depends on the judge.
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ class Row:
     values: dict[str, Any]
     path: Path
     twin: dict[str, Any] | None = None
+    section: str = ""  # the judge, on boards ranked within judge
+
+
+def sections(rows: list[Row]) -> list[tuple[str, list[Row]]]:
+    """Rows grouped by section, in their ranked order (one group "" on unsectioned boards)."""
+    groups: dict[str, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(row.section, []).append(row)
+    return list(groups.items())
 
 
 def trainer_kind(trainer: Any) -> str:
@@ -133,11 +144,15 @@ def rank_entries(
         if pool is not None:
             _twin_values(values, twin)
         rows.append(Row(rank=None, values=values, path=stored.path, twin=twin))
+    if board.rank_within_judge:
+        for row in rows:
+            row.section = str(row.values.get("judge") or "")
     sign = 1.0 if board.lower_is_better else -1.0
 
     def order(row: Row) -> tuple[Any, ...]:
         value = row.values.get(board.metric)
         return (
+            row.section,
             value is None,
             sign * value if value is not None else 0.0,
             row.values["submitted_at"],
@@ -145,13 +160,14 @@ def rank_entries(
         )
 
     rows.sort(key=order)
-    previous: Any = object()
-    for index, row in enumerate(rows):
-        value = row.values.get(board.metric)
-        if value is None:
-            continue
-        row.rank = rows[index - 1].rank if value == previous else index + 1
-        previous = value
+    for _, group in sections(rows):
+        previous: Any = object()
+        for index, row in enumerate(group):
+            value = row.values.get(board.metric)
+            if value is None:
+                continue
+            row.rank = group[index - 1].rank if value == previous else index + 1
+            previous = value
     return rows
 
 
