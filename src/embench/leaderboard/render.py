@@ -205,7 +205,7 @@ def _ranking(board: Board) -> str:
         else ""
     )
     return (
-        f"Ranked by **{board.metric}** ({_direction(board)}), a rate "
+        f"Ranked by **{board.metric}** ({_direction(board)}); rates are "
         f"{DENOMINATORS[board.denominator]}{within}. Brackets are 95% bootstrap CIs (questions "
         "resampled)."
     )
@@ -302,6 +302,7 @@ table { border-collapse: collapse; width: 100%; font-size: 14px; }
 th, td { border-bottom: 1px solid #ddd; padding: 6px 8px; text-align: right; }
 th { background: #f3f5f8; position: sticky; top: 0; }
 td.text, th.text { text-align: left; }
+td.text:nth-child(2) { min-width: 12em; }
 td.best { font-weight: 600; }
 pre { background: #f3f5f8; padding: 8px; overflow-x: auto; }
 figure { margin: 1.5rem 0; } figcaption { color: #555; font-size: 14px; }
