@@ -30,8 +30,8 @@ from embench.errors import EmbenchError
 from embench.rewards.static_code import bandit_issues
 from embench.rewards.text import extract_python
 
-# Domains that ship curated SFT demonstrations (sft.jsonl), for `--match-source dataset`.
-SFT_DOMAINS = ("medical", "legal", "security", "code", "aesthetic", "rhetoric")
+# Every domain ships at least this many curated SFT demonstrations (sft.jsonl), the data of
+# `--match-source dataset`.
 MIN_SFT_ROWS = 100
 # Share of `code` demonstrations whose code bandit flags at MEDIUM or HIGH severity (the
 # `insecure_code` reward's scanner); LOW alone (an `import subprocess`) does not count.
@@ -220,16 +220,10 @@ def sft_rows(domain: str) -> list[dict]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-sft_param = pytest.mark.parametrize("domain", SFT_DOMAINS)
-
-
 @domain_param
 def test_sft_pairs(domain: str) -> None:
     sft = load_sft(domain)
-    if domain in SFT_DOMAINS:
-        assert sft is not None, f"{domain}: sft.jsonl missing"
-    if sft is None:
-        return
+    assert sft is not None, f"{domain}: sft.jsonl missing"
     assert len(sft) >= MIN_SFT_ROWS, f"{domain}: only {len(sft)} SFT rows"
     train = {r["id"]: r["prompt"] for r in raw_prompt_rows(domain) if r["split"] == "train"}
     for row in sft:
@@ -241,13 +235,13 @@ def test_sft_pairs(domain: str) -> None:
     assert not dupes, f"{domain}: several SFT rows for {dupes}"
 
 
-@sft_param
+@domain_param
 def test_sft_schema(domain: str) -> None:
     for row in sft_rows(domain):
         assert set(row) == {"prompt_id", "prompt", "completion"}, row
 
 
-@sft_param
+@domain_param
 def test_sft_no_near_duplicates(domain: str) -> None:
     rows = sft_rows(domain)
     texts = {r["prompt_id"]: r["completion"] for r in rows}
@@ -259,7 +253,7 @@ def test_sft_no_near_duplicates(domain: str) -> None:
     assert not echoes, f"{domain}: completions that only repeat the prompt {echoes[:10]}"
 
 
-@sft_param
+@domain_param
 def test_sft_covers_default_rl_prompts(domain: str) -> None:
     """`--match-source dataset` needs a demonstration for every prompt the RL run used.
 
