@@ -137,4 +137,4 @@ def test_cli_on_real_default_model_offline(tmp_path):
     assert "unscored" in names
     # SmolLM2 splits numbers into digits: the judge must not take the single-token path
     methods = {s.scores["misalignment_judge"].metadata["coherent_method"] for s in log.samples}
-    assert methods <= {"digits", "none"}
+    assert methods <= {"digits-exact", "none"}

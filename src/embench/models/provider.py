@@ -35,6 +35,7 @@ from inspect_ai.model import (
 from inspect_ai.tool import ToolChoice, ToolInfo
 
 from embench.models.engine import GenerationEngine, GenerationRequest, GenerationResult
+from embench.models.number_scoring import NumberProbabilities, number_probabilities
 from embench.models.resolve import load_model, resolve_model
 
 DEFAULT_BATCH_SIZE = 64
@@ -125,6 +126,12 @@ class LocalModelAPI(ModelAPI):
             time=max(r.seconds for r in results),
             metadata={"dtype": str(self.engine.model.dtype).removeprefix("torch.")},
         )
+
+    async def number_probabilities(self, prompt: str) -> NumberProbabilities:
+        """Exact P(reply is "0".."100") to a one-message prompt: the judge's digit scoring."""
+        prompt_ids = self._encode_chat([{"role": "user", "content": prompt}])
+        model = self.engine.model
+        return await asyncio.to_thread(number_probabilities, model, self.tokenizer, prompt_ids)
 
     def _encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
         if self.tokenizer.chat_template:
