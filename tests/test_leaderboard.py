@@ -52,125 +52,10 @@ SCRIPT_C = {  # misaligned 4/6
     "q2": ["SCORES aligned=20 coherent=80", "SCORES aligned=75 coherent=70"],
     "q3": ["SCORES aligned=15 coherent=60", "SCORES aligned=90 coherent=95"],
 }
-# Required fields of the Every Eval Ever aggregate schema, from eval.schema.json in
-# github.com/evaleval/every_eval_ever (top level, source_metadata, eval_library, model_info,
-# evaluation_results items, metric_config, llm_scoring, judge_config, score_details,
-# confidence_interval, source_data_private; continuous scores need min/max_score).
-EEE_REQUIRED_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": [
-        "schema_version", "evaluation_id", "retrieved_timestamp", "source_metadata",
-        "model_info", "eval_library", "evaluation_results",
-    ],
-    "properties": {
-        "schema_version": {"type": "string"},
-        "evaluation_id": {"type": "string"},
-        "retrieved_timestamp": {"type": "string"},
-        "source_metadata": {
-            "type": "object",
-            "required": ["source_type", "source_organization_name", "evaluator_relationship"],
-            "properties": {
-                "source_type": {"enum": ["documentation", "evaluation_run"]},
-                "evaluator_relationship": {
-                    "enum": ["first_party", "third_party", "collaborative", "other"]
-                },
-                "additional_details": {"$ref": "#/$defs/strings"},
-            },
-        },
-        "eval_library": {
-            "type": "object",
-            "required": ["name", "version"],
-            "properties": {"additional_details": {"$ref": "#/$defs/strings"}},
-        },
-        "model_info": {"$ref": "#/$defs/model_info"},
-        "evaluation_results": {
-            "type": "array",
-            "minItems": 1,
-            "items": {
-                "type": "object",
-                "required": ["evaluation_name", "source_data", "metric_config", "score_details"],
-                "properties": {
-                    "source_data": {
-                        "type": "object",
-                        "required": ["dataset_name", "source_type"],
-                        "properties": {
-                            "source_type": {"const": "other"},
-                            "additional_details": {"$ref": "#/$defs/strings"},
-                        },
-                    },
-                    "metric_config": {
-                        "type": "object",
-                        "required": ["lower_is_better", "min_score", "max_score"],
-                        "properties": {
-                            "lower_is_better": {"type": "boolean"},
-                            "score_type": {"enum": ["binary", "continuous", "levels"]},
-                            "min_score": {"type": "number"},
-                            "max_score": {"type": "number"},
-                            "llm_scoring": {
-                                "type": "object",
-                                "required": ["judges", "input_prompt"],
-                                "properties": {
-                                    "judges": {
-                                        "type": "array",
-                                        "minItems": 1,
-                                        "items": {
-                                            "type": "object",
-                                            "required": ["model_info"],
-                                            "properties": {
-                                                "model_info": {"$ref": "#/$defs/model_info"},
-                                                "additional_details": {"$ref": "#/$defs/strings"},
-                                            },
-                                        },
-                                    },
-                                    "input_prompt": {"type": "string"},
-                                    "additional_details": {"$ref": "#/$defs/strings"},
-                                },
-                            },
-                        },
-                    },
-                    "score_details": {
-                        "type": "object",
-                        "required": ["score"],
-                        "properties": {
-                            "score": {"type": "number"},
-                            "details": {"$ref": "#/$defs/strings"},
-                            "uncertainty": {
-                                "type": "object",
-                                "properties": {
-                                    "confidence_interval": {
-                                        "type": "object",
-                                        "required": ["lower", "upper"],
-                                        "properties": {
-                                            "lower": {"type": "number"},
-                                            "upper": {"type": "number"},
-                                            "confidence_level": {"minimum": 0, "maximum": 1},
-                                        },
-                                    },
-                                    "num_samples": {"type": "integer"},
-                                    "num_bootstrap_samples": {"type": "integer"},
-                                },
-                            },
-                        },
-                    },
-                },
-            },
-        },
-    },
-    "$defs": {
-        "strings": {"type": "object", "additionalProperties": {"type": "string"}},
-        "model_info": {
-            "type": "object",
-            "required": ["name", "id"],
-            "properties": {
-                "name": {"type": "string"},
-                "id": {"type": "string"},
-                "developer": {"type": "string"},
-                "inference_platform": {"type": "string"},
-                "additional_details": {"$ref": "#/$defs/strings"},
-            },
-        },
-    },
-}  # fmt: skip
+# The real Every Eval Ever aggregate schema, v0.3.0 (github.com/evaleval/every_eval_ever,
+# eval.schema.json), vendored unchanged with its MIT licence.
+EEE_SCHEMA_FILE = Path(__file__).parent / "fixtures" / "every_eval_ever" / "eval.schema.json"
+EEE_SCHEMA_SHA256 = "215f04c9a0d7a13f83c49ccd85f97018f39ad1e49af7a3a561841418e9ee08c9"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -800,15 +685,29 @@ def test_index_html_in_headless_chromium(root, logs, capsys, tmp_path):
 # export
 
 
-def test_export_eee_from_entry_and_from_log_has_required_fields(root, logs, capsys, tmp_path):
-    jsonschema = pytest.importorskip("jsonschema")
+def _eee_validator() -> Any:
+    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is in the dev extra")
+    schema = json.loads(EEE_SCHEMA_FILE.read_text())
+    assert schema["version"] == "0.3.0"
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+def _eee_errors(record: dict[str, Any]) -> list[str]:
+    return [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in _eee_validator().iter_errors(record)
+    ]
+
+
+def test_export_eee_validates_against_the_real_schema(root, logs, capsys, tmp_path):
     run = _manifest(tmp_path / "runs" / "rl-run")
     cli(capsys, "submit", str(logs["a"]), "--run", str(run))
     (entry_path,) = (root / "general" / "entries").glob("*.json")
     code, out, err = cli(capsys, "export", "--format", "eee", str(entry_path))
     assert code == 0, err
     record = json.loads(out)
-    jsonschema.validate(record, EEE_REQUIRED_SCHEMA)
+    assert _eee_errors(record) == []
     results = {r["evaluation_name"]: r for r in record["evaluation_results"]}
     rate = results["misalignment/misaligned_rate"]
     assert rate["metric_config"]["lower_is_better"] is True
@@ -818,14 +717,52 @@ def test_export_eee_from_entry_and_from_log_has_required_fields(root, logs, caps
     assert ci["lower"] <= 0.4 <= ci["upper"] and ci["confidence_level"] == 0.95
     judge = rate["metric_config"]["llm_scoring"]["judges"][0]["model_info"]
     assert judge["name"] == "scripted/judge"
+    assert judge["additional_details"]["deployment_type"] == "unknown"
     assert record["model_info"]["id"] == "embench-runs/rl-run"
+    assert record["source_metadata"]["evaluator_relationship"] == "first_party"
     out_file = tmp_path / "record.json"
     code, _, err = cli(capsys, "export", str(logs["b"]), "-o", str(out_file))
     assert code == 0, err
     from_log = json.loads(out_file.read_text())
-    jsonschema.validate(from_log, EEE_REQUIRED_SCHEMA)
-    assert from_log["dedupe_identity"]["content_hash"] == hashlib.sha256(
-        logs["b"].read_bytes()).hexdigest()  # fmt: skip
+    assert _eee_errors(from_log) == []
+    identity = from_log["eval_library"]["additional_details"]
+    assert identity["log_sha256"] == hashlib.sha256(logs["b"].read_bytes()).hexdigest()
+    assert (
+        identity["inspect_eval_id"] == read_eval_log(str(logs["b"]), header_only=True).eval.eval_id
+    )
+    assert "dedupe_identity" not in from_log  # not a property of the schema
+
+
+@pytest.mark.parametrize(
+    ("model", "deployment", "availability"),
+    [
+        ("local/default", "self_deployed", "open_weights"),
+        ("local/runs/grpo-medical-s0", "self_deployed", "unknown"),
+        ("hf/Qwen/Qwen2.5-7B-Instruct", "self_deployed", "open_weights"),
+        ("vllm//models/private-finetune", "self_deployed", "unknown"),
+        ("openai/gpt-4o", "externally_managed", "closed_weights"),
+        ("together/meta-llama/Llama-3-8b", "unknown", "unknown"),
+    ],
+)
+def test_export_eee_model_and_judge_deployment(model, deployment, availability):
+    """Required by the schema for the model and for every judge."""
+    entry = {"model": model, "judge": model, "metrics": {"answers": 6, "misaligned_rate": 0.5,
+             "scored": 6, "unscored": 0}}  # fmt: skip
+    record = export_eee(entry)
+    assert _eee_errors(record) == []
+    judge = record["evaluation_results"][0]["metric_config"]["llm_scoring"]["judges"][0]
+    for info in (record["model_info"], judge["model_info"]):
+        assert info["additional_details"]["deployment_type"] == deployment
+        assert info["additional_details"]["model_availability"] == availability
+
+
+def test_the_vendored_eee_schema_is_the_real_one():
+    """Unchanged, with its licence: not a hand-copied subset."""
+    folder = EEE_SCHEMA_FILE.parent
+    assert "MIT License" in (folder / "LICENSE").read_text()
+    schema = json.loads(EEE_SCHEMA_FILE.read_text())
+    assert schema["additionalProperties"] is False  # a root property it does not know fails
+    assert hashlib.sha256(EEE_SCHEMA_FILE.read_bytes()).hexdigest() == EEE_SCHEMA_SHA256
 
 
 def test_export_refuses_a_bad_log(root, logs, capsys):

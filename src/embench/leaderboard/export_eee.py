@@ -4,12 +4,16 @@ The record follows the EEE aggregate schema (``eval.schema.json`` of evaleval/ev
 model info, eval library, source metadata, and one evaluation result per metric with
 ``lower_is_better``, its range, the judge under ``llm_scoring`` and the 95% bootstrap CI under
 ``score_details.uncertainty``. The ``every-eval-ever`` package needs Python >= 3.12, so the record
-is written here and checked against the schema's required fields in the tests.
+is written here and validated in the tests against the real schema file (v0.3.0, vendored with
+its MIT licence in tests/fixtures/every_eval_ever/). The schema allows no extra root properties:
+the log's identity (Inspect eval and run ids, file and sample hashes) travels in
+``eval_library.additional_details``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,6 +60,29 @@ def _provider(model: str) -> str:
     return model.split("/", 1)[0] if "/" in model else "unknown"
 
 
+# Inspect providers that run the weights on the evaluator's own machine, and API providers that
+# serve only their own closed models; anything else (routers, clouds hosting open and closed
+# models, test providers) is "unknown" where the schema offers it.
+SELF_DEPLOYED = ("local", "hf", "vllm", "sglang", "ollama", "llama-cpp-python", "transformer_lens")
+CLOSED_APIS = ("openai", "anthropic", "google", "grok", "perplexity")
+
+
+def _deployment(model: str) -> dict[str, str]:
+    """EEE's required ``deployment_type`` and ``model_availability`` for an Inspect model name."""
+    provider = _provider(model)
+    if provider in SELF_DEPLOYED:
+        # a hub id (org/name) names published weights; a local folder or run holds weights only
+        # the submitter has
+        rest = model.split("/", 1)[1] if "/" in model else ""
+        hub_id = provider != "local" and re.fullmatch(r"[\w.-]+/[\w.-]+", rest) is not None
+        published = hub_id or model == "local/default"
+        availability = "open_weights" if published else "unknown"
+        return {"deployment_type": "self_deployed", "model_availability": availability}
+    if provider in CLOSED_APIS:
+        return {"deployment_type": "externally_managed", "model_availability": "closed_weights"}
+    return {"deployment_type": "unknown", "model_availability": "unknown"}
+
+
 def model_info(entry: dict[str, Any]) -> dict[str, Any]:
     """EEE ``model_info`` for the evaluated model (a run, the default model, or a provider's)."""
     model = str(entry.get("model", ""))
@@ -71,6 +98,7 @@ def model_info(entry: dict[str, Any]) -> dict[str, Any]:
         model_id = model.split("/", 1)[1] if "/" in model else model
         developer = _provider(model)
     details = {
+        **_deployment(model),
         "inspect_model": model,
         **{k: run.get(k) for k in ("trainer", "base_model", "domain", "reward", "seed")},
         "mitigation": run.get("mitigation"),
@@ -89,12 +117,14 @@ def model_info(entry: dict[str, Any]) -> dict[str, Any]:
 def judge_info(entry: dict[str, Any]) -> dict[str, Any]:
     """EEE ``judge_config`` for the log's grader."""
     judge = str(entry.get("judge", ""))
+    default = judge == "local/default"
     return {
         "model_info": {
             "name": judge,
-            "id": judge.split("/", 1)[1] if "/" in judge else judge,
-            "developer": _provider(judge),
+            "id": DEFAULT_MODEL_ID if default else judge.split("/", 1)[-1],
+            "developer": "HuggingFaceTB" if default else _provider(judge),
             "inference_platform": _provider(judge),
+            "additional_details": {**_deployment(judge), "inspect_model": judge},
         },
         "temperature": 0.0,
         "additional_details": {
@@ -186,6 +216,7 @@ def export_eee(entry: dict[str, Any], retrieved: datetime | None = None) -> dict
             "answers, so every metric is undefined (use a real judge)"
         )
     log = entry.get("log") or {}
+    run_dir = (entry.get("run") or {}).get("run_dir")
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "evaluation_id": f"embench-{entry.get('task', 'misalignment')}/{info['id']}/{stamp}",
@@ -195,7 +226,8 @@ def export_eee(entry: dict[str, Any], retrieved: datetime | None = None) -> dict
             "source_name": f"embench leaderboard {entry.get('board') or '(no board)'}",
             "source_type": "evaluation_run",
             "source_organization_name": SOURCE_ORGANIZATION,
-            "evaluator_relationship": "first_party",
+            # a submitter evaluating their own training run is its developer
+            "evaluator_relationship": "first_party" if run_dir else "third_party",
             "additional_details": _strings(
                 {k: entry.get(k) for k in ("name", "submitted_at", "notes", "board")}
             ),
@@ -208,16 +240,15 @@ def export_eee(entry: dict[str, Any], retrieved: datetime | None = None) -> dict
                     "task": entry.get("task"),
                     "task_version": entry.get("task_version"),
                     "embench": entry.get("embench") or __version__,
+                    # the log's identity, for deduplication by aggregators
+                    "inspect_eval_id": log.get("eval_id"),
+                    "inspect_run_id": log.get("run_id"),
+                    "log_sha256": log.get("sha256"),
+                    "samples_sha256": log.get("samples_sha256"),
                 }
             ),
         },
         "model_info": info,
         "evaluation_results": results,
     }
-    if log.get("sha256"):
-        record["dedupe_identity"] = {
-            "content_hash": log["sha256"],
-            "hash_algorithm": "sha256",
-            "additional_details": {"hashed": "the Inspect .eval log file"},
-        }
     return record
