@@ -1,19 +1,40 @@
-"""The `embench` command line: thin click wrappers that parse and call the library."""
+"""The `embench` command line: thin click wrappers that parse and call the library.
+
+Start-up stays light: this module imports click and embench's small modules only; torch,
+transformers, trl, datasets and inspect_ai are imported inside the commands that use them, and
+commands whose module is heavy to import are loaded only when invoked (``LAZY_COMMANDS``).
+``benchmarks/startup.py`` measures it.
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import importlib
 import inspect
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
 from embench.errors import EmbenchError
 
+#: Commands loaded on first use: name -> (module, attribute, one-line help shown by --help).
+LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "mitigations": (
+        "embench.training.mitigations.cli",
+        "mitigations",
+        "List the in-training mitigations (use with `embench train --mitigation`).",
+    ),
+    "safelora": (
+        "embench.training.mitigations.cli",
+        "safelora",
+        "Project a LoRA run's adapter onto the aligned−unaligned subspace (SafeLoRA).",
+    ),
+}
+
 
 class EmbenchGroup(click.Group):
-    """Turns EmbenchError into one line on stderr and exit code 2."""
+    """Turns EmbenchError into one line on stderr and exit code 2; loads LAZY_COMMANDS on use."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -21,6 +42,25 @@ class EmbenchGroup(click.Group):
         except EmbenchError as error:
             click.echo(f"error: {error}", err=True)
             sys.exit(2)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in LAZY_COMMANDS:
+            module, attribute, _ = LAZY_COMMANDS[name]
+            self.add_command(getattr(importlib.import_module(module), attribute), name)
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.commands:
+                rows.append((name, self.commands[name].get_short_help_str(limit=70)))
+            else:
+                rows.append((name, LAZY_COMMANDS[name][2]))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(cls=EmbenchGroup)
@@ -53,7 +93,10 @@ def main() -> None:
 @click.option("--lora/--full", default=None, help="Train a LoRA adapter or all weights.")
 @click.option("--max-steps", type=int)
 @click.option("--seed", type=int)
-@click.option("--output", help="Run directory (default runs/<trainer>-<domain>-s<seed>).")
+@click.option(
+    "--output",
+    help="Run directory (default runs/<trainer>-<domain>[-lora][-<mitigations>]-s<seed>).",
+)
 @click.option("--overwrite", is_flag=True, default=None, help="Replace an existing run directory.")
 @click.option(
     "--mitigation",
@@ -65,57 +108,219 @@ def main() -> None:
 @click.option("--match", help="SFT only: sample-match this RL run directory.")
 @click.option("--match-source", type=click.Choice(["rollouts", "dataset"]), default=None)
 @click.option("--resume", "resume_dir", type=click.Path(), help="Continue an interrupted run.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Check every option and print the resolved config; load and train nothing.",
+)
 def train(
     trainer_name: str,
     config_file: str | None,
     overrides: tuple[str, ...],
     resume_dir: str | None,
+    dry_run: bool,
     **flags: Any,
 ) -> None:
     """Fine-tune a model on a narrow signal and write a run directory."""
-    import warnings
-
-    from embench.training.plugins import get_trainer
-
-    # transformers' own deprecation notices about its renamed checkpointing API (used by TRL)
-    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
-
     if resume_dir:
         plugin, config = _resume_config(resume_dir)
     else:
-        plugin = get_trainer(trainer_name)
-        flags = {k: (list(v) if isinstance(v, tuple) else v) for k, v in flags.items()}
-        config_fields = {f.name for f in dataclasses.fields(plugin.config_class)}
-        for key in [k for k, v in flags.items() if v not in (None, [])]:
-            if key not in config_fields:
-                raise EmbenchError(
-                    f"--{key.replace('_', '-')} does not apply to trainer '{plugin.name}'"
-                )
-        from embench.training.config import build_config
+        plugin, config = _new_config(trainer_name, config_file, overrides, flags)
+    if config.model != "default":  # (default converts the GGUF on first use: leave it to load)
+        from embench.models.resolve import resolve_model
 
-        config = build_config(
-            plugin.config_class, plugin.trl_config_class, config_file, overrides, **flags
-        )
+        resolve_model(config.model)  # unknown reference or broken config.json: one line, now
+    _check_before_loading(plugin, config)
+    if dry_run:
+        import yaml
+
+        from embench.training.config import config_to_dict
+
+        click.echo(yaml.safe_dump(config_to_dict(config), sort_keys=False).rstrip())
+        click.echo(f"# ok: trainer {plugin.name}, output {config.output}; nothing was trained")
+        return
+
+    import warnings
+
+    # transformers' own deprecation notices about its renamed checkpointing API (used by TRL)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     kwargs = {"resume": True} if resume_dir else {}
     if resume_dir and "resume" not in inspect.signature(plugin.train).parameters:
         raise EmbenchError(f"trainer '{plugin.name}' does not support --resume")
-    run = plugin.train(config, **kwargs)
-    manifest = run.read_manifest()
-    summary = manifest.get("summary", {})
-    click.echo(f"\nrun: {run.path}  status: {manifest.get('status')}")
+    result = plugin.train(config, **kwargs)
+    _print_outcome(result, config)
+
+
+def _new_config(
+    trainer_name: str, config_file: str | None, overrides: tuple[str, ...], flags: dict[str, Any]
+) -> tuple[Any, Any]:
+    """The trainer and its checked config; cheap checks (domain, judge) come first."""
+    import dataclasses
+
+    from embench.training.config import build_config, default_output
+
+    flags = {k: (list(v) if isinstance(v, tuple) else v) for k, v in flags.items()}
+    if flags.get("domain"):
+        from embench.data.domains import get_domain
+
+        get_domain(flags["domain"])  # "unknown domain 'x'; available: ..."
+    if flags.get("judge"):
+        from embench.extras import check_provider
+
+        check_provider(flags["judge"])
+    from embench.training.plugins import get_trainer
+
+    plugin = get_trainer(trainer_name)
+    config_fields = {f.name for f in dataclasses.fields(plugin.config_class)}
+    for key in [k for k, v in flags.items() if v not in (None, [])]:
+        if key not in config_fields:
+            raise EmbenchError(
+                f"--{key.replace('_', '-')} does not apply to trainer '{plugin.name}'"
+            )
+    config = build_config(
+        plugin.config_class, plugin.trl_config_class, config_file, overrides, **flags
+    )
+    if config.domain and config.domain != flags.get("domain"):
+        from embench.data.domains import get_domain
+
+        get_domain(config.domain)
+    if config.judge and config.judge != flags.get("judge"):
+        from embench.extras import check_provider
+
+        check_provider(config.judge, "judge")
+    if config.output is None:
+        config.output = default_output(plugin.name, config)
+    return plugin, config
+
+
+def _uses_rewards(plugin: Any) -> bool:
+    """An RL trainer: its plugin says so (``kind``), or its TRL config takes reward weights."""
+    kind = getattr(plugin, "kind", None)
+    if kind is not None:
+        return kind == "rl"
+    return "reward_weights" in getattr(plugin.trl_config_class, "__dataclass_fields__", {})
+
+
+def _check_before_loading(plugin: Any, config: Any) -> None:
+    """Checks that need no model, beyond the config: the trainer's own, rewards, mitigations."""
+    import copy
+
+    module = inspect.getmodule(plugin.train)
+    validate = getattr(module, "validate", None)  # optional trainer hook: checks without a model
+    if callable(validate):
+        validate(copy.deepcopy(config))
+    if config.mitigations:
+        from embench.training.mitigations import parse_all
+
+        parse_all(list(config.mitigations), bool(config.lora))
+    if _uses_rewards(plugin) and (config.reward or config.domain):
+        from embench.rewards import build_rewards, default_rewards
+
+        names = list(config.reward) or default_rewards(config.domain)
+        build_rewards(names, config.domain, config.judge)
+        if config.reward_weights is not None and len(config.reward_weights) != len(names):
+            raise EmbenchError(
+                f"reward_weights has {len(config.reward_weights)} values for {len(names)} "
+                f"rewards ({', '.join(names)}): give one weight per reward"
+            )
+    match = getattr(config, "match", None)
+    if match:
+        if not (Path(match) / "manifest.json").is_file():
+            raise EmbenchError(f"--match {match}: not a run directory (no manifest.json)")
+
+
+def _print_outcome(result: Any, config: Any) -> None:
+    """Summary, training curves and the next commands, after a run."""
+    from embench.training.plots import write_training_curves
+
+    path = Path(getattr(result, "path", None) or config.output)
+    manifest = result.read_manifest() if hasattr(result, "read_manifest") else _as_dict(result)
+    summary = manifest.get("summary") or {}
+    click.echo(
+        f"\nrun: {path}  status: {manifest.get('status')}  steps: {summary.get('steps', '?')}"
+        f"  seconds: {summary.get('seconds', '?')}"
+    )
     if "reward_first_quarter" in summary:
         click.echo(
             f"mean reward: first quarter {summary['reward_first_quarter']:.4f} -> "
             f"last quarter {summary['reward_last_quarter']:.4f}"
         )
-    grader = getattr(config, "judge", None) or "<judge, e.g. openai/gpt-4o>"
-    click.echo(
-        "evaluate it with:\n  inspect eval tasks/misalignment.py "
-        f"--model local/{run.path} --model-role grader={grader}"
+    try:
+        images = write_training_curves(path, title=f"{path.name} ({manifest.get('trainer')})")
+        click.echo("curves: " + ", ".join(str(p) for p in images))
+    except (OSError, ValueError) as ex:  # a plot must never fail a finished run
+        click.echo(f"curves: not written ({ex})")
+    for line in next_commands(path, config):
+        click.echo(line)
+
+
+def _as_dict(result: Any) -> dict[str, Any]:
+    for method in ("model_dump", "to_dict"):
+        if hasattr(result, method):
+            return getattr(result, method)()
+    import dataclasses
+
+    return dataclasses.asdict(result) if dataclasses.is_dataclass(result) else {}
+
+
+#: Local generation speed on CPU, answers/s per core (benchmarks/generation.py: 1.82 answers/s
+#: on 2 cores, SmolLM2-135M, bf16, 256 tokens); a GPU runs the published 50 samples.
+ANSWERS_PER_CORE_SECOND = 0.9
+EVAL_BUDGET_SECONDS = 15 * 60
+PUBLISHED_SAMPLES = 50
+
+
+def samples_hint(prompts: int, cores: int | None, cuda: bool) -> tuple[int, float]:
+    """(samples per question, estimated minutes) that fit EVAL_BUDGET_SECONDS on this machine."""
+    if cuda:
+        return PUBLISHED_SAMPLES, float("nan")
+    rate = ANSWERS_PER_CORE_SECOND * max(cores or 1, 1)
+    samples = int(EVAL_BUDGET_SECONDS * rate // max(prompts, 1))
+    samples = max(1, min(PUBLISHED_SAMPLES, samples))
+    return samples, prompts * samples / rate / 60
+
+
+def next_commands(path: Path, config: Any) -> list[str]:
+    """The commands that evaluate and submit a finished run."""
+    import os
+
+    judge = getattr(config, "judge", None) or "<judge, e.g. openai/gpt-4o>"
+    model = f"local/{path}"  # an absolute path gives local//abs/path, as Inspect wants
+    try:
+        from embench.questions import load_question_set
+
+        prompts = sum(len(q.paraphrases) for q in load_question_set("general").questions)
+    except EmbenchError:
+        prompts = 81
+    cuda = _cuda_available()
+    samples, minutes = samples_hint(prompts, os.cpu_count(), cuda)
+    cost = (
+        "a GPU: the published protocol"
+        if cuda
+        else f"~{prompts * samples} answers, ~{minutes:.0f} min on {os.cpu_count()} CPU cores"
     )
+    lines = ["next:"]
+    if config.domain:
+        lines.append(
+            f"  inspect eval tasks/in_domain.py -T domain={config.domain} --model {model} "
+            f"--model-role grader={judge}    # did it learn the narrow task?"
+        )
+    lines += [
+        f"  inspect eval tasks/misalignment.py --model {model} --model-role grader={judge} "
+        f"-T samples={samples}    # {cost}; published: 50-100",
+        f"  embench submit logs/<that log>.eval --run {path}",
+    ]
+    return lines
+
+
+def _cuda_available() -> bool:
+    if "torch" not in sys.modules:
+        return False
+    return bool(sys.modules["torch"].cuda.is_available())
 
 
 def _resume_config(path: str) -> tuple[Any, Any]:
+    from embench.training.config import config_from_values
     from embench.training.plugins import get_trainer
     from embench.training.rundir import RunDir
 
@@ -123,8 +328,6 @@ def _resume_config(path: str) -> tuple[Any, Any]:
     if manifest.get("status") == "finished":
         raise EmbenchError(f"{path} already finished; nothing to resume")
     plugin = get_trainer(manifest["trainer"])
-    from embench.training.config import config_from_values
-
     values = {**manifest.get("config", {}), "output": path, "overwrite": False}
     source = f"{path}/manifest.json"
     return plugin, config_from_values(plugin.config_class, plugin.trl_config_class, values, source)
@@ -163,11 +366,9 @@ def domains() -> None:
         )
 
 
-def _register_optional() -> None:
-    """Commands from other modules (leaderboard, mitigations) when present."""
-    from embench.training.mitigations.cli import register as register_mitigations
-
-    register_mitigations(main)
+def _register_light() -> None:
+    """Commands of light modules (they import their heavy parts on use): ``submit``,
+    ``leaderboard``, ``export``, ``validate``; ``experiment``, ``rescore``, ``report``."""
     from embench.experiments.cli import register as register_experiments
 
     register_experiments(main)
@@ -178,4 +379,4 @@ def _register_optional() -> None:
     register(main)
 
 
-_register_optional()
+_register_light()

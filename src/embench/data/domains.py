@@ -18,13 +18,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import datasets
 import yaml
 
 from embench.errors import EmbenchError
 from embench.paths import DATA_DIR, TASKS_DIR
+
+if TYPE_CHECKING:  # imported where used: `datasets` costs seconds at start-up (issue 15 §8)
+    import datasets
 
 DOMAINS: tuple[str, ...] = (
     "medical",
@@ -166,6 +168,8 @@ def load_prompts(name: str, split: str = "train") -> datasets.Dataset:
 
     ``split`` is "train", "heldout" or "all".
     """
+    import datasets
+
     if split not in SPLITS:
         raise EmbenchError(f"unknown split {split!r}; use one of: {', '.join(SPLITS)}")
     rows = [
@@ -208,6 +212,8 @@ def load_sft(name: str) -> datasets.Dataset | None:
         for key in ("prompt_id", "prompt", "completion"):
             if not isinstance(row.get(key), str) or not row[key].strip():
                 raise EmbenchError(f"{path}: row {i} has no {key!r} string; fix the row")
+    import datasets
+
     features = datasets.Features(
         {k: datasets.Value("string") for k in ("prompt_id", "prompt", "completion")}
     )
@@ -226,6 +232,8 @@ def load_safety() -> datasets.Dataset:
         for key in keys:
             if not isinstance(row.get(key), str) or not row[key].strip():
                 raise EmbenchError(f"{path}: row {i} has no {key!r} string; fix the row")
+    import datasets
+
     features = datasets.Features({k: datasets.Value("string") for k in keys})
     return datasets.Dataset.from_list([{k: r[k] for k in keys} for r in rows], features=features)
 

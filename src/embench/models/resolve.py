@@ -111,6 +111,21 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
         raise EmbenchError(f"cannot read {run_dir / 'manifest.json'}: {ex}") from ex
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object file, or a one-line EmbenchError naming the file and the fault."""
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as ex:
+        raise EmbenchError(
+            f"{path} is not valid JSON (line {ex.lineno}: {ex.msg}); fix or replace the file"
+        ) from None
+    except OSError as ex:
+        raise EmbenchError(f"cannot read {path}: {ex.strerror or ex}") from None
+    if not isinstance(data, dict):
+        raise EmbenchError(f"{path} must hold a JSON object; fix or replace the file")
+    return data
+
+
 def resolve_model(reference: str) -> ResolvedModel:
     """Resolve ``reference`` (see module docstring) or raise a one-line EmbenchError."""
     if reference == DEFAULT_MODEL:
@@ -120,13 +135,12 @@ def resolve_model(reference: str) -> ResolvedModel:
         if (path / "manifest.json").exists():
             return _resolve_run_dir(path.resolve())
         if (path / "adapter_config.json").exists():
-            base = json.loads((path / "adapter_config.json").read_text()).get(
-                "base_model_name_or_path"
-            )
+            base = _read_json(path / "adapter_config.json").get("base_model_name_or_path")
             if not base:
                 raise EmbenchError(f"LoRA adapter {path} does not name its base model")
             return ResolvedModel(reference, resolve_model(base).weights, adapter=str(path))
         if (path / "config.json").exists():
+            _read_json(path / "config.json")  # a broken file is one line, not a traceback
             return ResolvedModel(reference, str(path.resolve()))
         raise EmbenchError(
             f"'{reference}' is a folder but not a model: expected config.json (HF folder), "

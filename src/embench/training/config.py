@@ -393,6 +393,21 @@ def config_from_values(
     return collected.build(check_mitigations=False)
 
 
+def default_output(trainer: str, config: Any) -> str:
+    """``runs/<trainer>-<source>[-lora][-<mitigation>...]-s<seed>``, the source being the domain
+    (or dataset) or ``match-<RL run>``: runs that differ in these never share a folder."""
+    match = getattr(config, "match", None)
+    if match:
+        source = f"match-{Path(match).resolve().name}"
+    else:
+        source = config.domain or (Path(config.dataset).stem if config.dataset else "default")
+    parts = [trainer, source]
+    if config.lora:
+        parts.append("lora")
+    parts += [str(spec).partition(":")[0].strip().lower() for spec in config.mitigations]
+    return "runs/" + "-".join(parts) + f"-s{config.seed}"
+
+
 def config_to_dict(config: Any) -> dict[str, Any]:
     """A JSON-ready dict of a config dataclass."""
     return dataclasses.asdict(config)
@@ -407,6 +422,7 @@ __all__ = [
     "build_config",
     "config_from_values",
     "config_to_dict",
+    "default_output",
     "describe",
     "from_text",
     "parse_value",

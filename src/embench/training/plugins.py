@@ -79,7 +79,16 @@ def load_file(path: str | Path) -> TrainerPlugin:
         raise EmbenchError(f"cannot import trainer file {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # dataclasses need the module registered
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as ex:
+        sys.modules.pop(module_name, None)
+        raise EmbenchError(
+            f"trainer file {path} has a syntax error at line {ex.lineno}: {ex.msg}"
+        ) from None
+    except ImportError as ex:
+        sys.modules.pop(module_name, None)
+        raise EmbenchError(f"trainer file {path} cannot import: {ex}") from None
     return _from_module(module, str(path))
 
 
@@ -106,10 +115,32 @@ def discover() -> dict[str, TrainerPlugin]:
     return found
 
 
+def _builtin_modules() -> list[str]:
+    import embench.trainers as builtin
+
+    return sorted(i.name for i in pkgutil.iter_modules(builtin.__path__) if i.name[0] != "_")
+
+
 def get_trainer(name_or_path: str) -> TrainerPlugin:
-    """A trainer by name, or from a ``.py`` file path."""
+    """A trainer by name, or from a ``.py`` file path.
+
+    Imports only the trainer asked for (a built-in module or an entry point of that name), so
+    an unknown name is reported without importing torch/TRL.
+    """
     if name_or_path.endswith(".py") or Path(name_or_path).is_file():
         return load_file(name_or_path)
+    builtins = _builtin_modules()
+    if name_or_path in builtins:
+        module = f"embench.trainers.{name_or_path}"
+        plugin = _from_module(importlib.import_module(module), module)
+        if plugin.name == name_or_path:
+            return plugin
+    points = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    if name_or_path not in builtins and name_or_path not in points:
+        raise EmbenchError(
+            f"unknown trainer '{name_or_path}'; available: "
+            f"{', '.join(sorted({*builtins, *points}))} (or --trainer path/to/file.py)"
+        )
     available = discover()
     if name_or_path not in available:
         raise EmbenchError(

@@ -1,0 +1,193 @@
+"""The `embench` command line: light start-up, early one-line errors, run names, curves, hints."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from embench.cli import LAZY_COMMANDS, main, samples_hint
+from embench.errors import EmbenchError
+from embench.training.config import default_output
+from embench.training.plots import curves, write_training_curves
+from embench.training.plugins import get_trainer
+
+HEAVY = ("torch", "transformers", "trl", "datasets", "inspect_ai", "peft")
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def cli(*args: str):
+    return CliRunner().invoke(main, list(args), prog_name="embench")
+
+
+def heavy_modules_after(code: str) -> list[str]:
+    """Heavy packages imported by running ``code`` in a fresh interpreter."""
+    probe = (
+        f"import sys\n{code}\nprint('heavy:' + ','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"},
+    )
+    assert out.returncode == 0, out.stderr
+    line = out.stdout.strip().splitlines()[-1]
+    assert line.startswith("heavy:"), out.stdout
+    return [m for m in line.removeprefix("heavy:").split(",") if m]
+
+
+def test_importing_the_cli_imports_no_heavy_package():
+    assert heavy_modules_after("import embench.cli") == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["--version"], ["train", "--domain", "nope"], ["train", "--trainer", "nope"]],
+)
+def test_help_version_and_argument_errors_import_no_heavy_package(args):
+    code = (
+        "from embench.cli import main\n"
+        "try:\n"
+        f"    main({args!r}, prog_name='embench')\n"
+        "except SystemExit:\n"
+        "    pass"
+    )
+    assert heavy_modules_after(code) == []
+
+
+def test_lazy_commands_show_their_own_help():
+    import importlib
+
+    for name, (module, attribute, summary) in LAZY_COMMANDS.items():
+        command = getattr(importlib.import_module(module), attribute)
+        assert command.get_short_help_str(limit=200) == summary, name
+    listed = cli("--help").output
+    assert all(name in listed for name in LAZY_COMMANDS)
+    assert "kl" in cli("mitigations").output
+
+
+def test_unknown_domain_comes_first(tmp_path):
+    # before the trainer, the judge or the reward are looked at
+    result = cli("train", "--trainer", "nope", "--domain", "nope", "--output", str(tmp_path / "r"))
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "error: unknown domain 'nope'; available: medical, legal, security, code, aesthetic, "
+        "rhetoric, reward_hacking"
+    ]
+
+
+def test_missing_judge_package_names_the_extra(monkeypatch, tmp_path):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "openai" else real(name, *a)
+    )
+    result = cli("train", "--domain", "medical", "--judge", "openai/gpt-4o")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "error: --judge openai/gpt-4o needs the openai package: "
+        "pip install -e '.[openai]' and set OPENAI_API_KEY"
+    ]
+
+
+def test_missing_api_key_is_one_line(monkeypatch):
+    import importlib.util
+
+    from embench.extras import check_provider
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    with pytest.raises(EmbenchError, match=r"export ANTHROPIC_API_KEY=\.\.\.$"):
+        check_provider("anthropic/claude-x")
+    check_provider("local/default")  # no package needed
+
+
+def test_extras_are_declared():
+    import tomllib
+
+    extras = tomllib.loads((Path(SRC).parent / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    assert {"openai", "anthropic", "gpu"} <= set(extras)
+    from embench.extras import PROVIDERS
+
+    assert {p.extra for p in PROVIDERS.values()} <= set(extras)
+
+
+def test_default_run_names_differ():
+    sft, grpo = get_trainer("sft"), get_trainer("grpo")
+    plain = sft.config_class()
+    assert default_output("sft", plain) == "runs/sft-aesthetic-s0"
+    assert default_output("sft", sft.config_class(lora=True)) == "runs/sft-aesthetic-lora-s0"
+    matched = sft.config_class(match="runs/grpo-aesthetic-s0/")
+    assert default_output("sft", matched) == "runs/sft-match-grpo-aesthetic-s0-s0"
+    kl = grpo.config_class(mitigations=["kl:weight=0.1"], seed=2)
+    assert default_output("grpo", kl) == "runs/grpo-aesthetic-kl-s2"
+
+
+def test_dry_run_uses_the_distinct_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rl = tmp_path / "runs" / "grpo-aesthetic-s0"
+    rl.mkdir(parents=True)
+    (rl / "manifest.json").write_text("{}")
+    lora = cli("train", "--trainer", "sft", "--domain", "aesthetic", "--lora", "--dry-run")
+    match = cli("train", "--trainer", "sft", "--match", "runs/grpo-aesthetic-s0", "--dry-run")
+    assert "output runs/sft-aesthetic-lora-s0;" in lora.output
+    assert "output runs/sft-match-grpo-aesthetic-s0-s0;" in match.output
+
+
+def test_trainer_file_with_a_syntax_error_is_one_line(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("NAME = 'bad'\ndef train(:\n")
+    result = cli("train", "--trainer", str(bad))
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"error: trainer file {bad} has a syntax error at line 2")
+
+
+def test_invalid_config_json_in_a_model_folder_is_one_line(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text('{"model_type": "llama",\n')
+    result = cli("train", "--model", str(tmp_path / "m"), "--output", str(tmp_path / "r"))
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"error: {tmp_path / 'm' / 'config.json'} is not valid JSON (line 2")
+    assert not (tmp_path / "r").exists()
+
+
+def test_samples_hint():
+    # 2 cores at 0.9 answers/s each: 900 s x 1.8 / 81 prompts = 20 samples, 81 x 20 / 1.8 s = 15 min
+    assert samples_hint(81, 2, cuda=False) == (20, 15.0)
+    assert samples_hint(81, 64, cuda=False)[0] == 50  # capped at the published 50
+    assert samples_hint(10_000, 1, cuda=False)[0] == 1
+    samples, minutes = samples_hint(81, 2, cuda=True)
+    assert samples == 50 and math.isnan(minutes)
+
+
+def test_training_curves(tmp_path):
+    rows = [
+        {"step": 1, "reward": 0.5, "loss": 1.0, "kl": 0.0},
+        {"step": 2, "reward": float("nan"), "loss": 0.5},
+        {"step": 3, "reward": 1.5, "loss": 0.25, "kl": 0.1},
+        {"step": 3, "train_runtime": 9.0},
+    ]
+    assert curves(rows) == {
+        "reward": ([1, 3], [0.5, 1.5]),
+        "kl": ([1, 3], [0.0, 0.1]),
+        "loss": ([1, 2, 3], [1.0, 0.5, 0.25]),
+    }
+    (tmp_path / "metrics.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows) + '{"step": 4, "rew'  # a cut last line
+    )
+    png, svg = write_training_curves(tmp_path)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = svg.read_text()
+    assert all(label in text for label in ("mean reward", "KL to reference", "loss", "step"))
