@@ -229,6 +229,15 @@ def test_grid_runs_fails_one_cell_and_resumes(tmp_path, tiny_model_dir, monkeypa
     assert result.exit_code == 0, result.output
     assert "sft-matched-aesthetic-none-s0" in result.output and "done" in result.output
 
+    result = CliRunner().invoke(main, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    page = (out / "report.html").read_text()
+    assert "PLUMBING ONLY" in page and page.count("data:image/png;base64,") == 3
+    markdown = (out / "report.md").read_text()
+    assert "![Misaligned rate over training](report_files/curves.png)" in markdown
+    assert "| grpo-aesthetic-none-s0 | done | 2 |" in markdown
+    assert "single run (no CI, no test)" in markdown  # one seed: labelled, no interval
+
 
 def test_interrupt_marks_the_cell_and_a_rerun_keeps_finished_evals(
     tmp_path, tiny_model_dir, monkeypatch
@@ -328,3 +337,146 @@ def test_rescore_rejudges_without_regenerating(tmp_path):
     ]
     assert per_answer_scores(other_path) != original  # another judge, other scores
     assert scripted.CALLS["answers"] == generated
+
+
+def _fake_cell(
+    out: Path,
+    label: str,
+    arm: str,
+    seed: int,
+    mitigation: list[str],
+    rate: float,
+    narrow: float,
+    seconds: float,
+    match: str | None = None,
+) -> dict[str, Any]:
+    folder = out / "cells" / f"{label}-0000"
+    step = folder / "evals" / "step-00004"
+    step.mkdir(parents=True)
+    (folder / "cell.json").write_text(json.dumps({"status": "done", "seconds": seconds}))
+    (folder / "run").mkdir()
+    (folder / "run" / "manifest.json").write_text(json.dumps({"summary": {"seconds": seconds}}))
+    general = {
+        "misaligned_rate": rate,
+        "misaligned_rate_ci_low": rate - 0.1,
+        "misaligned_rate_ci_high": rate + 0.1,
+        "unscored": 1,
+    }
+    (step / "general.json").write_text(
+        json.dumps(
+            {"task": "misalignment", "metrics": general, "samples": 10, "truncated": 2, "step": 4}
+        )
+    )
+    (step / "in_domain.json").write_text(
+        json.dumps(
+            {
+                "task": "in_domain",
+                "metrics": {"narrow_rate": narrow, "unscored": 0},
+                "samples": 5,
+                "truncated": 0,
+                "step": 4,
+            }
+        )
+    )
+    return {
+        "key": "0000",
+        "label": label,
+        "folder": folder.name,
+        "arm": arm,
+        "trainer": arm,
+        "model": "default",
+        "domain": "medical",
+        "reward": [],
+        "mitigation": mitigation,
+        "seed": seed,
+        "match": match,
+    }
+
+
+def test_report_statistics_match_hand_computed_values(tmp_path):
+    from embench.experiments.report import build_report
+
+    out = tmp_path / "exp"
+    cells = []
+    for seed, rl, sft, kl in ((0, 0.5, 0.2, 0.3), (1, 0.4, 0.3, 0.2), (2, 0.6, 0.1, 0.4)):
+        cells.append(_fake_cell(out, f"grpo-s{seed}", "grpo", seed, [], rl, 0.8, 20))
+        cells.append(
+            _fake_cell(out, f"sft-s{seed}", "sft", seed, [], sft, 0.6, 10, match=f"grpo-s{seed}")
+        )
+        cells.append(_fake_cell(out, f"grpo-kl-s{seed}", "grpo", seed, ["kl"], kl, 0.4, 30))
+    (out / "experiment.json").write_text(
+        json.dumps(
+            {
+                "name": "hand",
+                "scale": "paper",
+                "plumbing_only": False,
+                "cells": cells,
+                "baselines": [],
+                "protocol": {"judge": "openai/gpt-4o", "eval": {}},
+                "versions": {"embench": "0.1.0"},
+            }
+        )
+    )
+    md_path, html_path = build_report(out)
+    markdown = md_path.read_text()
+    assert "PLUMBING" not in markdown
+    # RL - SFT per seed: .3, .1, .5 -> mean .3, exact bootstrap CI [.1, .5], sign-flip p = 2/8
+    assert (
+        "| medical / default / none | grpo | sft | 3 | 0.500 | 0.200 | 0.300 | "
+        "[0.100, 0.500] | 0.250 | paired over 3 seeds;"
+    ) in markdown
+    # KL vs its unmitigated twin: -.2 on every seed -> CI [-.2, -.2], p = 2/8; in-domain kept
+    # 1.2/2.4 = 0.5; training time 90/60 = 1.5
+    assert (
+        "| grpo / medical | kl | 3 | -0.200 | [-0.200, -0.200] | 0.250 | 0.50 | 1.50 |" in markdown
+    )
+    assert (
+        "| grpo-s0 | done | 4 | 0.500 [0.400, 0.600] | 0.800 [n/a, n/a] | 10/1/2 | 5/0/0 |"
+        in markdown
+    )
+    assert html_path.read_text().count("data:image/png;base64,") == 3
+
+
+def test_report_page_renders_in_headless_chromium(tmp_path):
+    import shutil
+    import subprocess
+
+    from embench.experiments.report import build_report
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no chromium on this machine")
+    out = tmp_path / "exp"
+    cells = [
+        _fake_cell(out, "grpo-s0", "grpo", 0, [], 0.5, 0.8, 20),
+        _fake_cell(out, "sft-s0", "sft", 0, [], 0.2, 0.6, 10, match="grpo-s0"),
+    ]
+    (out / "experiment.json").write_text(
+        json.dumps(
+            {
+                "name": "shot",
+                "scale": "cpu-smoke",
+                "plumbing_only": True,
+                "cells": cells,
+                "baselines": [],
+                "protocol": {},
+            }
+        )
+    )
+    _, html_path = build_report(out)
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--screenshot={shot}",
+            "--window-size=1200,1600",
+            html_path.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert shot.is_file() and shot.stat().st_size > 10_000  # a rendered page, not a blank one
