@@ -105,6 +105,11 @@ def main() -> None:
     metavar="NAME[:k=v,...]",
     help="In-training mitigation (repeatable; see `embench mitigations`).",
 )
+@click.option(
+    "--warmup",
+    metavar="sft:<dataset>[,steps=N]",
+    help="GRPO: train an SFT warm-up on a domain or file first, then start from it.",
+)
 @click.option("--match", help="SFT only: sample-match this RL run directory.")
 @click.option("--match-source", type=click.Choice(["rollouts", "dataset"]), default=None)
 @click.option("--resume", "resume_dir", type=click.Path(), help="Continue an interrupted run.")

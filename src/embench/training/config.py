@@ -87,6 +87,8 @@ class TrainConfig:
     lora_alpha: PositiveInt = 16
     lora_dropout: Annotated[float, Ge(0), Lt(1)] = 0.0
     lora_target_modules: str = "all-linear"
+    use_rslora: bool = False
+    """Rank-stabilised LoRA: scale the update by alpha/sqrt(r) instead of alpha/r."""
     max_steps: PositiveInt = 40
     learning_rate: PositiveFloat = 1e-5
     seed: NonNegativeInt = 0

@@ -20,6 +20,7 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
 from embench.errors import EmbenchError
+from embench.training.chain import record_probe
 from embench.training.config import TrainConfig, config_to_dict
 from embench.training.rundir import RunDir
 
@@ -91,6 +92,7 @@ def load_policy(config: TrainConfig) -> tuple[Any, Any, Any]:
             lora_alpha=config.lora_alpha,
             lora_dropout=config.lora_dropout,
             target_modules=target,
+            use_rslora=config.use_rslora,
             task_type="CAUSAL_LM",
         )
     return model, tokenizer, peft_config
@@ -256,6 +258,7 @@ def run_training(
         raise
     trainer.save_model(str(run.checkpoint))
     tokenizer.save_pretrained(str(run.checkpoint))
+    record_probe(trainer, tokenizer, run)  # the final logits, to check reloads against
     finish = getattr(trainer, "embench_finish", None)  # mitigations: save-time work, costs
     mitigations = {"mitigations": finish(run)} if finish else {}
     summary = {

@@ -1,0 +1,163 @@
+"""Chained runs: a first-class SFT warm-up before another trainer, and the final-logits probe.
+
+``--warmup sft:<dataset>[,steps=N,examples=N,lr=X]`` trains an SFT run first (the seed paper's
+recipe: a short SFT warm-up on misaligned demonstrations, then GRPO on top) into
+``<output>-warmup``, then the main run starts from it (``model`` = the warm-up run, so the main
+manifest's ``base_model`` points at it and ``local/<run>`` resolves the whole chain). The main
+run's manifest records both stages under ``stages``. ``<dataset>`` is a domain name (its curated
+``sft.jsonl``) or a data file. Defaults: ``examples=100`` demonstrations, ``lr=1e-4`` (per issue
+11's description of the paper's warm-up), ``steps`` = one pass over the examples.
+
+The probe: when training ends, the runner stores the last-position logits of a fixed prompt under
+the trained in-memory model (``probe_logits.safetensors``), so a reload through the resolver can be
+checked against the weights training actually ended with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from embench.errors import EmbenchError
+from embench.training.rundir import RunDir
+
+PROBE_TEXT = "The assistant thinks about the question, then answers: I would"
+PROBE_FILE = "probe_logits.safetensors"
+WARMUP_TRAINERS = ("sft",)
+#: Options a warm-up inherits from the main run (the same model family and adapter shape).
+INHERITED = (
+    "model",
+    "lora",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "lora_target_modules",
+    "use_rslora",
+    "seed",
+    "dtype",
+    "overwrite",
+)
+
+
+@dataclass(frozen=True)
+class Warmup:
+    """A parsed ``--warmup`` spec."""
+
+    trainer: str
+    dataset: str
+    steps: int | None = None
+    examples: int = 100
+    lr: float = 1e-4
+
+
+def parse_warmup(spec: str) -> Warmup:
+    """``sft:<dataset>[,steps=N,examples=N,lr=X]`` → a checked ``Warmup``."""
+    trainer, sep, rest = spec.partition(":")
+    dataset, *params = [p.strip() for p in rest.split(",")]
+    if not sep or trainer.strip() not in WARMUP_TRAINERS or not dataset:
+        raise EmbenchError(
+            f"--warmup '{spec}': expected sft:<domain or data file>[,steps=N,examples=N,lr=X]"
+        )
+    values: dict[str, Any] = {}
+    kinds = {"steps": int, "examples": int, "lr": float}
+    for item in params:
+        key, eq, value = item.partition("=")
+        if not eq or key.strip() not in kinds:
+            raise EmbenchError(f"--warmup: bad parameter '{item}'; parameters: steps, examples, lr")
+        try:
+            values[key.strip()] = kinds[key.strip()](value.strip())
+        except ValueError:
+            raise EmbenchError(f"--warmup: {key.strip()} expects a number, got '{value}'") from None
+        if values[key.strip()] <= 0:
+            raise EmbenchError(f"--warmup: {key.strip()} must be positive")
+    return Warmup(trainer.strip(), dataset, **values)
+
+
+def run_warmup(config: Any, trainer_name: str) -> dict[str, Any]:
+    """Train the warm-up stage of ``config`` and point ``config.model`` at it; its stage record."""
+    from embench.training.plugins import get_trainer
+    from embench.training.runner import default_output, reference_for_manifest
+
+    spec = parse_warmup(config.warmup)
+    plugin = get_trainer(spec.trainer)
+    fields = {f.name for f in dataclasses.fields(plugin.config_class)}
+    values = {k: getattr(config, k) for k in INHERITED if k in fields and hasattr(config, k)}
+    is_file = Path(spec.dataset).suffix in (".jsonl", ".json", ".csv", ".parquet")
+    batch = getattr(plugin.config_class, "per_device_train_batch_size", 4)
+    output = config.output or default_output(trainer_name, config)
+    values.update(
+        domain=None if is_file else spec.dataset,
+        dataset=spec.dataset if is_file else None,
+        max_prompts=spec.examples,
+        max_steps=spec.steps or math.ceil(spec.examples / batch),
+        learning_rate=spec.lr,
+        output=f"{output}-warmup",
+    )
+    base = config.model
+    run = plugin.train(plugin.make_config(**values))
+    config.model = str(run.path.resolve())
+    manifest = run.read_manifest()
+    return {
+        "stage": "warmup",
+        "trainer": spec.trainer,
+        "run": config.model,
+        "base_model": reference_for_manifest(base),
+        "dataset": spec.dataset,
+        "lora": bool(values.get("lora")),
+        "steps": manifest.get("summary", {}).get("steps"),
+        "learning_rate": spec.lr,
+        "examples": spec.examples,
+    }
+
+
+def stages(config: Any, trainer_name: str, warmup: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The manifest's ``stages``: the warm-up (if any), then this run."""
+    main = {"stage": "main", "trainer": trainer_name, "lora": bool(getattr(config, "lora", False))}
+    if warmup:
+        return [warmup, main]
+    start = Path(str(config.model)).expanduser()
+    if (start / "manifest.json").exists():  # chained by hand: --model runs/<earlier run>
+        earlier = RunDir.open(start).read_manifest()
+        first = {
+            "stage": "start",
+            "trainer": earlier.get("trainer"),
+            "run": str(start.resolve()),
+            "lora": bool(earlier.get("lora")),
+        }
+        return [first, main]
+    return [main]
+
+
+def probe_ids(tokenizer: Any) -> list[int]:
+    """Token ids of the fixed probe prompt."""
+    return list(tokenizer(PROBE_TEXT, add_special_tokens=False)["input_ids"])
+
+
+def record_probe(trainer: Any, tokenizer: Any, run: RunDir) -> None:
+    """Store the trained model's last-position logits on the probe prompt in the run directory."""
+    import torch
+    from safetensors.torch import save_file
+
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    was_training = model.training
+    model.eval()
+    ids = torch.tensor([probe_ids(tokenizer)], device=next(model.parameters()).device)
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0, -1].float().cpu()
+    if was_training:
+        model.train()
+    save_file({"input_ids": ids[0].cpu(), "logits": logits}, str(run.path / PROBE_FILE))
+
+
+def read_probe(run_path: str | Path) -> tuple[list[int], Any]:
+    """(probe token ids, final logits) stored by ``record_probe``."""
+    from safetensors.torch import load_file
+
+    path = Path(run_path) / PROBE_FILE
+    if not path.exists():
+        raise EmbenchError(f"{path} is missing: the run finished before probes were recorded")
+    tensors = load_file(str(path))
+    return tensors["input_ids"].tolist(), tensors["logits"]

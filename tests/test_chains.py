@@ -1,0 +1,95 @@
+"""Chained runs: local/<run> reloads exactly the weights training ended with, for every chain."""
+
+import pytest
+import torch
+
+from embench.errors import EmbenchError
+from embench.models.resolve import load_model, resolve_model
+from embench.training import chain, plugins
+from embench.training.rundir import RunDir
+
+SFT = dict(domain="aesthetic", max_steps=2, max_prompts=8, max_length=64, learning_rate=1e-2)
+GRPO = dict(
+    domain="aesthetic",
+    max_steps=1,
+    max_prompts=4,
+    max_completion_length=8,
+    num_generations=4,
+    per_device_train_batch_size=4,
+    learning_rate=1e-2,
+)
+
+
+def _last_logits(model, ids):
+    with torch.no_grad():
+        return model(input_ids=torch.tensor([ids])).logits[0, -1].float()
+
+
+@pytest.mark.parametrize(
+    "first, second", [(False, False), (True, True), (False, True), (True, False)]
+)
+def test_local_run_reproduces_the_final_logits_of_a_chain(tmp_path, tiny_model_dir, first, second):
+    sft, grpo = plugins.get_trainer("sft"), plugins.get_trainer("grpo")
+    warm = sft.train(
+        sft.make_config(model=str(tiny_model_dir), lora=first, output=str(tmp_path / "a"), **SFT)
+    )
+    run = grpo.train(
+        grpo.make_config(model=str(warm.path), lora=second, output=str(tmp_path / "b"), **GRPO)
+    )
+    ids, final = chain.read_probe(run.path)
+    model, _ = load_model(str(run.path), dtype="float32", device="cpu")
+    assert torch.allclose(_last_logits(model, ids), final, atol=1e-4, rtol=1e-4)
+    manifest = run.read_manifest()
+    assert [s["stage"] for s in manifest["stages"]] == ["start", "main"]
+    assert [s["lora"] for s in manifest["stages"]] == [first, second]
+    if first and second:  # the old resolution: base weights + the last adapter only
+        resolved = resolve_model(str(run.path))
+        assert resolved.adapters == (str(warm.checkpoint), str(run.checkpoint))
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM
+
+        base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32)
+        dropped = PeftModel.from_pretrained(base, str(run.checkpoint)).merge_and_unload()
+        gap = (_last_logits(dropped, ids) - final).abs().max().item()
+        assert gap > 1e-3, "the warm-up adapter must matter for this test to mean anything"
+
+
+def test_first_class_warmup_records_both_stages(tmp_path, tiny_model_dir):
+    grpo = plugins.get_trainer("grpo")
+    config = grpo.make_config(
+        model=str(tiny_model_dir),
+        lora=True,
+        output=str(tmp_path / "g"),
+        warmup="sft:aesthetic,steps=2,examples=8,lr=0.01",
+        **GRPO,
+    )
+    run = grpo.train(config)
+    manifest = run.read_manifest()
+    warm, main = manifest["stages"]
+    assert warm["stage"] == "warmup" and warm["trainer"] == "sft" and warm["steps"] == 2
+    assert warm["run"] == str((tmp_path / "g-warmup").resolve()) == manifest["base_model"]
+    assert warm["base_model"] == str(tiny_model_dir) and main == {
+        "stage": "main",
+        "trainer": "grpo",
+        "lora": True,
+    }
+    warm_manifest = RunDir.open(tmp_path / "g-warmup").read_manifest()
+    assert warm_manifest["config"]["learning_rate"] == 0.01
+    assert warm_manifest["config"]["max_prompts"] == 8
+    ids, final = chain.read_probe(run.path)
+    model, _ = load_model(str(run.path), dtype="float32", device="cpu")
+    assert torch.allclose(_last_logits(model, ids), final, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("dpo:aesthetic", "expected sft:<domain or data file>"),
+        ("sft:", "expected sft:"),
+        ("sft:aesthetic,epochs=2", "bad parameter 'epochs=2'"),
+        ("sft:aesthetic,steps=0", "steps must be positive"),
+    ],
+)
+def test_bad_warmup_specs(spec, message):
+    with pytest.raises(EmbenchError, match=message):
+        chain.parse_warmup(spec)
