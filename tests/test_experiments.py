@@ -480,3 +480,42 @@ def test_report_page_renders_in_headless_chromium(tmp_path):
         check=False,
     )
     assert shot.is_file() and shot.stat().st_size > 10_000  # a rendered page, not a blank one
+
+
+def test_estimate_counts_by_hand(tmp_path, tiny_model_dir):
+    from embench.experiments.estimate import estimate_cost, format_estimate
+
+    config = load_experiment(
+        write_config(
+            tmp_path,
+            tiny_model_dir,
+            cost={
+                "train_seconds_per_step": {"grpo": 36, "sft": 36},
+                "judge_usd_per_1k_calls": 100.0,
+            },
+        )
+    )
+    estimate = estimate_cost(config)
+    # GRPO: 2 steps x 2 completions = 4 generations; matched SFT: ceil(4 / 4) = 1 step
+    assert (estimate.training_steps, estimate.training_generations) == (3, 4)
+    assert estimate.training_judge_calls == 0  # popular_aesthetic needs no judge
+    # checkpoints: GRPO steps 1 and 2, SFT step 1, the base model = 4; each evaluates
+    # 2 general answers (2 questions x 1, limit 2) and 2 in-domain answers (limit 2)
+    assert (estimate.evaluated_checkpoints, estimate.eval_answers) == (4, 16)
+    # judge calls per checkpoint: 2 x (aligned, coherent) + 2 x (narrow, opposite, coherent) = 10
+    assert estimate.eval_judge_calls == 40
+    # 3 steps x 36 s = 0.03 h; 40 calls at $100 per 1k = $4
+    assert estimate.gpu_hours == pytest.approx(0.03) and estimate.judge_usd == pytest.approx(4.0)
+    assert "cells: 2 (1 grpo, 1 sft)" in format_estimate(estimate)
+
+
+@pytest.mark.parametrize("path", sorted(Path("configs/experiments").glob("*.yaml")), ids=str)
+def test_shipped_configs_load_and_estimate(path):
+    from embench.experiments.estimate import estimate_cost
+
+    config = load_experiment(path)
+    assert config.scale == path.stem.split(".")[-1]
+    if config.plumbing_only:
+        assert config.judge == "local/default" and config.models == ("default",)
+    estimate = estimate_cost(config)
+    assert estimate.cells == len(config.cells()) > 0 and estimate.eval_answers > 0

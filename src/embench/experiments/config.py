@@ -6,7 +6,8 @@
     extra_judges: []                 # re-score every eval log with these too (judge agreement)
     models: [default]                # base models
     domains: [medical]
-    rewards: [default]               # each: "default" (the domain's) or a list of reward names
+    rewards: [default]               # each: "default" (the domain's) or a list of reward names;
+                                     # or per domain: {aesthetic: [[unpopular_aesthetic]], ...}
     mitigations: [none]              # each: "none", one spec NAME[:k=v,...] or a list of specs
     seeds: [0, 1]
     trainers:                        # arms: a trainer name, or a mapping
@@ -59,6 +60,7 @@ TOP_KEYS = {
     "trainer_options",
     "eval",
     "submit",
+    "cost",
 }
 EVAL_KEYS = {"every", "seed", "limit", "model_args", "general", "in_domain"}
 ARM_KEYS = {"name", "trainer", "match", "match_source", "options"}
@@ -134,7 +136,7 @@ class ExperimentConfig:
     extra_judges: tuple[str, ...]
     models: tuple[str, ...]
     domains: tuple[str, ...]
-    rewards: tuple[tuple[str, ...], ...]
+    rewards: dict[str, tuple[tuple[str, ...], ...]]  # domain -> reward lists
     mitigations: tuple[tuple[str, ...], ...]
     seeds: tuple[int, ...]
     arms: tuple[Arm, ...]
@@ -179,7 +181,7 @@ class ExperimentConfig:
         cells: dict[str, Cell] = {}
         for model in self.models:
             for domain in self.domains:
-                for reward in self.rewards:
+                for reward in self.rewards[domain]:
                     for mitigation in self.mitigations:
                         for seed in self.seeds:
                             for cell in self._arm_cells(model, domain, reward, mitigation, seed):
@@ -219,7 +221,8 @@ class ExperimentConfig:
                 "submit": self.submit,
             }
             model_tag = f"-{_slug(model)}" if len(self.models) > 1 else ""
-            reward_tag = f"-{'+'.join(reward) or 'default'}" if len(self.rewards) > 1 else ""
+            several = len(self.rewards[domain]) > 1
+            reward_tag = f"-{'+'.join(reward) or 'default'}" if several else ""
             label = _slug(
                 f"{arm.name}-{domain}{reward_tag}-{'+'.join(mitigation) or 'none'}"
                 f"{model_tag}-s{seed}"
@@ -267,6 +270,20 @@ def _as_list(value: Any, key: str, where: Path) -> list[Any]:
     if isinstance(value, str | int):
         return [value]
     raise EmbenchError(f"{where}: '{key}' must be a list")
+
+
+def _rewards_by_domain(
+    value: Any, domains: list[str], where: Path
+) -> dict[str, tuple[tuple[str, ...], ...]]:
+    if not isinstance(value, dict):
+        axis = _reward_axis(value, where)
+        return {d: axis for d in domains}
+    unknown = set(value) - set(domains)
+    if unknown:
+        raise EmbenchError(
+            f"{where}: rewards names domain(s) {', '.join(sorted(unknown))} not in 'domains'"
+        )
+    return {d: _reward_axis(value.get(d), where) for d in domains}
 
 
 def _reward_axis(value: Any, where: Path) -> tuple[tuple[str, ...], ...]:
@@ -397,7 +414,7 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
         ),
         models=tuple(str(m) for m in _as_list(data.get("models", ["default"]), "models", where)),
         domains=tuple(domains),
-        rewards=_reward_axis(data.get("rewards"), where),
+        rewards=_rewards_by_domain(data.get("rewards"), domains, where),
         mitigations=_mitigation_axis(data.get("mitigations"), where),
         seeds=tuple(seeds),
         arms=_arms(data.get("trainers"), where),

@@ -123,7 +123,7 @@ def _trainer_config(plugin: Any, path: Path) -> Any:
 def preflight(config: ExperimentConfig, out: Path) -> dict[str, Any]:
     """Check every name and every cell's trainer config before anything trains; the plugins."""
     from embench.data.domains import DOMAINS
-    from embench.rewards import available_rewards
+    from embench.rewards import build_rewards
     from embench.training.mitigations import parse_all
     from embench.training.plugins import get_trainer
 
@@ -133,14 +133,15 @@ def preflight(config: ExperimentConfig, out: Path) -> dict[str, Any]:
             raise EmbenchError(
                 f"{config.source}: unknown domain '{domain}'; available: {', '.join(DOMAINS)}"
             )
-    known_rewards = available_rewards()
-    for rewards in config.rewards:
-        for name in rewards:
-            if name not in known_rewards:
-                raise EmbenchError(
-                    f"{config.source}: unknown reward '{name}'; available: "
-                    f"{', '.join(sorted(known_rewards))}"
-                )
+    for judge in (config.judge, *config.extra_judges):
+        _check_judge(judge)
+    for domain in config.domains:
+        for rewards in config.rewards[domain]:
+            judge = config.train.get("judge") or config.judge
+            try:  # the trainers' own check of reward names against the domain
+                build_rewards(list(rewards), domain, judge)
+            except EmbenchError as error:
+                raise EmbenchError(f"{config.source}: {error}") from None
     _check_task_args(config)
     cells = config.cells()
     by_label = {c.label: c for c in cells}
@@ -160,8 +161,6 @@ def preflight(config: ExperimentConfig, out: Path) -> dict[str, Any]:
             raise EmbenchError(f"{config.source}: cell {cell.label}: {error}") from None
         finally:
             scratch.unlink(missing_ok=True)
-    for judge in (config.judge, *config.extra_judges):
-        _check_judge(judge)
     return plugins
 
 
