@@ -24,7 +24,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 # How each README command is exercised:
 #   run: a real tiny run;  dry: --dry-run;  error: the one-line error it must give;  parse: the
-#   subcommand exists and takes every option the line names.
+#   subcommand exists and takes every option the line names;  estimate: run as is (no training).
 README_COMMANDS: dict[str, str] = {
     "train --trainer grpo": "run",
     "train --trainer grpo --domain code": "dry",
@@ -40,6 +40,11 @@ README_COMMANDS: dict[str, str] = {
     "leaderboard render": "parse",
     "export --format eee <entries/x.json | log.eval> [-o out.json]": "parse",
     "validate leaderboards/ [--logs logs/]": "parse",
+    "experiment configs/experiments/rl-vs-sft.cpu-smoke.yaml": "parse",
+    "experiment configs/experiments/rl-vs-sft.paper.yaml --estimate": "estimate",
+    "experiment status experiments/rl-vs-sft.cpu-smoke": "parse",
+    "report experiments/rl-vs-sft.cpu-smoke": "parse",
+    "rescore <log>.eval --judge openai/gpt-4o": "parse",
 }
 
 TINY = {
@@ -157,3 +162,11 @@ def test_readme_other_commands_parse(command):
     assert result.output.startswith(f"Usage: embench {words[0]}")
     result = invoke([*words, "--no-such-option", "--help"])  # the check can fail
     assert result.exit_code == 2 and "No such option" in result.output
+
+
+@pytest.mark.parametrize("command", [c for c, how in README_COMMANDS.items() if how == "estimate"])
+def test_readme_estimate_commands(command, monkeypatch):
+    monkeypatch.chdir(README.parent)
+    result = invoke(shlex.split(command))
+    assert result.exit_code == 0, f"{command}\n{result.output}"
+    assert re.search(r"^cells: \d+", result.output, re.M)
