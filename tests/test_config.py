@@ -206,3 +206,37 @@ def test_cli_bad_value_is_one_line_and_writes_nothing(tmp_path):
         "(Input should be greater than or equal to 1)"
     ]
     assert not out.exists()
+
+
+def test_trl_config_named_by_string_is_imported_only_for_trl_fields():
+    # a trainer may name its TRL config "module:Class": trainer-option errors then need no TRL
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from embench.errors import EmbenchError\n"
+        "from embench.training.config import TrainConfig, build_config\n"
+        "try:\n"
+        "    build_config(TrainConfig, 'trl:GRPOConfig', None, ['max_steps=2.7'])\n"
+        "except EmbenchError as ex:\n"
+        "    print(ex)\n"
+        "print('trl' in sys.modules)\n"
+        "config = build_config(TrainConfig, 'trl:GRPOConfig', None, ['warmup_steps=2'])\n"
+        "print(config.trl, 'trl' in sys.modules)\n"
+    )
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "--set max_steps=2.7: 'max_steps' expects an integer >= 1, got '2.7' "
+        "(Input should be a valid integer, unable to parse string as an integer)",
+        "False",
+        "{'warmup_steps': 2.0} True",
+    ]

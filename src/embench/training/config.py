@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import importlib
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -255,7 +256,9 @@ class _Collected:
     """Values gathered from every source, with the place each came from."""
 
     config_class: type
-    trl_config_class: type | None
+    trl_config: type | str | None
+    """The TRL config class, or ``"module:Class"`` imported only when a TRL field is looked up
+    (importing TRL takes seconds: an error in a trainer option is reported without it)."""
     values: dict[str, Any] = field(default_factory=dict)
     trl: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (origin, label)
@@ -263,12 +266,20 @@ class _Collected:
     def __post_init__(self) -> None:
         self.hints = _hints(self.config_class)
         self.names = {f.name for f in dataclasses.fields(self.config_class)} - {"trl"}
-        self.trl_hints = _hints(self.trl_config_class) if self.trl_config_class else {}
-        self.trl_names = (
-            {f.name for f in dataclasses.fields(self.trl_config_class) if f.init}
-            if self.trl_config_class
-            else set()
-        )
+
+    @functools.cached_property
+    def trl_config_class(self) -> type | None:
+        return resolve_class(self.trl_config)
+
+    @functools.cached_property
+    def trl_hints(self) -> dict[str, Any]:
+        return _hints(self.trl_config_class) if self.trl_config_class else {}
+
+    @functools.cached_property
+    def trl_names(self) -> set[str]:
+        if self.trl_config_class is None:
+            return set()
+        return {f.name for f in dataclasses.fields(self.trl_config_class) if f.init}
 
     def _claim(self, key: str, origin: str, label: str) -> None:
         previous = self.sources.get(key)
@@ -280,6 +291,10 @@ class _Collected:
         self.sources[key] = (origin, label)
 
     def put(self, key: str, value: Any, origin: str, label: str) -> None:
+        if key in self.names:
+            self._claim(key, origin, label)
+            self.values[key] = parse_value(key, value, self.hints[key], label)
+            return
         trl_class = getattr(self.trl_config_class, "__name__", "the TRL config")
         if key.startswith("trl."):
             name = key[4:]
@@ -298,9 +313,6 @@ class _Collected:
             self.trl[name] = parse_value(
                 f"trl.{name}", value, self.trl_hints[name], label, none_word=False
             )
-        elif key in self.names:
-            self._claim(key, origin, label)
-            self.values[key] = parse_value(key, value, self.hints[key], label)
         elif key in self.trl_names:
             self.put(f"trl.{key}", value, origin, label)
         else:
@@ -333,6 +345,17 @@ class _Collected:
             raise EmbenchError(f"invalid {self.config_class.__name__}: {ex}") from None
 
 
+def resolve_class(ref: type | str | None) -> type | None:
+    """A class, or one named ``"module:Class"`` (imported now), or None."""
+    if ref is None or isinstance(ref, type):
+        return ref
+    module, _, name = str(ref).partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as ex:
+        raise EmbenchError(f"cannot import the TRL config class {ref}: {ex}") from None
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -346,7 +369,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 def build_config(
     config_class: type,
-    trl_config_class: type | None,
+    trl_config_class: type | str | None,
     config_file: str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     **flags: Any,
@@ -380,7 +403,7 @@ def build_config(
 
 
 def config_from_values(
-    config_class: type, trl_config_class: type | None, values: dict[str, Any], source: str
+    config_class: type, trl_config_class: type | str | None, values: dict[str, Any], source: str
 ) -> Any:
     """A config from a stored mapping (a manifest's ``config``), checked like any other source."""
     collected = _Collected(config_class, trl_config_class)
