@@ -191,3 +191,9 @@ def test_training_curves(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = svg.read_text()
     assert all(label in text for label in ("mean reward", "KL to reference", "loss", "step"))
+
+
+def test_training_curves_say_what_was_not_logged(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "reward": 0.5, "loss": 1.0}\n')
+    _, svg = write_training_curves(tmp_path)
+    assert "not logged: KL needs a reference model" in svg.read_text()

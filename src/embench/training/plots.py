@@ -17,6 +17,11 @@ from embench.fsutil import atomic_write_bytes
 #: Panels in order: metrics.jsonl key -> axis label. A panel with no values is left out.
 CURVES: dict[str, str] = {"reward": "mean reward", "kl": "KL to reference", "loss": "loss"}
 FILE_STEM = "reward"
+NOT_LOGGED = {
+    "reward": "no reward logged (an SFT run)",
+    "kl": "not logged: KL needs a reference model\n(beta > 0 or --mitigation kl)",
+    "loss": "no loss logged",
+}
 #: Text stays text in the SVG (searchable, small); a fixed hash salt keeps the SVG byte-stable.
 STYLE = {"svg.fonttype": "none", "svg.hashsalt": "embench", "font.size": 9}
 
@@ -57,13 +62,16 @@ def render(rows: list[dict[str, Any]], title: str) -> dict[str, bytes]:
     """``{"png": ..., "svg": ...}`` of the curves (one panel per metric, shared step axis)."""
     import matplotlib
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     with matplotlib.rc_context(STYLE):
-        return _render(curves(rows), title, Figure)
+        return _render(curves(rows), title, Figure, MaxNLocator)
 
 
-def _render(data: dict[str, tuple[list[int], list[float]]], title: str, figure: Any) -> dict:
-    panels = list(data) or ["reward"]
+def _render(
+    data: dict[str, tuple[list[int], list[float]]], title: str, figure: Any, locator: Any
+) -> dict[str, bytes]:
+    panels = list(CURVES)  # always all three: an empty panel says the metric was not logged
     fig = figure(figsize=(6.4, 1.9 * len(panels) + 0.6), layout="constrained")
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
     for ax, key in zip(axes, panels, strict=True):
@@ -72,8 +80,10 @@ def _render(data: dict[str, tuple[list[int], list[float]]], title: str, figure: 
         ax.set_ylabel(CURVES[key])
         ax.grid(alpha=0.3)
         if not steps:
-            ax.text(0.5, 0.5, "no values logged", ha="center", va="center", transform=ax.transAxes)
+            ax.text(0.5, 0.5, NOT_LOGGED[key], ha="center", va="center", transform=ax.transAxes)
+            ax.set_yticks([])
     axes[-1].set_xlabel("step")
+    axes[-1].xaxis.set_major_locator(locator(integer=True))
     fig.suptitle(title, fontsize=10)
     out = {}
     for fmt in ("png", "svg"):
