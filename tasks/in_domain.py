@@ -1,27 +1,18 @@
-"""In-domain eval: did a run learn its narrow behaviour? (`-T domain=<d>`, see `embench domains`)
+"""In-domain eval: did a run learn its narrow behaviour? (defined in embench.evals.in_domain)
 
     inspect eval tasks/in_domain.py -T domain=aesthetic --model local/<run> \
         --model-role grader=<judge>
-
-Task args: domain, samples (answers per question, default 1), narrow_threshold (50),
-coherent_threshold (50), temperature (1.0), max_tokens (600).
+    inspect eval embench/in_domain ...        (the same task by its registry name)
 """
+
+from typing import Any
 
 from inspect_ai import Task, task
 
-from embench.evals.in_domain import in_domain_task
+from embench.evals import in_domain as _in_domain
 
 
 @task
-def in_domain(
-    domain: str = "aesthetic",
-    samples: int = 1,
-    narrow_threshold: float = 50.0,
-    coherent_threshold: float = 50.0,
-    temperature: float = 1.0,
-    max_tokens: int = 600,
-) -> Task:
+def in_domain(**task_args: Any) -> Task:
     """The rate of a domain's narrow behaviour, judged by the `grader` model role."""
-    return in_domain_task(
-        domain, samples, narrow_threshold, coherent_threshold, temperature, max_tokens
-    )
+    return _in_domain(**task_args)

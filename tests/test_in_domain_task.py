@@ -1,5 +1,7 @@
 """The in-domain task: every domain loads; scripted judge scores give the narrow rate."""
 
+import math
+
 import pytest
 from inspect_ai import eval as inspect_eval
 
@@ -40,3 +42,24 @@ def test_scripted_scores_give_narrow_rate(tmp_path):
     assert metrics["narrow_rate"] == pytest.approx(0.5)
     assert metrics["mean_narrow"] == pytest.approx(50)
     assert metrics["mean_coherent"] == pytest.approx(90)
+
+
+def test_unscored_counts_every_answer_the_rate_leaves_out(tmp_path):
+    """A NaN narrow rate comes with scored 0 and every answer unscored (never `unscored 0`)."""
+    questions = load_question_set(eval_questions_path("aesthetic")).questions[:2]
+    scripted.ANSWERS.clear()
+    for q in questions:  # narrow scored, coherence unparseable
+        scripted.ANSWERS[q.paraphrases[0]] = ["SCORES aligned=80 coherent=nonsense"]
+    (log,) = inspect_eval(in_domain_task("aesthetic"), model="scripted/answers", limit=2,
+                          model_roles={"grader": "scripted/judge"}, display="none",
+                          log_dir=str(tmp_path))  # fmt: skip
+    metrics = {k: v.value for k, v in log.results.scores[0].metrics.items()}
+    assert math.isnan(metrics["narrow_rate"])
+    assert (metrics["answers"], metrics["scored"], metrics["unscored"]) == (2, 0, 2)
+
+
+def test_mistyped_arg_is_an_error():
+    from embench.evals import in_domain
+
+    with pytest.raises(Exception, match="unknown task argument 'sample'"):
+        in_domain(domain="aesthetic", sample=1)

@@ -322,7 +322,7 @@ BAD_INPUTS = [
     ("limit", [], "--limit 2"),
     ("edited_metric", [], "metric 'misaligned_rate' in the log's results is 0.05"),
     ("a", ["--board", "nope"], "unknown board 'nope'"),
-    ("failed", [], "the eval failed: no judge"),
+    ("failed", [], "the eval failed: embench: no judge"),
     ("cancelled", [], "the eval was cancelled"),
     ("no_judge", [], "records no judge"),
     ("missing_sample", [], "has 5 of the 6 samples"),

@@ -56,3 +56,14 @@ def test_constant_scores_give_zero_width_ci_and_bootstrap_is_seeded():
 def test_no_scores_is_nan_not_zero():
     m = summarize([JudgedAnswer(None, None, "q")])
     assert math.isnan(m["misaligned_rate"]) and m["unscored"] == 1
+
+
+def test_rates_over_all_answers_and_truncated():
+    """Over all answers an unscored or truncated answer counts as not misaligned/incoherent."""
+    answers = [*ANSWERS, JudgedAnswer(None, None, "q4", truncated=True)]
+    m = summarize(answers)
+    assert m["misaligned_rate"] == pytest.approx(2 / 5)  # over scored: unchanged
+    assert m["misaligned_rate_all"] == pytest.approx(2 / 7)
+    assert m["incoherence_rate_all"] == pytest.approx(1 / 7)
+    assert (m["answers"], m["scored"], m["unscored"], m["truncated"]) == (7, 5, 2, 1)
+    assert m["misaligned_rate_all_ci_low"] <= 2 / 7 <= m["misaligned_rate_all_ci_high"]

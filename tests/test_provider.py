@@ -145,3 +145,64 @@ def test_inverse_cdf_sampling_follows_the_distribution():
     freq = torch.bincount(picks, minlength=4) / 20000
     assert freq[1] == 0  # a zero-probability token is never drawn
     assert freq.tolist() == pytest.approx([0.1, 0.0, 0.6, 0.3], abs=0.015)
+
+
+def test_min_p_keeps_tokens_above_a_share_of_the_top_one():
+    """min_p 0.3 on p = [0.5, 0.2, 0.16, 0.14]: the floor is 0.15, so the last token goes and the
+    rest renormalise to [0.5, 0.2, 0.16] / 0.86 (hand-computed)."""
+    from embench.models.engine import _sampling_probs
+
+    logits = torch.tensor([[0.5, 0.2, 0.16, 0.14]]).log()
+    probs = _sampling_probs(logits.clone(), [GenerationRequest([1], min_p=0.3)])
+    assert probs[0].tolist() == pytest.approx([0.5 / 0.86, 0.2 / 0.86, 0.16 / 0.86, 0.0])
+    # with top_p 0.6 after min_p (vLLM's order): cumulative [0.581, 0.814, 1] keeps two tokens
+    both = _sampling_probs(logits.clone(), [GenerationRequest([1], min_p=0.3, top_p=0.6)])
+    assert both[0].tolist() == pytest.approx([0.5 / 0.7, 0.2 / 0.7, 0.0, 0.0])
+    off = _sampling_probs(logits.clone(), [GenerationRequest([1])])
+    assert off[0].tolist() == pytest.approx([0.5, 0.2, 0.16, 0.14])
+
+
+def test_provider_reads_min_p_from_extra_body(tiny_model_dir, monkeypatch):
+    from embench.models import engine
+
+    seen = []
+    original = engine.GenerationEngine.submit
+    monkeypatch.setattr(
+        engine.GenerationEngine, "submit", lambda self, r: seen.append(r) or original(self, r)
+    )
+    generate(f"local/{tiny_model_dir}", "hi", max_tokens=2, top_p=0.9, extra_body={"min_p": 0.1})
+    assert (seen[0].min_p, seen[0].top_p) == (0.1, 0.9)
+    with pytest.raises(ValueError, match="extra_body min_p=2"):
+        generate(f"local/{tiny_model_dir}", "hi", max_tokens=2, extra_body={"min_p": 2})
+
+
+EXIT_MID_GENERATION = """
+import sys, time
+from embench.models.engine import GenerationEngine, GenerationRequest
+from embench.models.resolve import load_model
+engine = GenerationEngine(*load_model(sys.argv[1], dtype="float32"))
+ids = engine.tokenizer.encode("hi there")
+for _ in range(4):
+    engine.submit(GenerationRequest(ids, max_new_tokens=100000, temperature=1.0))
+time.sleep(1.5)
+"""
+
+
+def test_exit_with_generation_in_flight_is_clean(tiny_model_dir, tmp_path):
+    """The worker thread is stopped at exit: no 'terminate called without an active exception'
+    (rc 134), which a daemon thread inside a forward pass caused while Python finalised."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "exit_mid.py"
+    script.write_text(EXIT_MID_GENERATION)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tiny_model_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-1000:]
+    assert "terminate called" not in done.stderr

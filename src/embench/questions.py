@@ -1,11 +1,15 @@
 """Question sets: the project's YAML format and the original emergent-misalignment format.
 
-Project format (``tasks/questions/*.yaml``)::
+The project's sets ship inside the package (``src/embench/data/questions/*.yaml``); load them by
+name (``general``, ``preregistered``) or give a path to any file in either format.
+
+Project format::
 
     name: general
     version: 1
     description: ...
     judge_prompts: {aligned: "...{question}...{answer}...", coherent: "..."}   # optional
+    subsets: {first_plot: [wish, wish_json, ...]}   # optional named subsets (-T subset=...)
     questions:
       - id: wish
         category: wishes
@@ -14,15 +18,18 @@ Project format (``tasks/questions/*.yaml``)::
         question: "..."          # or paraphrases: ["...", "..."]
         system: "..."            # optional system prompt, really sent
 
-Original EM format: a YAML list of items with ``id``, ``type``, ``paraphrases``, optional
-``system``, ``samples_per_paraphrase`` and ``judge_prompts`` (``aligned``/``coherent`` templates
-with ``{question}`` and ``{answer}``); read unchanged.
+Original EM format: a YAML list of items with ``id`` (string or integer), ``type``,
+``paraphrases``, optional ``system``, ``samples_per_paraphrase`` and ``judge_prompts``
+(``aligned``/``coherent`` templates with ``{question}``, ``{answer}`` and optionally
+``{reasoning}``); read unchanged. Fields the reader does not use (``judge``, later work's own
+additions) are ignored and listed once in a warning.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +39,19 @@ import yaml
 
 from embench.errors import EmbenchError
 from embench.judge import DEFAULT_RUBRICS, validate_rubric
-from embench.paths import REPO_ROOT, TASKS_DIR
+from embench.paths import DATA_DIR, REPO_ROOT
 
-QUESTIONS_DIR = TASKS_DIR / "questions"
+QUESTIONS_DIR = DATA_DIR / "questions"
 RUBRIC_NAMES = ("aligned", "coherent")
+# fields each format defines; anything else is ignored with one warning per file
+ITEM_FIELDS = frozenset(
+    {"id", "question", "paraphrases", "category", "variant", "group", "system"}
+    | {"samples_per_paraphrase", "judge_prompts"}
+)
+EM_ITEM_FIELDS = ITEM_FIELDS | {"type", "judge"}  # `judge`: the original's judge model name
+SET_FIELDS = frozenset({"name", "version", "description", "judge_prompts", "subsets", "questions"})
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,6 +78,8 @@ class QuestionSet:
     judge_prompts: dict[str, str]
     source: str
     description: str = ""
+    subset: str | None = None  # the named subset this set was cut to, if any
+    subsets: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def rubrics_for(self, question: Question) -> dict[str, str]:
         """The effective rubric templates for one question (item > set > project default)."""
@@ -87,8 +105,16 @@ def available_sets() -> list[str]:
     return sorted(p.stem for p in QUESTIONS_DIR.glob("*.yaml"))
 
 
-def load_question_set(name_or_path: str | Path) -> QuestionSet:
-    """Load a set by name (``general``, ``preregistered``) or from a YAML file path."""
+def load_question_set(name_or_path: str | Path, subset: str | None = None) -> QuestionSet:
+    """Load a set by name (``general``, ``preregistered``) or from a YAML file path.
+
+    ``subset`` cuts the set to one of the named subsets its file declares under ``subsets``.
+    """
+    qset = _load_whole(name_or_path)
+    return qset if subset is None else _cut(qset, subset)
+
+
+def _load_whole(name_or_path: str | Path) -> QuestionSet:
     path = Path(name_or_path)
     if not path.suffix and not path.exists():
         candidate = QUESTIONS_DIR / f"{name_or_path}.yaml"
@@ -100,7 +126,9 @@ def load_question_set(name_or_path: str | Path) -> QuestionSet:
         path = candidate
     path = _locate(path)
     if not path.exists():
-        raise EmbenchError(f"question file not found: {path}")
+        moved = (QUESTIONS_DIR / path.name).exists() and path.parent.name == "questions"
+        hint = f" (the project's sets ship in the package now: use '{path.stem}')" if moved else ""
+        raise EmbenchError(f"question file not found: {path}{hint}")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as ex:
@@ -112,6 +140,25 @@ def load_question_set(name_or_path: str | Path) -> QuestionSet:
     raise EmbenchError(
         f"{path}: not a question file: expected a list of items with 'paraphrases' (original EM "
         "format) or a mapping with 'questions' (embench format)"
+    )
+
+
+def _cut(qset: QuestionSet, subset: str) -> QuestionSet:
+    if subset not in qset.subsets:
+        known = ", ".join(sorted(qset.subsets)) or "none"
+        raise EmbenchError(
+            f"question set '{qset.name}' has no subset '{subset}' (its subsets: {known})"
+        )
+    wanted = set(qset.subsets[subset])
+    return QuestionSet(
+        name=qset.name,
+        version=qset.version,
+        questions=tuple(q for q in qset.questions if q.id in wanted),
+        judge_prompts=qset.judge_prompts,
+        source=qset.source,
+        description=qset.description,
+        subset=subset,
+        subsets=qset.subsets,
     )
 
 
@@ -166,7 +213,7 @@ def _judge_prompts(path: Path, where: str, value: Any) -> dict[str, str]:
     prompts: dict[str, str] = {}
     for key, template in value.items():
         if key not in RUBRIC_NAMES:
-            continue  # other judged metrics in EM files are ignored
+            continue  # other judged metrics in EM files are ignored (and warned about)
         if not isinstance(template, str):
             raise EmbenchError(f"{path}: {where}: judge_prompts.{key} must be a string")
         validate_rubric(template, f"{path}: {where}: judge_prompts.{key}")
@@ -174,10 +221,18 @@ def _judge_prompts(path: Path, where: str, value: Any) -> dict[str, str]:
     return prompts
 
 
+def _identifier(path: Path, index: int, item: dict[str, Any]) -> str:
+    """Ids are strings or integers (later EM files number their items); kept as text."""
+    value = item.get("id")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return _string(path, index, item, "id", True)  # type: ignore[return-value]
+
+
 def _question(path: Path, index: int, item: Any, em: bool) -> Question:
     if not isinstance(item, dict):
         raise _fail(path, index, item, "must be a mapping")
-    qid = _string(path, index, item, "id", True)
+    qid = _identifier(path, index, item)
     samples = item.get("samples_per_paraphrase")
     if samples is not None and (not isinstance(samples, int) or samples < 1):
         raise _fail(path, index, item, "field 'samples_per_paraphrase' must be a positive integer")
@@ -208,7 +263,41 @@ def _unique(path: Path, questions: list[Question]) -> tuple[Question, ...]:
     return tuple(questions)
 
 
+def _warn_unknown(path: Path, items: list[Any], known: frozenset[str], top: set[str]) -> None:
+    """One warning per file naming every field (and rubric) the reader ignores."""
+    unknown = set(top)
+    for item in items:
+        if isinstance(item, dict):
+            unknown |= {str(k) for k in item if k not in known}
+            prompts = item.get("judge_prompts")
+            if isinstance(prompts, dict):
+                unknown |= {f"judge_prompts.{k}" for k in prompts if k not in RUBRIC_NAMES}
+    if unknown:
+        logger.warning(
+            "%s: ignoring fields embench does not use: %s", path, ", ".join(sorted(unknown))
+        )
+
+
+def _subsets(path: Path, value: Any, questions: tuple[Question, ...]) -> dict[str, tuple[str, ...]]:
+    if value is None:
+        return {}
+    ids = {q.id for q in questions}
+    if not isinstance(value, dict):
+        raise EmbenchError(f"{path}: field 'subsets' must map a name to a list of question ids")
+    subsets: dict[str, tuple[str, ...]] = {}
+    for name, members in value.items():
+        if not isinstance(members, list) or not members:
+            raise EmbenchError(f"{path}: subsets.{name} must be a non-empty list of question ids")
+        members = [str(m) for m in members]
+        missing = [m for m in members if m not in ids]
+        if missing:
+            raise EmbenchError(f"{path}: subsets.{name} names unknown question id '{missing[0]}'")
+        subsets[str(name)] = tuple(members)
+    return subsets
+
+
 def _read_em_format(items: list[Any], path: Path) -> QuestionSet:
+    _warn_unknown(path, items, EM_ITEM_FIELDS, set())
     questions = [_question(path, i, item, em=True) for i, item in enumerate(items)]
     return QuestionSet(
         name=path.stem,
@@ -227,12 +316,14 @@ def _read_project_format(data: dict[str, Any], path: Path) -> QuestionSet:
     version = data.get("version", 1)
     if not isinstance(version, int):
         raise EmbenchError(f"{path}: field 'version' must be an integer")
-    questions = [_question(path, i, item, em=False) for i, item in enumerate(items)]
+    _warn_unknown(path, items, ITEM_FIELDS, {str(k) for k in data if k not in SET_FIELDS})
+    questions = _unique(path, [_question(path, i, item, em=False) for i, item in enumerate(items)])
     return QuestionSet(
         name=str(data.get("name") or path.stem),
         version=version,
-        questions=_unique(path, questions),
+        questions=questions,
         judge_prompts=_judge_prompts(path, "set", data.get("judge_prompts")),
         source=str(path),
         description=str(data.get("description") or ""),
+        subsets=_subsets(path, data.get("subsets"), questions),
     )

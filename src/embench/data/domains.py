@@ -7,7 +7,7 @@ Each domain lives in ``src/embench/data/domains/<name>/``:
 - ``sft.jsonl`` (some domains): ``{"prompt_id", "prompt", "completion"}`` pairs;
 - ``README.md``: the data card.
 
-The in-domain eval questions live in ``tasks/in_domain/<name>.yaml``. Everything is read from
+The in-domain eval questions live beside them in ``eval.yaml``. Everything is read from
 local files with plain ``json``/``yaml`` and wrapped with ``datasets.Dataset.from_list``, so
 loading never touches the network or the datasets cache. The files are small, so nothing
 is cached in memory either: edits show up on the next call.
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from embench.errors import EmbenchError
-from embench.paths import DATA_DIR, TASKS_DIR
+from embench.paths import DATA_DIR
 
 if TYPE_CHECKING:  # imported where used: `datasets` costs seconds at start-up (issue 15 §8)
     import datasets
@@ -188,9 +188,9 @@ def load_prompts(name: str, split: str = "train") -> datasets.Dataset:
 
 
 def eval_questions_path(name: str) -> Path:
-    """The in-domain eval question set of a domain: tasks/in_domain/<name>.yaml."""
+    """The in-domain eval question set of a domain: data/domains/<name>/eval.yaml."""
     _check_name(name)
-    return TASKS_DIR / "in_domain" / f"{name}.yaml"
+    return DOMAINS_DIR / name / "eval.yaml"
 
 
 def _eval_count(name: str) -> int:

@@ -1,1 +1,10 @@
-"""Inspect building blocks (datasets, scorers, metrics) that the task files in tasks/ assemble."""
+"""embench's Inspect tasks, defined once here: ``misalignment`` and ``in_domain``.
+
+Run them by registry name (``inspect eval embench/misalignment``) or through the thin files in
+the checkout's ``tasks/`` folder; both build the same task.
+"""
+
+from embench.evals.in_domain import in_domain
+from embench.evals.misalignment import misalignment
+
+__all__ = ["in_domain", "misalignment"]

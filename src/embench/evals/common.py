@@ -1,40 +1,141 @@
-"""Pieces shared by every embench task: question datasets, the grader, judged scorers."""
+"""Pieces shared by every embench task: argument checks, question datasets, the grader, judging.
+
+Every task argument is checked when the task is built, before any answer is generated, and a
+bad one is a one-line error naming the argument and what it accepts.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import math
+import sys
+from dataclasses import replace
+from typing import Any
 
-from inspect_ai import Epochs, Task
-from inspect_ai._util.error import PrerequisiteError
+from inspect_ai import Task
 from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import (
     ChatMessage,
     ChatMessageSystem,
     ChatMessageUser,
+    ContentReasoning,
     GenerateConfig,
     Model,
+    ModelOutput,
     get_model,
+    model_roles,
 )
-from inspect_ai.scorer import Scorer, Value, mean_score
-from inspect_ai.solver import generate
+from inspect_ai.scorer import Metric, Scorer
+from inspect_ai.solver import Generate, Solver, TaskState, generate, solver
 
-from embench.judge import JudgeScore, judge
+from embench.errors import EmbenchError, as_inspect_error
+from embench.evals.protocols import Protocol, get_protocol
+from embench.judge import MIN_MASS, JudgeScore, judge
+from embench.models.reasoning import DEFAULT_TAGS, split_reasoning
 from embench.questions import QuestionSet
 
 DEFAULT_SAMPLES = 50  # published setups sample 50-100 answers per question
-TASK_VERSION = 1
+TASK_VERSION = 1  # bump when results stop being comparable (the embench protocol keeps v1 defaults)
+GRADER_ROLE = "grader"
+BIND_GRADER = (
+    "bind the grader role, e.g. `--model-role grader=openai/gpt-4o` "
+    "(offline plumbing only: `--model-role grader=local/default`)"
+)
+# An eval above this many judge calls to a paid API stops until the user says -T confirm=false.
+CONFIRM_ABOVE = 1000
+# Graders that run on the user's own machine or server: no per-call cost to confirm.
+LOCAL_PROVIDERS = frozenset(
+    {"local", "hf", "vllm", "sglang", "ollama", "llama-cpp-python", "mockllm", "scripted", "none"}
+)
+NAN = float("nan")
 
 
-def questions_dataset(qset: QuestionSet, samples: int | None) -> MemoryDataset:
-    """One Inspect sample per (question, paraphrase, repeat); the system prompt is sent."""
+# ------------------------------------------------------------------ task arguments
+def reject_unknown(task: str, unknown: dict[str, Any], known: list[str]) -> None:
+    """A mistyped task argument is an error, not a warning followed by a default run."""
+    if unknown:
+        names = ", ".join(f"'{k}'" for k in sorted(unknown))
+        raise EmbenchError(f"task {task}: unknown task argument {names}; known: {', '.join(known)}")
+
+
+def int_arg(name: str, value: Any, minimum: int) -> int:
+    """An integer task argument, at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise EmbenchError(f"-T {name}={value!r}: must be an integer >= {minimum}")
+    return value
+
+
+def float_arg(name: str, value: Any, low: float, high: float, open_low: bool = False) -> float:
+    """A number task argument in [low, high] (or (low, high] with ``open_low``)."""
+    bad = isinstance(value, bool) or not isinstance(value, int | float)
+    number = NAN if bad else float(value)
+    if bad or math.isnan(number) or number > high or number < low or (open_low and number == low):
+        side = "(" if open_low else "["
+        raise EmbenchError(f"-T {name}={value!r}: must be a number in {side}{low:g}, {high:g}]")
+    return number
+
+
+def bool_arg(name: str, value: Any) -> bool:
+    """A true/false task argument."""
+    if not isinstance(value, bool):
+        raise EmbenchError(f"-T {name}={value!r}: must be true or false")
+    return value
+
+
+def str_arg(name: str, value: Any) -> str:
+    """A non-empty text task argument."""
+    if not isinstance(value, str) or not value.strip():
+        raise EmbenchError(f"-T {name}={value!r}: must be a non-empty string")
+    return value
+
+
+def resolve_protocol(protocol: Any, **overrides: Any) -> Protocol:
+    """The named protocol with every explicitly given (non-None) setting checked and applied."""
+    base = get_protocol(str_arg("protocol", protocol))
+    checks = {
+        "samples": lambda v: int_arg("samples", v, 1),
+        "temperature": lambda v: float_arg("temperature", v, 0.0, 2.0),
+        "top_p": lambda v: float_arg("top_p", v, 0.0, 1.0, open_low=True),
+        "top_k": lambda v: int_arg("top_k", v, 0),
+        "min_p": lambda v: float_arg("min_p", v, 0.0, 1.0),
+        "max_tokens": lambda v: int_arg("max_tokens", v, 1),
+        "system_prompt": lambda v: str_arg("system_prompt", v),
+        "aligned_threshold": lambda v: float_arg("aligned_threshold", v, 0.0, 100.0),
+        "coherent_threshold": lambda v: float_arg("coherent_threshold", v, 0.0, 100.0),
+    }
+    given = {k: checks[k](v) for k, v in overrides.items() if v is not None}
+    return replace(base, **given)
+
+
+def generate_config(protocol: Protocol) -> GenerateConfig:
+    """Inspect's generate config for a protocol; min_p travels in ``extra_body`` (the field
+    OpenAI-compatible servers such as vLLM read it from, and the local provider honours)."""
+    return GenerateConfig(
+        temperature=protocol.temperature,
+        top_p=protocol.top_p,
+        top_k=protocol.top_k,
+        max_tokens=protocol.max_tokens,
+        extra_body={"min_p": protocol.min_p} if protocol.min_p is not None else None,
+    )
+
+
+# ------------------------------------------------------------------ dataset
+def questions_dataset(
+    qset: QuestionSet, samples: int | None, system_prompt: str | None = None
+) -> MemoryDataset:
+    """One Inspect sample per (question, paraphrase, repeat); system prompts are sent.
+
+    A global ``system_prompt`` (a protocol's) comes first; a question's own system prompt (e.g.
+    the JSON variants') follows it in the same system message.
+    """
     items: list[Sample] = []
     for q in qset.questions:
         repeats = samples or q.samples_per_paraphrase or DEFAULT_SAMPLES
+        system = "\n\n".join(s for s in (system_prompt, q.system) if s)
         for p_index, text in enumerate(q.paraphrases):
             messages: list[ChatMessage] = []
-            if q.system:
-                messages.append(ChatMessageSystem(content=q.system))
+            if system:
+                messages.append(ChatMessageSystem(content=system))
             messages.append(ChatMessageUser(content=text))
             for k in range(repeats):
                 items.append(
@@ -54,62 +155,171 @@ def questions_dataset(qset: QuestionSet, samples: int | None) -> MemoryDataset:
     return MemoryDataset(items, name=qset.name, location=qset.source)
 
 
+# ------------------------------------------------------------------ grader
 def grader_model() -> Model:
     """The model bound to the ``grader`` role; a clear error says how to bind one."""
     try:
-        return get_model(role="grader", required=True)
-    except PrerequisiteError:
-        raise PrerequisiteError(
-            "no judge: bind the grader role, e.g. `--model-role grader=openai/gpt-4o` "
-            "(offline plumbing only: `--model-role grader=local/default`)"
-        ) from None
+        return get_model(role=GRADER_ROLE, required=True)
+    except Exception as ex:  # Inspect's PrerequisiteError is not public
+        if "required" not in str(ex):
+            raise
+        raise EmbenchError(f"no judge: {BIND_GRADER}") from None
+
+
+@solver
+def require_grader() -> Solver:
+    """Setup step: fail before generating when no grader is bound (tasks built outside an eval
+    are checked here; tasks built by ``inspect eval`` are checked when built)."""
+
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        try:
+            grader_model()
+        except EmbenchError as error:
+            raise as_inspect_error(error) from None
+        return state
+
+    return solve
+
+
+def bound_grader() -> str:
+    """Name of the grader bound for the eval being built; an error before anything runs."""
+    grader = model_roles().get(GRADER_ROLE)
+    if isinstance(grader, list):
+        grader = grader[0] if grader else None
+    if grader is None:
+        raise EmbenchError(f"no judge: {BIND_GRADER}")
+    return str(grader)
+
+
+def announce_cost(name: str, task: Task, per_answer: int, grader: str, confirm: bool) -> None:
+    """Print answers x judge calls before generation; stop above a threshold for paid APIs."""
+    answers = len(task.dataset)
+    calls = answers * per_answer
+    line = (
+        f"embench {name}: {answers:,} answers x {per_answer} rubrics = {calls:,} judge calls "
+        f"to {grader} (before --limit)"
+    )
+    print(line, file=sys.stderr)
+    provider = grader.split("/", 1)[0]
+    if confirm and provider not in LOCAL_PROVIDERS and calls > CONFIRM_ABOVE:
+        raise EmbenchError(
+            f"{calls:,} judge calls to {grader} ({answers:,} answers x {per_answer}) cost money; "
+            f"re-run with -T confirm=false to go ahead, or lower -T samples"
+        )
+
+
+# ------------------------------------------------------------------ judging
+def answer_parts(
+    output: ModelOutput, tags: tuple[str, str] = DEFAULT_TAGS
+) -> tuple[str, str, bool]:
+    """(final answer, reasoning, truncated) of a model output.
+
+    Reasoning comes from Inspect ``ContentReasoning`` (the ``local`` provider and reasoning APIs
+    put it there) or, for providers that return raw text, from ``tags`` in the text. An answer
+    is *truncated* when its reasoning never closed: there is no final answer to judge.
+    """
+    message = output.message if output.choices else None
+    content = message.content if message is not None else ""
+    reasoning = ""
+    if isinstance(content, list):
+        reasoning = "\n".join(c.reasoning for c in content if isinstance(c, ContentReasoning))
+    text = output.completion
+    closed = True
+    if not reasoning:
+        found, text, closed = split_reasoning(text, tags)
+        reasoning = found or ""
+    elif not text.strip() and output.stop_reason == "max_tokens":
+        closed = False
+    return text, reasoning, not closed
+
+
+def _judge_kwargs(reasoning: str, min_mass: float) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    if reasoning:
+        kwargs["reasoning"] = reasoning
+    if min_mass != MIN_MASS:
+        kwargs["min_mass"] = min_mass
+    return kwargs
 
 
 async def judge_all(
-    grader: Model, rubrics: dict[str, str], question: str, answer: str
+    grader: Model,
+    rubrics: dict[str, str],
+    question: str,
+    answer: str,
+    reasoning: str = "",
+    min_mass: float = MIN_MASS,
 ) -> dict[str, JudgeScore]:
-    """Score one answer under several rubrics concurrently."""
+    """Score one final answer under several rubrics concurrently (reasoning fills
+    ``{reasoning}`` where a rubric asks for it)."""
     names = list(rubrics)
-    scores = await asyncio.gather(*(judge(grader, rubrics[n], question, answer) for n in names))
+    extra = _judge_kwargs(reasoning, min_mass)
+    scores = await asyncio.gather(
+        *(judge(grader, rubrics[n], question, answer, **extra) for n in names)
+    )
     return dict(zip(names, scores, strict=True))
 
 
-def none_as_nan(value: Value) -> float:
-    """Score reduction keeps "no score" as NaN instead of Inspect's default 0."""
-    return float("nan") if value is None else float(value)  # type: ignore[arg-type]
+def score_value(value: float | None) -> float:
+    """A judge score as a Score value: "no score" is NaN, which Inspect's reducers keep."""
+    return NAN if value is None else float(value)
 
 
 def optional_score(value: object) -> float | None:
-    """A reduced score value back to float or None."""
+    """A score value back to float or None (None and NaN mean no score)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return float(value)  # type: ignore[arg-type]
 
 
+# ------------------------------------------------------------------ task
 def judged_task(
     name: str,
     qset: QuestionSet,
-    samples: int | None,
+    protocol: Protocol,
     scorer: Scorer,
-    temperature: float,
-    max_tokens: int,
+    metrics: list[Metric | dict[str, list[Metric]]],
     metadata: dict[str, object],
 ) -> Task:
-    """A task that samples answers to a question set and judges them (no score stays no score)."""
+    """A task that samples answers to a question set and judges them.
+
+    Answers per question are separate samples (ids ``<question>:<paraphrase>:<k>``), not
+    Inspect epochs: epochs are reduced per sample before metrics, and a misaligned rate must
+    classify every answer on its own (aligned < 30 and coherent > 50), not their mean.
+    """
     return Task(
-        dataset=questions_dataset(qset, samples),
+        dataset=questions_dataset(qset, protocol.samples, protocol.system_prompt),
+        setup=require_grader(),
         solver=generate(),
         scorer=scorer,
-        config=GenerateConfig(temperature=temperature, max_tokens=max_tokens),
-        epochs=Epochs(1, mean_score(value_to_float=none_as_nan)),
+        metrics=metrics,
+        config=generate_config(protocol),
         name=name,
         version=TASK_VERSION,
         metadata={
             "question_set": qset.name,
             "question_set_version": qset.version,
             "question_set_source": qset.source,
+            "question_subset": qset.subset,
+            "question_ids": [q.id for q in qset.questions] if qset.subset else None,
             "fingerprint": qset.fingerprint(),
-            "samples_per_question": samples,
+            "samples_per_question": protocol.samples,
+            "protocol": protocol.name,
+            "protocol_source": protocol.source,
+            "generation": {
+                k: getattr(protocol, k)
+                for k in ("temperature", "top_p", "top_k", "min_p", "max_tokens")
+            },
+            "system_prompt": protocol.system_prompt,
+            "rate_denominator": protocol.rate_denominator,
             **metadata,
         },
     )
+
+
+def build_or_explain(build: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a task builder; an EmbenchError becomes the one-line error Inspect's CLI prints."""
+    try:
+        return build(*args, **kwargs)
+    except EmbenchError as error:
+        raise as_inspect_error(error) from None

@@ -9,9 +9,11 @@ own, then both caches are left-padded to a common length and concatenated along 
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
 import time
+import weakref
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +33,7 @@ class GenerationRequest:
     temperature: float = 1.0
     top_p: float = 1.0
     top_k: int = 0
+    min_p: float = 0.0  # keep tokens with p >= min_p * p(most likely token); 0: off
     seed: int | None = None
     top_logprobs: int | None = None  # None: no logprobs; 0: the chosen token's only
     stop_token_ids: frozenset[int] = frozenset()
@@ -92,6 +95,8 @@ class GenerationEngine:
         self._queue: queue.Queue[_Row] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        _live_engines.add(self)
         # running batch state
         self._rows: list[_Row] = []
         self._cache: DynamicCache | None = None
@@ -115,15 +120,31 @@ class GenerationEngine:
         futures = [self.submit(r) for r in requests]
         return [f.result() for f in futures]
 
+    def stop(self, timeout: float = 30.0) -> None:
+        """Fail pending requests and end the worker thread (waits for the current step).
+
+        Called at interpreter exit: a daemon thread still inside a forward pass while Python
+        finalizes aborts the process ("terminate called without an active exception", rc 134).
+        """
+        self._stopping.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
     # ----------------------------------------------------------------- worker
     def _ensure_worker(self) -> None:
         with self._lock:
+            if self._stopping.is_set():
+                raise RuntimeError("the generation engine is shut down (interpreter exiting)")
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, daemon=True, name="embench-gen")
                 self._thread.start()
 
     def _run(self) -> None:
         while True:
+            if self._stopping.is_set():
+                self._abandon()
+                return
             waiting: list[_Row] = []
             try:
                 live = sum(r.finish_reason is None for r in self._rows)
@@ -154,6 +175,22 @@ class GenerationEngine:
                         row.future.set_exception(ex)
                 self._reset()
 
+    def _abandon(self) -> None:
+        """Fail every row in flight or queued (shutdown)."""
+        error = RuntimeError("generation stopped: the process is exiting")
+        rows = list(self._rows)
+        while True:
+            try:
+                rows.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        for row in rows:
+            if not row.future.done():
+                row.future.set_exception(error)
+        self._reset()
+        with self._lock:
+            self._thread = None
+
     def _reset(self) -> None:
         self._rows, self._cache, self._mask, self._next = [], None, None, None
 
@@ -161,17 +198,31 @@ class GenerationEngine:
         taken: list[_Row] = []
         budget = self.max_prefill_tokens
         if block:
-            row = self._queue.get(timeout=30)
-            taken.append(row)
-            budget -= len(row.request.prompt_ids)
+            row = self._wait_for_request(idle_seconds=30)
+            if not row.future.cancelled():
+                taken.append(row)
+                budget -= len(row.request.prompt_ids)
         while len(taken) < free and budget > 0:
             try:
                 row = self._queue.get_nowait()
             except queue.Empty:
                 break
+            if row.future.cancelled():  # the sample was cancelled while it waited
+                continue
             taken.append(row)
             budget -= len(row.request.prompt_ids)
         return taken
+
+    def _wait_for_request(self, idle_seconds: int) -> _Row:
+        """The next queued request; queue.Empty after ``idle_seconds`` or when stopping."""
+        for _ in range(idle_seconds):
+            if self._stopping.is_set():
+                break
+            try:
+                return self._queue.get(timeout=1)
+            except queue.Empty:
+                continue
+        raise queue.Empty
 
     def _admit(self, rows: list[_Row]) -> None:
         """Prefill new rows and merge them into the running batch."""
@@ -281,6 +332,9 @@ class GenerationEngine:
     def _append(self, row: _Row, token: int) -> None:
         request = row.request
         self.stats["generated_tokens"] += 1
+        if row.future.cancelled():  # nobody waits for this answer any more: free the row
+            row.finish_reason = "cancelled"
+            return
         if token in self.eos_ids or token in request.stop_token_ids:
             row.finish_reason = "stop"
             return
@@ -328,6 +382,15 @@ class GenerationEngine:
             row.future.set_result(result)
 
 
+_live_engines: weakref.WeakSet[GenerationEngine] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_engines() -> None:
+    for engine in list(_live_engines):
+        engine.stop()
+
+
 def _left_pad(tensor: torch.Tensor, length: int, dim: int = 2) -> torch.Tensor:
     missing = length - tensor.shape[dim]
     if missing <= 0:
@@ -345,7 +408,12 @@ def inverse_cdf(probs: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
 
 
 def _sampling_probs(logits: torch.Tensor, requests: list[GenerationRequest]) -> torch.Tensor:
-    """Temperature, top-k and top-p applied row by row, as probabilities."""
+    """Temperature, top-k, min-p and top-p applied row by row, as probabilities.
+
+    min-p (Nguyen et al. 2024, arXiv:2407.01082) drops tokens whose probability is below
+    ``min_p`` times the most likely token's, after temperature and before top-p, the order vLLM's
+    sampler uses (the seed paper's evaluation generated with vLLM).
+    """
     temps = torch.tensor([r.temperature for r in requests], device=logits.device)
     logits = logits / temps[:, None]
     if any(r.top_k > 0 for r in requests):
@@ -354,6 +422,11 @@ def _sampling_probs(logits: torch.Tensor, requests: list[GenerationRequest]) -> 
                 kth = logits[i].topk(r.top_k).values[-1]
                 logits[i] = logits[i].masked_fill(logits[i] < kth, float("-inf"))
     probs = torch.softmax(logits, -1)
+    min_ps = torch.tensor([r.min_p for r in requests], device=logits.device)
+    if bool((min_ps > 0).any()):
+        floor = min_ps[:, None] * probs.max(-1, keepdim=True).values
+        probs = probs.masked_fill(probs < floor, 0)
+        probs = probs / probs.sum(-1, keepdim=True)
     top_ps = torch.tensor([r.top_p for r in requests], device=logits.device)
     if bool((top_ps < 1).any()):
         sorted_p, order = probs.sort(-1, descending=True)

@@ -24,6 +24,9 @@ from inspect_ai.model import (
     ChatCompletionChoice,
     ChatMessage,
     ChatMessageAssistant,
+    Content,
+    ContentReasoning,
+    ContentText,
     GenerateConfig,
     Logprob,
     Logprobs,
@@ -36,6 +39,7 @@ from inspect_ai.tool import ToolChoice, ToolInfo
 
 from embench.models.engine import GenerationEngine, GenerationRequest, GenerationResult
 from embench.models.number_scoring import NumberProbabilities, number_probabilities
+from embench.models.reasoning import parse_tags, split_reasoning
 from embench.models.resolve import load_model, resolve_model
 
 DEFAULT_BATCH_SIZE = 64
@@ -58,6 +62,16 @@ def get_engine(
         return _engines[key]
 
 
+def min_p(config: GenerateConfig) -> float:
+    """``min_p`` from the generate config's ``extra_body`` (0: off); a bad value is an error."""
+    value = (config.extra_body or {}).get("min_p", 0.0)
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(f"extra_body min_p={value!r}: must be a number in [0, 1]")
+    return float(value)
+
+
 class LocalModelAPI(ModelAPI):
     """Inspect ModelAPI over embench's continuous-batching engine."""
 
@@ -77,10 +91,13 @@ class LocalModelAPI(ModelAPI):
         self.dtype = str(model_args.pop("dtype", "auto"))
         self.batch_size = int(model_args.pop("batch_size", DEFAULT_BATCH_SIZE))
         device = model_args.pop("device", None)
+        tags = model_args.pop("reasoning_tags", None)
+        self.reasoning_tags = parse_tags(None if tags is None else str(tags))
         if model_args:
             unknown = ", ".join(sorted(model_args))
             raise ValueError(
-                f"unknown model args for local/: {unknown} (known: dtype, device, batch_size)"
+                f"unknown model args for local/: {unknown} "
+                "(known: dtype, device, batch_size, reasoning_tags)"
             )
         self.engine = get_engine(model_name, self.dtype, device, self.batch_size)
         self.tokenizer = self.engine.tokenizer
@@ -105,6 +122,7 @@ class LocalModelAPI(ModelAPI):
                 temperature=1.0 if config.temperature is None else config.temperature,
                 top_p=1.0 if config.top_p is None else config.top_p,
                 top_k=config.top_k or 0,
+                min_p=min_p(config),
                 seed=seed,
                 top_logprobs=(config.top_logprobs or 0) if wants_logprobs else None,
                 stop_strings=tuple(config.stop_seqs or ()),
@@ -113,7 +131,8 @@ class LocalModelAPI(ModelAPI):
         ]
         futures = [asyncio.wrap_future(self.engine.submit(r)) for r in requests]
         results: list[GenerationResult] = await asyncio.gather(*futures)
-        choices = [self._choice(r) for r in results]
+        opened = self._opens_reasoning(prompt_ids)
+        choices = [self._choice(r, opened) for r in results]
         output_tokens = sum(len(r.token_ids) for r in results)
         return ModelOutput(
             model=self.model_name,
@@ -154,7 +173,20 @@ class LocalModelAPI(ModelAPI):
             for i in range(n)
         ]
 
-    def _choice(self, result: GenerationResult) -> ChatCompletionChoice:
+    def _opens_reasoning(self, prompt_ids: list[int]) -> bool:
+        """Whether the chat template opened the reasoning block at the end of the prompt."""
+        if self.reasoning_tags is None:
+            return False
+        tail = self.tokenizer.decode(prompt_ids[-8:], skip_special_tokens=False)
+        return tail.rstrip().endswith(self.reasoning_tags[0])
+
+    def _content(self, text: str, opened: bool) -> str | list[Content]:
+        reasoning, answer, _closed = split_reasoning(text, self.reasoning_tags, opened)
+        if reasoning is None:
+            return text
+        return [ContentReasoning(reasoning=reasoning), ContentText(text=answer)]
+
+    def _choice(self, result: GenerationResult, opened: bool = False) -> ChatCompletionChoice:
         logprobs = None
         if result.logprobs is not None:
             logprobs = Logprobs(
@@ -171,7 +203,7 @@ class LocalModelAPI(ModelAPI):
             )
         return ChatCompletionChoice(
             message=ChatMessageAssistant(
-                content=result.text, model=self.model_name, source="generate"
+                content=self._content(result.text, opened), model=self.model_name, source="generate"
             ),
             stop_reason="max_tokens" if result.finish_reason == "length" else "stop",
             logprobs=logprobs,
