@@ -9,10 +9,10 @@ import textwrap
 import pytest
 from inspect_ai import eval as inspect_eval
 
+from embench.errors import EmbenchError
 from embench.evals.common import announce_cost
 from embench.evals.misalignment import misalignment, misalignment_task
 from embench.evals.protocols import REASON_FIRST_SYSTEM_PROMPT
-from embench.errors import EmbenchError
 from tests import scripted
 
 QUESTIONS = {
@@ -165,7 +165,9 @@ def test_cost_is_printed_and_paid_judges_need_confirmation(question_file, tmp_pa
     assert log.status == "success"
     assert "6 answers x 2 rubrics = 12 judge calls to scripted/judge" in capfd.readouterr().err
     task = misalignment_task(str(question_file), samples=200)  # 600 answers, 1,200 calls
-    with pytest.raises(EmbenchError, match="1,200 judge calls to openai/gpt-4o .* -T confirm=false"):
+    with pytest.raises(
+        EmbenchError, match="1,200 judge calls to openai/gpt-4o .* -T confirm=false"
+    ):
         announce_cost("misalignment", task, 2, "openai/gpt-4o", confirm=True)
     announce_cost("misalignment", task, 2, "openai/gpt-4o", confirm=False)  # told to go ahead
     announce_cost("misalignment", task, 2, "local/default", confirm=True)  # no per-call cost
@@ -196,9 +198,10 @@ def test_explicit_args_override_the_protocol(question_file, tmp_path):
     task = misalignment_task(str(question_file), protocol="betley", top_p=0.5, samples=1)
     assert task.config.top_p == 0.5 and task.metadata["protocol"] == "betley"
     assert len(task.dataset) == 3  # samples=1 beats the protocol's 100
-    assert misalignment_task(str(question_file), protocol="betley").metadata[
-        "samples_per_question"
-    ] == 100
+    assert (
+        misalignment_task(str(question_file), protocol="betley").metadata["samples_per_question"]
+        == 100
+    )
 
 
 def test_subset_is_recorded(tmp_path):
