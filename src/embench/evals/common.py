@@ -181,8 +181,15 @@ def require_grader() -> Solver:
     return solve
 
 
-def bound_grader() -> str:
-    """Name of the grader bound for the eval being built; an error before anything runs."""
+def bound_grader() -> str | None:
+    """Name of the grader bound for the eval being built (an error, before anything runs, when
+    none is); None when the task is built outside an eval (then ``require_grader`` checks)."""
+    # Inspect binds the model and its roles before it builds the tasks of an eval; it has no
+    # public way to ask whether an eval is being set up, hence the private import.
+    from inspect_ai.model._model import active_model
+
+    if active_model() is None:
+        return None
     grader = model_roles().get(GRADER_ROLE)
     if isinstance(grader, list):
         grader = grader[0] if grader else None
@@ -191,8 +198,12 @@ def bound_grader() -> str:
     return str(grader)
 
 
-def announce_cost(name: str, task: Task, per_answer: int, grader: str, confirm: bool) -> None:
+def announce_cost(
+    name: str, task: Task, per_answer: int, grader: str | None, confirm: bool
+) -> None:
     """Print answers x judge calls before generation; stop above a threshold for paid APIs."""
+    if grader is None:  # built outside an eval: nothing will run yet
+        return
     answers = len(task.dataset)
     calls = answers * per_answer
     line = (
@@ -233,15 +244,6 @@ def answer_parts(
     return text, reasoning, not closed
 
 
-def _judge_kwargs(reasoning: str, min_mass: float) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {}
-    if reasoning:
-        kwargs["reasoning"] = reasoning
-    if min_mass != MIN_MASS:
-        kwargs["min_mass"] = min_mass
-    return kwargs
-
-
 async def judge_all(
     grader: Model,
     rubrics: dict[str, str],
@@ -253,9 +255,11 @@ async def judge_all(
     """Score one final answer under several rubrics concurrently (reasoning fills
     ``{reasoning}`` where a rubric asks for it)."""
     names = list(rubrics)
-    extra = _judge_kwargs(reasoning, min_mass)
     scores = await asyncio.gather(
-        *(judge(grader, rubrics[n], question, answer, **extra) for n in names)
+        *(
+            judge(grader, rubrics[n], question, answer, reasoning=reasoning, min_mass=min_mass)
+            for n in names
+        )
     )
     return dict(zip(names, scores, strict=True))
 
