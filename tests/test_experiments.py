@@ -248,6 +248,7 @@ def test_interrupt_marks_the_cell_and_a_rerun_keeps_finished_evals(
             tmp_path,
             tiny_model_dir,
             trainers=["grpo"],
+            train={"max_steps": 2, "max_prompts": 2, "learning_rate": 1e-3, "lora": True},
             eval={
                 "every": 1,
                 "limit": 1,
@@ -269,11 +270,23 @@ def test_interrupt_marks_the_cell_and_a_rerun_keeps_finished_evals(
             raise KeyboardInterrupt  # Ctrl-C during the final in-domain eval
         return real_evaluate(model, task, *args, **kwargs)
 
+    from embench.models import provider
+
+    provider_loads: list[str] = []
+    real_load = provider.load_model
+    monkeypatch.setattr(
+        provider,
+        "load_model",
+        lambda ref, **k: provider_loads.append(str(ref)) or real_load(ref, **k),
+    )
     monkeypatch.setattr(runner_module, "evaluate", killed_evaluate)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(config, out)
     (record,) = cell_records(out).values()
     assert record["status"] == "interrupted"
+    # the LoRA checkpoints (step 1 and final) were evaluated on one loaded base, swapping adapters
+    assert record["eval_base_loads"] == 1
+    assert not [r for r in provider_loads if "cells" in r]  # the provider loaded no checkpoint
     before = len(calls)
 
     monkeypatch.setattr(runner_module, "evaluate", real_evaluate)
@@ -519,3 +532,59 @@ def test_shipped_configs_load_and_estimate(path):
         assert config.judge == "local/default" and config.models == ("default",)
     estimate = estimate_cost(config)
     assert estimate.cells == len(config.cells()) > 0 and estimate.eval_answers > 0
+
+
+def _lora_adapter(base: Path, out: Path, seed: int) -> Path:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(base),
+        LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
+    )
+    for name, param in model.named_parameters():
+        if "lora_B" in name:  # PEFT starts B at zero; give each adapter its own effect
+            torch.nn.init.normal_(param, std=0.5)
+    model.save_pretrained(out)
+    return out
+
+
+def test_lora_swap_loads_the_base_once_and_matches_fresh_loads(
+    tmp_path, tiny_model_dir, monkeypatch
+):
+    import torch
+
+    from embench.experiments.swap import AdapterSwap, shares_base
+    from embench.models import provider, resolve
+
+    adapters = [_lora_adapter(tiny_model_dir, tmp_path / f"ckpt-{i}", seed=i) for i in (1, 2)]
+    references = [f"local/{a}" for a in adapters]
+    assert shares_base(references) and not shares_base(
+        [*references, "local/" + str(tiny_model_dir)]
+    )
+    ids = torch.tensor([[5, 17, 42, 99, 7]])
+    fresh = []
+    for adapter in adapters:  # the reference: base + adapter loaded and merged from scratch
+        model, _ = resolve.load_model(str(adapter), dtype="float32")
+        with torch.no_grad():
+            fresh.append(model(ids).logits)
+    assert not torch.allclose(fresh[0], fresh[1], atol=1e-3)  # the adapters differ
+
+    reads: list[str] = []
+    real = resolve.load_model
+    monkeypatch.setattr(
+        resolve, "load_model", lambda ref, **k: reads.append(str(ref)) or real(ref, **k)
+    )
+    swap = AdapterSwap({"dtype": "float32"})
+    for reference, expected in zip(references, fresh, strict=True):
+        swap.activate(reference)
+        engine = provider.get_engine(reference.removeprefix("local/"), "float32")
+        assert engine is swap.engine  # the provider serves the swapped model, no new load
+        with torch.no_grad():
+            got = engine.model(ids).logits
+        assert torch.allclose(got, expected, atol=1e-4)
+    assert len(reads) == 1 and swap.loads == 1
+    swap.close()
+    assert not any(k[0] in map(str, adapters) for k in provider._engines)

@@ -80,7 +80,8 @@ def release_model(reference: str) -> None:
         from embench.models.resolve import resolve_model
 
         resolved = resolve_model(reference.removeprefix("local/"))
-        for key in [k for k in provider._engines if k[0] in (resolved.adapter, resolved.weights)]:
+        own = resolved.adapter or resolved.weights  # not the base a local judge may share
+        for key in [k for k in provider._engines if k[0] == own]:
             del provider._engines[key]
     except (ImportError, AttributeError, EmbenchError):
         pass  # nothing cached under this name

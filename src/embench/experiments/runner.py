@@ -35,6 +35,7 @@ from embench.experiments.evaluate import (
     rescore,
     write_summary,
 )
+from embench.experiments.swap import AdapterSwap, shares_base
 from embench.fsutil import atomic_write_text
 
 CELL_FILE = "cell.json"
@@ -342,7 +343,7 @@ class Runner:
         step_dir = folder / "evals" / f"step-{step:05d}"
         evaluated = False
         for name, task, args in tasks:
-            summary_path = step_dir / f"{name}.json"
+            summary_path = self._summary_path(folder, step, name)
             summary = read_summary(summary_path)
             if summary is None:
                 self._record(folder, key, stage=f"eval {name} @ step {step}")
@@ -368,6 +369,10 @@ class Runner:
                     write_summary(extra_path, extra)
         if evaluated:
             release_model(model)
+
+    @staticmethod
+    def _summary_path(folder: Path, step: int, name: str) -> Path:
+        return folder / "evals" / f"step-{step:05d}" / f"{name}.json"
 
     def _task_list(self, domains: tuple[str, ...], prefix_domain: bool) -> list[Any]:
         general = dict(self.config.eval.get("general") or {})
@@ -414,8 +419,25 @@ class Runner:
             self._record(folder, cell.key, train_seconds=round(time.time() - started, 1))
         tasks = self._task_list((cell.domain,), prefix_domain=False)
         started = time.time()
-        for step, checkpoint in _checkpoints(run):
-            self._eval_step(folder, cell.key, step, f"local/{checkpoint.resolve()}", tasks)
+        pending = [
+            (step, f"local/{checkpoint.resolve()}")
+            for step, checkpoint in _checkpoints(run)
+            if any(read_summary(self._summary_path(folder, step, n)) is None for n, _, _ in tasks)
+            or self.config.extra_judges
+        ]
+        model_args = self.config.eval.get("model_args") or {}
+        swap = None
+        if len(pending) > 1 and shares_base([ref for _, ref in pending]):
+            swap = AdapterSwap(model_args)  # one base model for every LoRA checkpoint
+        try:
+            for step, reference in pending:
+                if swap is not None:
+                    swap.activate(reference)
+                self._eval_step(folder, cell.key, step, reference, tasks)
+        finally:
+            if swap is not None:
+                swap.close()
+                self._record(folder, cell.key, eval_base_loads=swap.loads)
         self._record(folder, cell.key, eval_seconds=round(time.time() - started, 1))
         if self.config.submit:
             self._submit(cell, folder)
