@@ -376,12 +376,48 @@ def build_report(out: str | Path) -> tuple[Path, Path]:
     return md_path, html_path
 
 
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def screenshot(page: Path, png: Path, width: int = 1200, height: int = 2400) -> Path:
+    """Open ``page`` in headless Chromium and save what it rendered as ``png``."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from embench.errors import EmbenchError
+
+    browser = next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
+    if browser is None:
+        raise EmbenchError("--screenshot needs Chromium (Debian: apt-get install chromium)")
+    with tempfile.TemporaryDirectory() as scratch:
+        shot = Path(scratch) / "page.png"
+        subprocess.run(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+             f"--user-data-dir={scratch}/profile", f"--window-size={width},{height}",
+             f"--screenshot={shot}", page.resolve().as_uri()],
+            capture_output=True, timeout=180, check=False,
+        )  # fmt: skip
+        if not shot.is_file():
+            raise EmbenchError(f"Chromium rendered no screenshot of {page}")
+        return atomic_write_bytes(png, shot.read_bytes())
+
+
 @click.command()
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-def report(out: Path) -> None:
+@click.option(
+    "--screenshot",
+    "png",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also save the page as rendered by headless Chromium.",
+)
+def report(out: Path, png: Path | None) -> None:
     """Write report.md and report.html (static) for the experiment folder OUT."""
     import matplotlib
 
     matplotlib.use("Agg")
     md_path, html_path = build_report(out)
     click.echo(f"wrote {md_path} and {html_path}")
+    if png is not None:
+        click.echo(f"screenshot: {screenshot(html_path, png)}")
