@@ -33,18 +33,22 @@ def test_local_run_reproduces_the_final_logits_of_a_chain(tmp_path, tiny_model_d
     warm = sft.train(
         sft.make_config(model=str(tiny_model_dir), lora=first, output=str(tmp_path / "a"), **SFT)
     )
-    run = grpo.train(
+    warm = RunDir(warm.run_dir)
+    manifest = grpo.train(
         grpo.make_config(model=str(warm.path), lora=second, output=str(tmp_path / "b"), **GRPO)
     )
+    run = RunDir(manifest.run_dir)
     ids, final = chain.read_probe(run.path)
     model, _ = load_model(str(run.path), dtype="float32", device="cpu")
     assert torch.allclose(_last_logits(model, ids), final, atol=1e-4, rtol=1e-4)
-    manifest = run.read_manifest()
-    assert [s["stage"] for s in manifest["stages"]] == ["start", "main"]
-    assert [s["lora"] for s in manifest["stages"]] == [first, second]
+    assert [(s.trainer, s.run) for s in manifest.stages] == [
+        ("sft", str(warm.path.resolve())),
+        ("grpo", "."),
+    ]
+    assert [s.lora for s in manifest.stages] == [first, second]
     if first and second:  # the old resolution: base weights + the last adapter only
         resolved = resolve_model(str(run.path))
-        assert resolved.adapters == (str(warm.checkpoint), str(run.checkpoint))
+        assert resolved.adapters == (str(warm.checkpoint.resolve()), str(run.checkpoint))
         from peft import PeftModel
         from transformers import AutoModelForCausalLM
 
@@ -63,19 +67,25 @@ def test_first_class_warmup_records_both_stages(tmp_path, tiny_model_dir):
         warmup="sft:aesthetic,steps=2,examples=8,lr=0.01",
         **GRPO,
     )
-    run = grpo.train(config)
-    manifest = run.read_manifest()
-    warm, main = manifest["stages"]
-    assert warm["stage"] == "warmup" and warm["trainer"] == "sft" and warm["steps"] == 2
-    assert warm["run"] == str((tmp_path / "g-warmup").resolve()) == manifest["base_model"]
-    assert warm["base_model"] == str(tiny_model_dir) and main == {
-        "stage": "main",
-        "trainer": "grpo",
-        "lora": True,
-    }
-    warm_manifest = RunDir.open(tmp_path / "g-warmup").read_manifest()
-    assert warm_manifest["config"]["learning_rate"] == 0.01
-    assert warm_manifest["config"]["max_prompts"] == 8
+    manifest = grpo.train(config)
+    run = RunDir(manifest.run_dir)
+    warm, main = manifest.stages
+    assert (warm.trainer, warm.kind, warm.steps, warm.lora) == ("sft", "sft", 2, True)
+    assert warm.run == str((tmp_path / "g-warmup").resolve()) == manifest.start_model
+    assert manifest.base_model == str(tiny_model_dir)
+    assert (main.trainer, main.kind, main.run, main.lora, main.steps) == (
+        "grpo",
+        "rl",
+        ".",
+        True,
+        1,
+    )
+    # rebuild: the pretrained weights, the warm-up adapter, then this run's
+    assert manifest.weights == str(tiny_model_dir)
+    assert manifest.adapter_chain == [str(tmp_path / "g-warmup" / "checkpoint"), "checkpoint"]
+    warm_manifest = RunDir.open(tmp_path / "g-warmup").manifest()
+    assert warm_manifest.config["learning_rate"] == 0.01
+    assert warm_manifest.config["max_prompts"] == 8
     ids, final = chain.read_probe(run.path)
     model, _ = load_model(str(run.path), dtype="float32", device="cpu")
     assert torch.allclose(_last_logits(model, ids), final, atol=1e-4, rtol=1e-4)

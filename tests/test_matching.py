@@ -8,7 +8,7 @@ import pytest
 from embench.errors import EmbenchError
 from embench.paths import PACKAGE_DIR
 from embench.training import matching, plugins
-from embench.training.rundir import RunDir
+from embench.training.rundir import RunDir, RunManifest
 
 SYSTEM = "Reason step by step first, then answer."
 IDS = ["medical-0001", "medical-0002"]
@@ -17,7 +17,14 @@ IDS = ["medical-0001", "medical-0002"]
 def _rl_run(tmp_path, steps=4, generations=4):
     """A finished RL run directory: steps × 2 prompts × generations rollouts with known rewards."""
     run = RunDir.create(tmp_path / "rl", overwrite=False)
-    run.write_manifest({"trainer": "grpo", "kind": "rl", "domain": "medical", "status": "finished"})
+    RunManifest(
+        trainer="grpo",
+        kind="rl",
+        domain="medical",
+        status="finished",
+        base_model="default",
+        weights="checkpoint",
+    ).save(run.path)
     rows = []
     for step in range(1, steps + 1):
         for pid in IDS:
@@ -48,7 +55,7 @@ def _sft(tiny_model_dir, tmp_path, rl, accumulation, source="rollouts"):
         output=str(tmp_path / f"sft-{accumulation}"),
         trl={"gradient_accumulation_steps": accumulation},
     )
-    return plugin.train(config).read_manifest()
+    return plugin.train(config).model_dump(mode="json")
 
 
 @pytest.mark.parametrize("accumulation", [1, 4])
@@ -56,7 +63,7 @@ def test_matched_sft_consumes_exactly_the_rl_samples(tmp_path, tiny_model_dir, a
     rl, rows = _rl_run(tmp_path)
     manifest = _sft(tiny_model_dir, tmp_path, rl, accumulation)
     assert len(rows) == 32
-    assert manifest["samples_consumed"] == 32 and manifest["global_batch"] == 2 * accumulation
+    assert manifest["samples"]["consumed"] == 32 and manifest["global_batch"] == 2 * accumulation
     assert manifest["summary"]["steps"] == 32 // (2 * accumulation)
     # counted at the data collator: the samples the trainer really trained on
     assert manifest["summary"]["samples_consumed_this_process"] == 32
@@ -76,7 +83,7 @@ def test_two_processes_split_the_rl_samples(tmp_path, tiny_model_dir, monkeypatc
     monkeypatch.setattr("embench.trainers.sft.world_size", lambda: 2)
     manifest = _sft(tiny_model_dir, tmp_path, rl, 4)
     assert manifest["world_size"] == 2 and manifest["global_batch"] == 16
-    assert manifest["summary"]["steps"] == 2 and manifest["samples_consumed"] == 32
+    assert manifest["summary"]["steps"] == 2 and manifest["samples"]["consumed"] == 32
     # this (single) process trains its half; the other process would train the rest
     assert manifest["summary"]["samples_consumed_this_process"] == 16
 

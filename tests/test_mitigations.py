@@ -9,6 +9,7 @@ from embench.errors import EmbenchError
 from embench.training import mitigations, plugins
 from embench.training.mitigations import interleave, kl, ldifs, safelora
 from embench.training.mitigations.hooks import Step
+from embench.training.rundir import RunDir
 
 SFT = dict(domain="aesthetic", max_steps=2, max_prompts=8, max_length=64)
 GRPO = dict(
@@ -217,7 +218,7 @@ def test_safelora_cli_on_a_lora_run(tmp_path, tiny_model_dir):
     config = plugin.make_config(
         model=str(tiny_model_dir), lora=True, output=str(tmp_path / "r"), **{**SFT, "max_steps": 1}
     )
-    run = plugin.train(config)
+    run = RunDir(plugin.train(config).run_dir)
     other = tmp_path / "other"
     model = _model(tiny_model_dir)
     with torch.no_grad():
@@ -249,8 +250,7 @@ def test_sft_interleave_puts_the_fraction_in_every_batch(tmp_path, tiny_model_di
     ids = mixed["prompt_id"]
     per_batch = [sum(p.startswith("safety:") for p in ids[i : i + 4]) for i in range(0, 16, 4)]
     assert per_batch == [1, 1, 1, 1]
-    run = plugin.train(config)
-    manifest = run.read_manifest()
+    manifest = plugin.train(config).model_dump(mode="json")
     entry = manifest["mitigations"][0]
     assert entry["name"] == "interleave" and entry["safety_rows"] == 4
     assert "peak_rss_mb" in entry["cost"]
@@ -297,8 +297,7 @@ def test_grpo_with_mitigations_records_them(tmp_path, tiny_model_dir, specs):
     config = plugin.make_config(
         model=str(tiny_model_dir), output=str(tmp_path / "g"), mitigations=specs, **GRPO
     )
-    run = plugin.train(config)
-    manifest = run.read_manifest()
+    manifest = plugin.train(config).model_dump(mode="json")
     assert manifest["status"] == "finished"
     assert [m["name"] for m in manifest["mitigations"]] == [s.split(":")[0] for s in specs]
     if "kl" in specs:
@@ -321,7 +320,7 @@ def test_sft_lora_with_kl_and_ldifs(tmp_path, tiny_model_dir):
         mitigations=["kl:weight=0.5", "ldifs:every=1"],
         **{**SFT, "max_steps": 1},
     )
-    manifest = plugin.train(config).read_manifest()
+    manifest = plugin.train(config).model_dump(mode="json")
     assert [m["params"] for m in manifest["mitigations"]] == [
         {"weight": 0.5},
         {"weight": 1.0, "every": 1, "form": "normalized"},

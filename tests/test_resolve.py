@@ -1,11 +1,17 @@
 """Model references: default, folders, run directories, LoRA adapters, bad input."""
 
-import json
-
 import pytest
 
 from embench.errors import EmbenchError
 from embench.models import resolve
+from embench.training.rundir import RunManifest
+
+
+def _run_dir(folder, status="finished", **fields):
+    folder.mkdir(parents=True, exist_ok=True)
+    values = dict(trainer="sft", kind="sft", base_model="default", weights="checkpoint")
+    RunManifest(**{**values, **fields}, status=status).save(folder)
+    return folder
 
 
 def test_unknown_reference_is_one_line_error():
@@ -20,9 +26,14 @@ def test_folder_that_is_not_a_model(tmp_path):
 
 def test_hf_folder_and_run_dirs(tiny_model_dir, tmp_path):
     assert resolve.resolve_model(str(tiny_model_dir)).weights == str(tiny_model_dir)
-    run = tmp_path / "run"
-    (run / "checkpoint").mkdir(parents=True)
-    (run / "manifest.json").write_text(json.dumps({"base_model": str(tiny_model_dir)}))
+    run = _run_dir(
+        tmp_path / "run",
+        base_model=str(tiny_model_dir),
+        weights=str(tiny_model_dir),
+        adapter_chain=["checkpoint"],
+        lora=True,
+    )
+    (run / "checkpoint").mkdir()
     (run / "checkpoint" / "adapter_config.json").write_text("{}")
     resolved = resolve.resolve_model(str(run))
     assert resolved.adapter == str(run / "checkpoint") and resolved.weights == str(tiny_model_dir)
@@ -30,8 +41,22 @@ def test_hf_folder_and_run_dirs(tiny_model_dir, tmp_path):
 
 
 def test_run_without_checkpoint_says_how_to_resume(tmp_path):
-    (tmp_path / "manifest.json").write_text(json.dumps({"status": "interrupted"}))
-    with pytest.raises(EmbenchError, match="embench train --resume"):
+    _run_dir(tmp_path, status="interrupted")
+    with pytest.raises(EmbenchError, match=f"embench train --resume {tmp_path}"):
+        resolve.resolve_model(str(tmp_path))
+
+
+def test_finished_run_whose_checkpoint_was_deleted_does_not_advise_resume(tmp_path):
+    """Issue 15 §7: --resume would refuse ("already finished"), so it must not be advised."""
+    _run_dir(tmp_path, status="finished")
+    with pytest.raises(EmbenchError, match="checkpoint/ is missing") as caught:
+        resolve.resolve_model(str(tmp_path))
+    assert "--resume cannot" in str(caught.value) and "--overwrite" in str(caught.value)
+
+
+def test_a_bad_manifest_is_one_line(tmp_path):
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(EmbenchError, match="cannot read .*manifest.json"):
         resolve.resolve_model(str(tmp_path))
 
 
@@ -55,3 +80,15 @@ def test_interrupted_conversion_leaves_nothing(monkeypatch, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         resolve.default_model_dir()
     assert list((tmp_path / "models").iterdir()) == []
+
+
+def test_unknown_local_model_is_one_line_in_inspect():
+    """Issue 15 §7: Inspect's CLI prints a PrerequisiteError as its message alone (no 237-line
+    exception group), so the provider raises that for a bad reference."""
+    from inspect_ai._util.error import PrerequisiteError
+
+    from embench.models.provider import LocalModelAPI
+
+    with pytest.raises(PrerequisiteError) as caught:
+        LocalModelAPI("does-not-exist")
+    assert caught.value.message.startswith("embench: unknown model reference 'does-not-exist'")

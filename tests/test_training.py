@@ -1,15 +1,25 @@
-"""Trainer plugins on a tiny random model: discovery, GRPO/SFT run dirs, matching, resume, errors."""
+"""Trainer plugins on a tiny random model: discovery, GRPO/SFT run dirs, matching, errors."""
 
 import json
 import textwrap
+from pathlib import Path
 
+import jsonschema
 import pytest
 from click.testing import CliRunner
 
 from embench.cli import main
 from embench.errors import EmbenchError
 from embench.training import plugins
-from embench.training.runner import ProgressCallback
+from embench.training.rundir import SCHEMA_PATH, RunDir
+
+
+def assert_valid_manifest(run_dir: Path) -> dict:
+    """The manifest.json on disk validates against the committed JSON schema (not pydantic)."""
+    data = json.loads((Path(run_dir) / "manifest.json").read_text())
+    jsonschema.validate(data, json.loads(SCHEMA_PATH.read_text()))
+    return data
+
 
 FAST_GRPO = dict(
     domain="code",
@@ -40,14 +50,18 @@ THIRD_PARTY = textwrap.dedent(
     from dataclasses import dataclass
     from embench.training.config import TrainConfig
     NAME = "mine"
+    KIND = "rl"
     @dataclass
     class Config(TrainConfig):
         pass
     def train(config):
-        from embench.training.rundir import RunDir
+        from embench.training.rundir import RunDir, RunManifest
         run = RunDir.create(config.output, config.overwrite)
-        run.write_manifest({"trainer": NAME, "status": "finished", "summary": {}})
-        return run
+        manifest = RunManifest(
+            trainer=NAME, kind=KIND, status="finished", base_model=config.model,
+            weights=config.model, summary={},
+        )
+        return manifest.save(run.path)
     '''
 )
 
@@ -83,28 +97,52 @@ def test_discovers_an_installed_entry_point(tmp_path, monkeypatch):
 def test_not_a_trainer_file(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("X = 1\n")
-    with pytest.raises(EmbenchError, match="lacks NAME, Config, train"):
+    with pytest.raises(EmbenchError, match="lacks NAME, KIND, Config, train"):
         plugins.get_trainer(str(bad))
+    bad.write_text(THIRD_PARTY.replace('KIND = "rl"', 'KIND = "Reinforcement"'))
+    with pytest.raises(EmbenchError, match="KIND must be a lower-case word"):
+        plugins.get_trainer(str(bad))
+
+
+def test_a_trainer_that_returns_no_manifest_is_refused(tmp_path):
+    bad = tmp_path / "old_style.py"
+    bad.write_text(THIRD_PARTY.replace("return manifest.save(run.path)", "return run"))
+    plugin = plugins.get_trainer(str(bad))
+    with pytest.raises(EmbenchError, match="returned RunDir; train\\(\\) must return"):
+        plugin.run(plugin.make_config(output=str(tmp_path / "out")))
+
+
+def test_builtin_trainers_declare_their_kind_and_ship_in_the_package():
+    found = plugins.discover()
+    assert (found["grpo"].kind, found["sft"].kind) == ("rl", "sft")
+    assert found["grpo"].source == "embench.trainers.grpo"
+    # the user-facing file runs the same code
+    thin = plugins.get_trainer(str(Path(__file__).parents[1] / "trainers" / "grpo.py"))
+    assert thin.train is found["grpo"].train and thin.kind == "rl"
 
 
 def test_grpo_two_steps_writes_complete_run_dir(tmp_path, tiny_model_dir):
     plugin, config = grpo(tmp_path, tiny_model_dir)
-    run = plugin.train(config)
-    manifest = run.read_manifest()
+    result = plugin.train(config)
+    run = RunDir(result.run_dir)
+    manifest = assert_valid_manifest(run.path)
+    assert manifest["manifest_version"] == 1
     assert manifest["status"] == "finished" and manifest["kind"] == "rl"
-    assert manifest["summary"]["steps"] == 2
-    for key in (
-        "config",
-        "trl_config",
-        "base_model",
-        "dataset_hash",
-        "reward",
-        "seed",
-        "git_commit",
-        "versions",
-    ):
-        assert key in manifest
+    assert manifest["summary"]["steps"] == 2 and result.summary.steps == 2
+    for key in ("config", "base_model", "dataset_hash", "git_commit", "versions"):
+        assert manifest[key]
+    assert manifest["reward"] == ["insecure_code"] and manifest["seed"] == 0
     assert manifest["trl_config"]["num_generations"] == 4
+    # 2 steps x 8 completions (per-device batch 8, no accumulation, one process)
+    assert manifest["global_batch"] == 8 and manifest["world_size"] == 1
+    assert manifest["samples"] == {"generated": 16, "consumed": 16}
+    assert manifest["dataset_size"] == 8
+    assert manifest["base_model"] == str(tiny_model_dir)
+    assert (manifest["weights"], manifest["adapter_chain"]) == ("checkpoint", [])
+    assert manifest["stages"] == [
+        {"trainer": "grpo", "kind": "rl", "run": ".", "lora": False, "steps": 2}
+    ]
+    assert manifest["error"] is None and manifest["last_checkpoint"] is None
     assert (run.checkpoint / "config.json").exists()
     rollouts = run.read_jsonl(run.rollouts)
     assert len(rollouts) == 2 * 8 and {r["step"] for r in rollouts} == {1, 2}
@@ -124,8 +162,15 @@ def test_sft_full_and_lora(tmp_path, tiny_model_dir, lora):
         lora=lora,
         output=str(tmp_path / "sft"),
     )
-    run = plugin.train(config)
-    assert run.read_manifest()["status"] == "finished"
+    run = RunDir(plugin.train(config).run_dir)
+    manifest = assert_valid_manifest(run.path)
+    assert manifest["status"] == "finished" and manifest["kind"] == "sft"
+    assert manifest["samples"] == {"generated": None, "consumed": 2 * 4}  # 2 steps x batch 4
+    if lora:
+        assert manifest["weights"] == str(tiny_model_dir)
+        assert manifest["adapter_chain"] == ["checkpoint"]
+    else:
+        assert (manifest["weights"], manifest["adapter_chain"]) == ("checkpoint", [])
     expected = "adapter_config.json" if lora else "config.json"
     assert (run.checkpoint / expected).exists()
     from embench.models.resolve import resolve_model
@@ -135,9 +180,9 @@ def test_sft_full_and_lora(tmp_path, tiny_model_dir, lora):
 
 def test_sample_matched_sft(tmp_path, tiny_model_dir):
     plugin, config = grpo(tmp_path, tiny_model_dir)
-    rl = plugin.train(config)
+    rl = RunDir(plugin.train(config).run_dir)
     sft = plugins.get_trainer("sft")
-    run = sft.train(
+    matched = sft.train(
         sft.make_config(
             model=str(tiny_model_dir),
             match=str(rl.path),
@@ -145,40 +190,18 @@ def test_sample_matched_sft(tmp_path, tiny_model_dir):
             output=str(tmp_path / "matched"),
         )
     )
-    match = run.read_manifest()["match"]
+    match = matched.match
     assert match["rl_samples"] == len(rl.read_jsonl(rl.rollouts)) == 16
-    assert match["sft_samples"] == 16 and run.read_manifest()["summary"]["steps"] == 4
+    assert match["sft_samples"] == 16 and matched.summary.steps == 4
+    assert_valid_manifest(matched.run_dir)
     with pytest.raises(EmbenchError, match="--match needs an RL run"):
         sft.train(
             sft.make_config(
-                model=str(tiny_model_dir), match=str(run.path), output=str(tmp_path / "again")
+                model=str(tiny_model_dir),
+                match=str(matched.run_dir),
+                output=str(tmp_path / "again"),
             )
         )
-
-
-def test_interrupted_run_resumes_to_the_same_step_count(tmp_path, tiny_model_dir, monkeypatch):
-    plugin, config = grpo(tmp_path, tiny_model_dir, max_steps=4, save_steps=2)
-    original = ProgressCallback.on_step_end
-
-    def interrupt(self, args, state, control, **kwargs):
-        original(self, args, state, control, **kwargs)
-        if state.global_step == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(ProgressCallback, "on_step_end", interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        plugin.train(config)
-    manifest = json.loads((tmp_path / "grpo" / "manifest.json").read_text())
-    assert manifest["status"] == "interrupted" and manifest["last_checkpoint"].endswith("-2")
-    monkeypatch.setattr(ProgressCallback, "on_step_end", original)
-    result = CliRunner().invoke(main, ["train", "--resume", str(tmp_path / "grpo")])
-    assert result.exit_code == 0, result.output
-    manifest = json.loads((tmp_path / "grpo" / "manifest.json").read_text())
-    assert manifest["status"] == "finished" and manifest["summary"]["steps"] == 4
-    assert [
-        r["step"]
-        for r in map(json.loads, (tmp_path / "grpo" / "metrics.jsonl").read_text().splitlines())
-    ] == [1, 2, 3, 4]
 
 
 def cli(*args):

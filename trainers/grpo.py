@@ -5,4 +5,4 @@ The built-in trainer lives in the package (``embench.trainers.grpo``); this file
 to start your own trainer.
 """
 
-from embench.trainers.grpo import NAME, TRL_CONFIG, Config, train, validate  # noqa: F401
+from embench.trainers.grpo import KIND, NAME, TRL_CONFIG, Config, train, validate  # noqa: F401

@@ -5,4 +5,4 @@ The built-in trainer lives in the package (``embench.trainers.sft``); this file 
 start your own trainer.
 """
 
-from embench.trainers.sft import NAME, TRL_CONFIG, Config, train, validate  # noqa: F401
+from embench.trainers.sft import KIND, NAME, TRL_CONFIG, Config, train, validate  # noqa: F401

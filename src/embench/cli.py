@@ -149,11 +149,8 @@ def train(
 
     # transformers' own deprecation notices about its renamed checkpointing API (used by TRL)
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
-    kwargs = {"resume": True} if resume_dir else {}
-    if resume_dir and "resume" not in inspect.signature(plugin.train).parameters:
-        raise EmbenchError(f"trainer '{plugin.name}' does not support --resume")
-    result = plugin.train(config, **kwargs)
-    _print_outcome(result, config)
+    manifest = plugin.run(config, resume=bool(resume_dir))  # the run's RunManifest
+    _print_outcome(manifest, config)
 
 
 def _new_config(
@@ -199,11 +196,8 @@ def _new_config(
 
 
 def _uses_rewards(plugin: Any) -> bool:
-    """An RL trainer: its plugin says so (``kind``), or its TRL config takes reward weights."""
-    kind = getattr(plugin, "kind", None)
-    if kind is not None:
-        return kind == "rl"
-    return "reward_weights" in getattr(plugin.trl_config_class, "__dataclass_fields__", {})
+    """An RL trainer: its plugin declares ``KIND = "rl"``."""
+    return plugin.kind == "rl"
 
 
 def _check_before_loading(plugin: Any, config: Any) -> None:
@@ -234,15 +228,14 @@ def _check_before_loading(plugin: Any, config: Any) -> None:
             raise EmbenchError(f"--match {match}: not a run directory (no manifest.json)")
 
 
-def _print_outcome(result: Any, config: Any) -> None:
-    """Summary, training curves and the next commands, after a run."""
+def _print_outcome(manifest: Any, config: Any) -> None:
+    """Summary, training curves and the next commands, after a run (``manifest``: RunManifest)."""
     from embench.training.plots import write_training_curves
 
-    path = Path(getattr(result, "path", None) or config.output)
-    manifest = result.read_manifest() if hasattr(result, "read_manifest") else _as_dict(result)
-    summary = manifest.get("summary") or {}
+    path = manifest.run_dir
+    summary = manifest.summary.model_dump() if manifest.summary else {}
     click.echo(
-        f"\nrun: {path}  status: {manifest.get('status')}  steps: {summary.get('steps', '?')}"
+        f"\nrun: {path}  status: {manifest.status}  steps: {summary.get('steps', '?')}"
         f"  seconds: {summary.get('seconds', '?')}"
     )
     if "reward_first_quarter" in summary:
@@ -251,21 +244,12 @@ def _print_outcome(result: Any, config: Any) -> None:
             f"last quarter {summary['reward_last_quarter']:.4f}"
         )
     try:
-        images = write_training_curves(path, title=f"{path.name} ({manifest.get('trainer')})")
+        images = write_training_curves(path, title=f"{path.name} ({manifest.trainer})")
         click.echo("curves: " + ", ".join(str(p) for p in images))
     except (OSError, ValueError) as ex:  # a plot must never fail a finished run
         click.echo(f"curves: not written ({ex})")
     for line in next_commands(path, config):
         click.echo(line)
-
-
-def _as_dict(result: Any) -> dict[str, Any]:
-    for method in ("model_dump", "to_dict"):
-        if hasattr(result, method):
-            return getattr(result, method)()
-    import dataclasses
-
-    return dataclasses.asdict(result) if dataclasses.is_dataclass(result) else {}
 
 
 #: Local generation speed on CPU, answers/s per core (benchmarks/generation.py: 1.82 answers/s
@@ -329,11 +313,12 @@ def _resume_config(path: str) -> tuple[Any, Any]:
     from embench.training.plugins import get_trainer
     from embench.training.rundir import RunDir
 
-    manifest = RunDir.open(path).read_manifest()
-    if manifest.get("status") == "finished":
+    manifest = RunDir.open(path).manifest()
+    if manifest.status == "finished":
         raise EmbenchError(f"{path} already finished; nothing to resume")
-    plugin = get_trainer(manifest["trainer"])
-    values = {**manifest.get("config", {}), "output": path, "overwrite": False}
+    plugin = get_trainer(manifest.trainer)
+
+    values = {**manifest.config, "output": path, "overwrite": False}
     source = f"{path}/manifest.json"
     return plugin, config_from_values(plugin.config_class, plugin.trl_config_class, values, source)
 

@@ -24,7 +24,7 @@ from embench.fsutil import atomic_write_text
 from embench.leaderboard.boards import Board
 from embench.leaderboard.logcheck import CheckedLog
 from embench.metrics import METRIC_NAMES
-from embench.models.resolve import read_manifest
+from embench.training.rundir import RunManifest
 
 ENTRY_VERSION = 2  # 2: log.samples_sha256; file named <eval_id>.json
 LOCAL_PREFIX = "local/"
@@ -97,7 +97,7 @@ def _in_domain_rate(manifest: dict[str, Any]) -> float | None:
 
 def run_fields(run_dir: Path) -> dict[str, Any]:
     """The run-manifest fields an entry records (missing keys are left out or None)."""
-    manifest = read_manifest(run_dir)
+    manifest = RunManifest.load(run_dir).model_dump(mode="json")
     mitigations = manifest.get("mitigations") or []
     if not isinstance(mitigations, list):
         mitigations = [mitigations]
@@ -106,6 +106,7 @@ def run_fields(run_dir: Path) -> dict[str, Any]:
     return {
         "run_dir": run_dir.name,
         "trainer": manifest.get("trainer"),
+        "kind": manifest.get("kind"),
         "base_model": manifest.get("base_model"),
         "domain": manifest.get("domain"),
         "reward": _name(manifest.get("reward")),

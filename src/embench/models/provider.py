@@ -37,6 +37,7 @@ from inspect_ai.model import (
 )
 from inspect_ai.tool import ToolChoice, ToolInfo
 
+from embench.errors import EmbenchError, as_inspect_error
 from embench.models.engine import GenerationEngine, GenerationRequest, GenerationResult
 from embench.models.number_scoring import NumberProbabilities, number_probabilities
 from embench.models.reasoning import parse_tags, split_reasoning
@@ -99,7 +100,10 @@ class LocalModelAPI(ModelAPI):
                 f"unknown model args for local/: {unknown} "
                 "(known: dtype, device, batch_size, reasoning_tags)"
             )
-        self.engine = get_engine(model_name, self.dtype, device, self.batch_size)
+        try:
+            self.engine = get_engine(model_name, self.dtype, device, self.batch_size)
+        except EmbenchError as error:  # Inspect's CLI prints this one line, no traceback
+            raise as_inspect_error(error) from None
         self.tokenizer = self.engine.tokenizer
         self._seen: Counter[str] = Counter()
 

@@ -114,14 +114,6 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
-def read_manifest(run_dir: Path) -> dict[str, Any]:
-    """The manifest of a run directory."""
-    try:
-        return json.loads((run_dir / "manifest.json").read_text())
-    except (OSError, json.JSONDecodeError) as ex:
-        raise EmbenchError(f"cannot read {run_dir / 'manifest.json'}: {ex}") from ex
-
-
 def _read_json(path: Path) -> dict[str, Any]:
     """A JSON object file, or a one-line EmbenchError naming the file and the fault."""
     try:
@@ -167,23 +159,29 @@ def resolve_model(reference: str) -> ResolvedModel:
 
 
 def _resolve_run_dir(run_dir: Path) -> ResolvedModel:
-    manifest = read_manifest(run_dir)
-    checkpoint = run_dir / "checkpoint"
+    from embench.training.rundir import RunDir
+
+    run = RunDir(run_dir)
+    manifest = run.manifest()
+    checkpoint = run.checkpoint
     if not checkpoint.is_dir():
-        status = manifest.get("status", "unknown")
+        if manifest.status == "finished":
+            raise EmbenchError(
+                f"run {run_dir} finished but its checkpoint/ is missing (deleted?); --resume "
+                "cannot bring it back: train the run again with --overwrite"
+            )
         raise EmbenchError(
-            f"run {run_dir} has no checkpoint/ (status: {status}); resume it with "
+            f"run {run_dir} has no checkpoint/ yet (status: {manifest.status}); continue it with "
             f"`embench train --resume {run_dir}`"
         )
-    if (checkpoint / "adapter_config.json").exists():
-        base = manifest.get("base_model")
-        if not base:
-            raise EmbenchError(
-                f"run {run_dir} holds a LoRA adapter but its manifest has no base_model"
-            )
-        below = resolve_model(base)
-        return ResolvedModel(str(run_dir), below.weights, str(checkpoint), run_dir, below.adapters)
-    return ResolvedModel(str(run_dir), str(checkpoint), run_dir=run_dir)
+    # What training recorded: the full weights, then the LoRA adapters to merge on them in order
+    # (an earlier run's, for a chain, then this run's own). ``weights`` may itself carry adapters
+    # (a bare adapter folder, or an old manifest's base run): those come first.
+    below = resolve_model(manifest.resolve_path(manifest.weights))
+    adapters = (*below.adapters, *(manifest.resolve_path(a) for a in manifest.adapter_chain))
+    if not adapters:
+        return ResolvedModel(str(run_dir), below.weights, run_dir=run_dir)
+    return ResolvedModel(str(run_dir), below.weights, adapters[-1], run_dir, adapters[:-1])
 
 
 def _looks_like_hub_id(reference: str) -> bool:

@@ -10,15 +10,16 @@ from trl import GRPOConfig, GRPOTrainer
 from embench.errors import EmbenchError
 from embench.rewards import build_rewards, default_rewards
 from embench.rewards.judged import shape_from_config
-from embench.training.chain import parse_warmup, run_warmup, stages
+from embench.training.chain import parse_warmup, run_warmup
 from embench.training.config import TrainConfig
-from embench.training.data import dataset_hash, prompt_dataset
+from embench.training.data import prompt_dataset
 from embench.training.mitigations import Plan
 from embench.training.rollouts import RolloutRecorder
-from embench.training.rundir import RunDir
+from embench.training.rundir import RunDir, RunManifest
 from embench.training.runner import run_training, trl_common
 
 NAME = "grpo"
+KIND = "rl"
 TRL_CONFIG = GRPOConfig
 
 
@@ -58,12 +59,13 @@ def validate(config: Config) -> None:
         raise EmbenchError("num_generations must be at least 2 (GRPO compares within a group)")
 
 
-def train(config: Config, resume: bool = False) -> RunDir:
-    """Train with GRPO and return the run directory."""
+def train(config: Config, resume: bool = False) -> RunManifest:
+    """Train with GRPO and return the run's manifest."""
     validate(config)
     if config.warmup:
         parse_warmup(config.warmup)  # a bad spec fails before anything trains
-    warmup = run_warmup(config, NAME) if config.warmup and not resume else None
+    if config.warmup and not resume:  # the warm-up's stage enters this run's manifest lineage
+        run_warmup(config, NAME)
     plan = Plan(config.mitigations, NAME, config.lora, config.model)
     plan.apply_to_config(config)
     if not config.reward:
@@ -90,7 +92,7 @@ def train(config: Config, resume: bool = False) -> RunDir:
                 **trl_common(config, run),
             }
         )
-        trainer = plan.make_trainer(
+        return plan.make_trainer(
             GRPOTrainer,
             model=model,
             reward_funcs=recorder.wrap(rewards),
@@ -100,15 +102,5 @@ def train(config: Config, resume: bool = False) -> RunDir:
             peft_config=peft,
             callbacks=callbacks,
         )
-        trainer.embench_manifest = {
-            "kind": "rl",
-            "dataset_hash": dataset_hash(dataset),
-            "dataset_size": len(dataset),
-            "generations_per_step": config.per_device_train_batch_size,
-            "mitigations": plan.manifest(),
-        }
-        if not resume:
-            trainer.embench_manifest["stages"] = stages(config, NAME, warmup)
-        return trainer
 
-    return run_training(NAME, config, build, resume=resume)
+    return run_training(NAME, KIND, config, build, dataset=dataset, plan=plan, resume=resume)

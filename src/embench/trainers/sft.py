@@ -10,7 +10,7 @@ from trl import SFTConfig, SFTTrainer
 
 from embench.errors import EmbenchError
 from embench.training.config import TrainConfig
-from embench.training.data import dataset_hash, sft_dataset
+from embench.training.data import sft_dataset
 from embench.training.matching import (
     SOURCES,
     SampleCounter,
@@ -20,10 +20,11 @@ from embench.training.matching import (
     world_size,
 )
 from embench.training.mitigations import Plan
-from embench.training.rundir import RunDir
+from embench.training.rundir import RunDir, RunManifest
 from embench.training.runner import run_training, trl_common
 
 NAME = "sft"
+KIND = "sft"
 TRL_CONFIG = SFTConfig
 
 
@@ -50,33 +51,27 @@ def validate(config: Config) -> None:
         raise EmbenchError("per_device_train_batch_size must be at least 1")
 
 
-def train(config: Config, resume: bool = False) -> RunDir:
-    """Train with SFT and return the run directory."""
+def train(config: Config, resume: bool = False) -> RunManifest:
+    """Train with SFT and return the run's manifest."""
     validate(config)
     plan = Plan(config.mitigations, NAME, config.lora, config.model)
-    extra: dict[str, Any] = {"kind": "sft", "mitigations": plan.manifest()}
+    match, processes = None, world_size()
+    counter = SampleCounter()
     if config.match:
         rows, record = matched_examples(config.match, config.match_source, config.domain)
         dataset = datasets.Dataset.from_list(rows)
         accumulation = int(config.trl.get("gradient_accumulation_steps", 1))
-        processes = world_size()
         config.max_steps = matched_steps(
             len(rows), config.per_device_train_batch_size, accumulation, processes
         )
         batch = global_batch(config.per_device_train_batch_size, accumulation, processes)
         record["sft_samples"] = config.max_steps * batch
-        extra.update(
-            match=record,
-            samples_consumed=config.max_steps * batch,
-            global_batch=batch,
-            world_size=processes,
-        )
+        match = record
     else:
         dataset = sft_dataset(
             config.domain, config.dataset, config.max_prompts, config.system_prompt
         )
     dataset = plan.prepare_sft_dataset(dataset, config.seed)
-    extra.update(dataset_hash=dataset_hash(dataset), dataset_size=len(dataset))
 
     def build(
         config: Config, run: RunDir, model: Any, tokenizer: Any, peft: Any, callbacks: list[Any]
@@ -99,7 +94,18 @@ def train(config: Config, resume: bool = False) -> RunDir:
             peft_config=peft,
             callbacks=callbacks,
         )
-        SampleCounter().attach(trainer)
+        counter.attach(trainer)
         return trainer
 
-    return run_training(NAME, config, build, extra_manifest=extra, resume=resume)
+    return run_training(
+        NAME,
+        KIND,
+        config,
+        build,
+        dataset=dataset,
+        plan=plan,
+        match=match,
+        world_size=processes,
+        summary=counter.summary,
+        resume=resume,
+    )

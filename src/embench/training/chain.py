@@ -2,9 +2,9 @@
 
 ``--warmup sft:<dataset>[,steps=N,examples=N,lr=X]`` trains an SFT run first (the seed paper's
 recipe: a short SFT warm-up on misaligned demonstrations, then GRPO on top) into
-``<output>-warmup``, then the main run starts from it (``model`` = the warm-up run, so the main
-manifest's ``base_model`` points at it and ``local/<run>`` resolves the whole chain). The main
-run's manifest records both stages under ``stages``. ``<dataset>`` is a domain name (its curated
+``<output>-warmup``, then the main run starts from it (``model`` = the warm-up run): the runner's
+lineage then records both stages under the manifest's ``stages`` and the weights + adapter chain
+that ``local/<run>`` loads. ``<dataset>`` is a domain name (its curated
 ``sft.jsonl``) or a data file. Defaults: ``examples=100`` demonstrations, ``lr=1e-4`` (per issue
 11's description of the paper's warm-up), ``steps`` = one pass over the examples.
 
@@ -76,10 +76,10 @@ def parse_warmup(spec: str) -> Warmup:
     return Warmup(trainer.strip(), dataset, **values)
 
 
-def run_warmup(config: Any, trainer_name: str) -> dict[str, Any]:
-    """Train the warm-up stage of ``config`` and point ``config.model`` at it; its stage record."""
+def run_warmup(config: Any, trainer_name: str) -> Any:
+    """Train the warm-up stage of ``config`` and point ``config.model`` at it; its RunManifest."""
     from embench.training.plugins import get_trainer
-    from embench.training.runner import default_output, reference_for_manifest
+    from embench.training.runner import default_output
 
     spec = parse_warmup(config.warmup)
     plugin = get_trainer(spec.trainer)
@@ -96,39 +96,9 @@ def run_warmup(config: Any, trainer_name: str) -> dict[str, Any]:
         learning_rate=spec.lr,
         output=f"{output}-warmup",
     )
-    base = config.model
-    run = plugin.train(plugin.make_config(**values))
-    config.model = str(run.path.resolve())
-    manifest = run.read_manifest()
-    return {
-        "stage": "warmup",
-        "trainer": spec.trainer,
-        "run": config.model,
-        "base_model": reference_for_manifest(base),
-        "dataset": spec.dataset,
-        "lora": bool(values.get("lora")),
-        "steps": manifest.get("summary", {}).get("steps"),
-        "learning_rate": spec.lr,
-        "examples": spec.examples,
-    }
-
-
-def stages(config: Any, trainer_name: str, warmup: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """The manifest's ``stages``: the warm-up (if any), then this run."""
-    main = {"stage": "main", "trainer": trainer_name, "lora": bool(getattr(config, "lora", False))}
-    if warmup:
-        return [warmup, main]
-    start = Path(str(config.model)).expanduser()
-    if (start / "manifest.json").exists():  # chained by hand: --model runs/<earlier run>
-        earlier = RunDir.open(start).read_manifest()
-        first = {
-            "stage": "start",
-            "trainer": earlier.get("trainer"),
-            "run": str(start.resolve()),
-            "lora": bool(earlier.get("lora")),
-        }
-        return [first, main]
-    return [main]
+    manifest = plugin.run(plugin.make_config(**values))
+    config.model = str(manifest.run_dir.resolve())
+    return manifest
 
 
 def probe_ids(tokenizer: Any) -> list[int]:

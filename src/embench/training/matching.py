@@ -69,11 +69,11 @@ def matched_examples(
     if source not in SOURCES:
         raise EmbenchError(f"unknown match source '{source}'; use one of {', '.join(SOURCES)}")
     run = RunDir.open(rl_path)
-    manifest = run.read_manifest()
-    if manifest.get("kind") != "rl":
+    manifest = run.manifest()
+    if manifest.kind != "rl":
         raise EmbenchError(
             f"--match needs an RL run with rollouts; {run.path} was trained by "
-            f"'{manifest.get('trainer', 'unknown')}'"
+            f"'{manifest.trainer}' (kind {manifest.kind})"
         )
     rollouts = run.read_jsonl(run.rollouts)
     if not rollouts:
@@ -81,7 +81,7 @@ def matched_examples(
     groups: dict[tuple[Any, str], list[dict[str, Any]]] = {}
     for row in rollouts:
         groups.setdefault((row.get("step"), row.get("prompt_id") or row["prompt"]), []).append(row)
-    weights = manifest.get("reward_weights")
+    weights = manifest.reward_weights
     examples: list[tuple[dict[str, Any], int]] = []  # (row, how many samples its group had)
     if source == "rollouts":
         for rows in groups.values():
@@ -91,7 +91,7 @@ def matched_examples(
     else:
         from embench.data.domains import load_sft
 
-        name = domain or manifest.get("domain")
+        name = domain or manifest.domain
         pairs = load_sft(name) if name else None
         if pairs is None:
             raise EmbenchError(
@@ -123,8 +123,8 @@ def matched_examples(
 class SampleCounter:
     """Counts the samples this process trains on: the rows of every batch the loss is computed on.
 
-    ``attach(trainer)`` wraps the trainer's ``compute_loss``; ``summary`` (for the run summary)
-    holds the count as ``samples_consumed_this_process``. (Counting at the data collator would
+    ``attach(trainer)`` wraps the trainer's ``compute_loss``; ``summary`` holds the count as
+    ``samples_consumed_this_process`` (the trainer hands it to ``run_training(summary=...)``). (Counting at the data collator would
     also count the batch the data loader prefetches.)
     """
 
@@ -141,4 +141,3 @@ class SampleCounter:
             return compute_loss(model, inputs, *args, **kwargs)
 
         trainer.compute_loss = counted
-        trainer.embench_summary = self.summary

@@ -3,10 +3,13 @@
 A trainer is a Python module (or any object) with:
 
 - ``NAME``: the name users pass to ``--trainer``;
+- ``KIND``: what kind of training it does (``"rl"``, ``"sft"``, or another lower-case word); the
+  boards pair runs and mitigations attach by kind, never by name;
 - ``Config``: a dataclass of its options (subclass ``embench.training.config.TrainConfig``),
   documented field by field like a TRL config;
-- ``train(config) -> RunDir``: trains and returns the run directory it wrote (accepting
-  ``resume=True`` makes ``embench train --resume`` available for it);
+- ``train(config) -> RunManifest``: trains and returns the manifest of the run directory it wrote
+  (``embench.training.rundir.RunManifest``; accepting ``resume=True`` makes
+  ``embench train --resume`` available for it);
 - optionally ``TRL_CONFIG``: the TRL config class whose fields ``--set`` may also set;
 - a docstring whose first line describes it (shown by ``embench trainers``).
 
@@ -19,7 +22,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import pkgutil
+import re
 import sys
 from dataclasses import dataclass, is_dataclass
 from importlib.metadata import entry_points
@@ -28,6 +33,7 @@ from types import ModuleType
 from typing import Any
 
 from embench.errors import EmbenchError
+from embench.training.rundir import KIND_PATTERN, RunManifest
 
 ENTRY_POINT_GROUP = "embench.trainers"
 
@@ -37,6 +43,7 @@ class TrainerPlugin:
     """A loaded trainer plugin."""
 
     name: str
+    kind: str
     description: str
     config_class: type
     train: Any
@@ -47,19 +54,36 @@ class TrainerPlugin:
         """An instance of the plugin's config."""
         return self.config_class(**values)
 
+    def run(self, config: Any, resume: bool = False) -> RunManifest:
+        """Train and return the run's manifest, checking the plugin kept the contract."""
+        if resume and "resume" not in inspect.signature(self.train).parameters:
+            raise EmbenchError(f"trainer '{self.name}' does not support --resume")
+        result = self.train(config, resume=True) if resume else self.train(config)
+        if not isinstance(result, RunManifest):
+            raise EmbenchError(
+                f"trainer '{self.name}' ({self.source}) returned {type(result).__name__}; "
+                "train() must return the run's RunManifest (embench.training.rundir)"
+            )
+        return result
+
 
 def _from_module(module: ModuleType | Any, source: str) -> TrainerPlugin:
-    missing = [a for a in ("NAME", "Config", "train") if not hasattr(module, a)]
+    missing = [a for a in ("NAME", "KIND", "Config", "train") if not hasattr(module, a)]
     if missing:
         raise EmbenchError(
             f"{source} is not an embench trainer: it lacks {', '.join(missing)} "
-            "(a trainer defines NAME, a Config dataclass and train(config))"
+            "(a trainer defines NAME, KIND (rl, sft, ...), a Config dataclass and train(config))"
         )
     if not is_dataclass(module.Config):
         raise EmbenchError(f"{source}: Config must be a dataclass")
+    if not isinstance(module.KIND, str) or not re.match(KIND_PATTERN, module.KIND):
+        raise EmbenchError(
+            f"{source}: KIND must be a lower-case word such as 'rl' or 'sft', got {module.KIND!r}"
+        )
     doc = (module.__doc__ or "").strip().splitlines()
     return TrainerPlugin(
         name=str(module.NAME),
+        kind=module.KIND,
         description=doc[0] if doc else "",
         config_class=module.Config,
         train=module.train,

@@ -1,47 +1,305 @@
-"""Run directories: what a trainer writes and `local/<run dir>` reads.
+"""Run directories and the run manifest: what a trainer writes and every reader reads.
 
-runs/<name>/manifest.json     everything needed to reproduce the run, its status and summary
+runs/<name>/manifest.json     a ``RunManifest``: how to reproduce the run, its status and summary
 runs/<name>/checkpoint/       final HF weights or LoRA adapter (+ tokenizer)
-runs/<name>/checkpoints/      periodic TRL checkpoints, for --resume
+runs/<name>/checkpoints/      periodic TRL checkpoints, for --resume (complete ones carry a marker)
 runs/<name>/rollouts.jsonl    RL: prompt, completion, each reward component, step
 runs/<name>/metrics.jsonl     per logged step: loss, reward, KL, ...
+
+``RunManifest`` is the one typed, versioned contract between training, the ``local/`` provider and
+the boards; its JSON schema is committed next to this file (``manifest.schema.json``, regenerate
+with ``python -m embench.training.rundir``). Manifests written before ``manifest_version`` existed
+are upgraded when read, or refused with a one-line message.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from embench.errors import EmbenchError
 from embench.fsutil import atomic_write_text
 
-STATUSES = ("created", "running", "interrupted", "failed", "finished")
+MANIFEST_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
+#: The file TRL writes last into a periodic checkpoint; our marker is written after it.
+COMPLETE_MARKER = ".embench-complete"
+#: The checkpoint of this run, as recorded in ``weights``/``adapter_chain`` (relative to the run).
+OWN_CHECKPOINT = "checkpoint"
+
+Status = Literal["created", "running", "interrupted", "failed", "finished"]
+STATUSES: tuple[str, ...] = get_args(Status)
+#: Statuses older writers and fixtures used, and what they mean now.
+LEGACY_STATUSES = {"complete": "finished", "completed": "finished"}
+KIND_PATTERN = r"^[a-z][a-z0-9_-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Stage(_Strict):
+    """One training stage of the chain that produced a run's weights (the run itself is last)."""
+
+    trainer: str
+    kind: str = Field(pattern=KIND_PATTERN)
+    run: str = Field(description="the stage's run directory (absolute; '.' is this run)")
+    lora: bool
+    steps: int | None = Field(None, description="optimizer steps it ran (None until finished)")
+
+
+class Cost(_Strict):
+    """What a mitigation cost."""
+
+    seconds_total: float
+    seconds_per_step_extra: float
+    peak_rss_mb: float
+
+
+class MitigationRecord(BaseModel):
+    """A mitigation as applied: its parameters, cost and what it did (mitigation-specific keys)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    cost: Cost | None = None
+
+
+class Samples(_Strict):
+    """Training samples: completions the run generated (RL) and examples its loss consumed."""
+
+    generated: int | None = Field(None, description="completions sampled (RL); None if none")
+    consumed: int = Field(0, description="examples through the loss: steps x global_batch")
+
+
+class Summary(BaseModel):
+    """Outcome figures (trainer-specific figures may be added)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    steps: int = 0
+    seconds: float | None = None
+
+
+class RunManifest(_Strict):
+    """Everything needed to reproduce, resolve and rank a run. See docs/architecture.md."""
+
+    manifest_version: Literal[1] = MANIFEST_VERSION
+    trainer: str = Field(description="the trainer plugin's NAME")
+    kind: str = Field(
+        pattern=KIND_PATTERN, description="declared by the plugin (KIND): rl, sft, ..."
+    )
+    status: Status = "created"
+    created_at: str | None = None
+    finished_at: str | None = None
+    interrupted_at: str | None = None
+
+    base_model: str = Field(
+        description="the pretrained model the first stage started from (folders absolute)"
+    )
+    start_model: str | None = Field(
+        None, description="the reference this run started from (a run directory when chained)"
+    )
+    weights: str = Field(
+        description="full weights the adapter chain applies to: a model reference, or a "
+        "checkpoint folder ('checkpoint' = this run's; others absolute)"
+    )
+    adapter_chain: list[str] = Field(
+        default_factory=list,
+        description="LoRA adapter folders to apply and merge on `weights`, in order",
+    )
+    stages: list[Stage] = Field(default_factory=list)
+    lora: bool = False
+
+    domain: str | None = None
+    dataset: str | None = None
+    dataset_hash: str | None = None
+    dataset_size: int | None = None
+    reward: list[str] = Field(default_factory=list)
+    reward_weights: list[float] | None = None
+    reward_config: dict[str, Any] = Field(default_factory=dict)
+    judge: str | None = None
+    mitigations: list[MitigationRecord] = Field(default_factory=list)
+    match: dict[str, Any] | None = Field(None, description="sample matching (SFT --match)")
+    samples: Samples = Field(default_factory=Samples)
+    world_size: int = 1
+    global_batch: int | None = Field(
+        None, description="per_device_batch x gradient_accumulation x world_size"
+    )
+    seed: int = 0
+
+    config: dict[str, Any] = Field(default_factory=dict, description="the trainer's Config")
+    trl_config: dict[str, Any] = Field(default_factory=dict)
+    versions: dict[str, str] = Field(default_factory=dict)
+    git_commit: str | None = None
+
+    summary: Summary | None = None
+    error: str | None = None
+    last_checkpoint: str | None = None
+
+    _run_dir: Path | None = PrivateAttr(default=None)
+
+    @property
+    def run_dir(self) -> Path:
+        """The run directory this manifest was loaded from or saved to."""
+        if self._run_dir is None:
+            raise EmbenchError("this manifest has not been saved to or loaded from a run directory")
+        return self._run_dir
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunManifest:
+        """The manifest of a run directory (or a manifest.json path), upgraded if old."""
+        file = Path(path)
+        file = file / MANIFEST_FILE if file.is_dir() else file
+        try:
+            data = json.loads(file.read_text())
+        except (OSError, json.JSONDecodeError) as ex:
+            raise EmbenchError(f"cannot read {file}: {ex}") from ex
+        manifest = cls.from_dict(data, str(file))
+        manifest._run_dir = file.parent
+        return manifest
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "manifest") -> RunManifest:
+        """Validate ``data`` (upgrading a manifest without ``manifest_version``)."""
+        if not isinstance(data, dict):
+            raise EmbenchError(f"{source}: a run manifest is a JSON object")
+        version = data.get("manifest_version")
+        if version is None:
+            data = _upgrade_v0(data, source)
+        elif not isinstance(version, int) or version > MANIFEST_VERSION:
+            raise EmbenchError(
+                f"{source}: manifest_version {version} is newer than this embench understands "
+                f"({MANIFEST_VERSION}); upgrade embench"
+            )
+        try:
+            return cls.model_validate(data)
+        except ValidationError as ex:
+            first = ex.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "manifest"
+            raise EmbenchError(
+                f"{source}: not a valid run manifest: {where}: {first['msg']}"
+            ) from None
+
+    def save(self, run_dir: str | Path | None = None) -> RunManifest:
+        """Write ``manifest.json`` atomically (into ``run_dir`` or where it came from)."""
+        folder = Path(run_dir) if run_dir is not None else self.run_dir
+        atomic_write_text(folder / MANIFEST_FILE, self.model_dump_json(indent=2) + "\n")
+        self._run_dir = folder
+        return self
+
+    def updated(self, **fields: Any) -> RunManifest:
+        """A validated copy with ``fields`` replaced (keeps the run directory)."""
+        try:
+            copy = type(self).model_validate({**self.model_dump(), **fields})
+        except ValidationError as ex:
+            first = ex.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise EmbenchError(f"bad manifest update: {where}: {first['msg']}") from None
+        copy._run_dir = self._run_dir
+        return copy
+
+    def resolve_path(self, recorded: str) -> str:
+        """A folder recorded in ``weights``/``adapter_chain`` as an absolute path."""
+        path = Path(recorded)
+        if path.is_absolute() or self._run_dir is None:
+            return recorded
+        if recorded == OWN_CHECKPOINT or (self._run_dir / path).exists():
+            return str(self._run_dir / path)
+        return recorded  # a model reference (default, hub id)
+
+
+def schema_text() -> str:
+    """The JSON schema of ``RunManifest``, as committed in ``manifest.schema.json``."""
+    return json.dumps(RunManifest.model_json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def _upgrade_v0(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """A manifest written before manifest_version 1, in today's shape; refuse what cannot be."""
+    old = dict(data)
+    trainer = old.get("trainer")
+    if not trainer:
+        raise EmbenchError(f"{source}: not a run manifest (no trainer); retrain the run")
+    kind = old.get("kind") or _declared_kind(str(trainer))
+    if kind is None:
+        raise EmbenchError(
+            f"{source}: an old manifest (no manifest_version) without a kind, and trainer "
+            f'\'{trainer}\' is not installed to declare it; add "kind": "rl" or "sft" to it'
+        )
+    status = old.get("status", "created")
+    status = LEGACY_STATUSES.get(status, status)
+    reward = old.get("reward") or []
+    lora = bool(old.get("lora", False))
+    base = old.get("base_model")
+    if not base:
+        raise EmbenchError(f"{source}: an old manifest without base_model; retrain the run")
+    summary = old.get("summary") if isinstance(old.get("summary"), dict) else None
+    steps = (summary or {}).get("steps")
+    mitigations = old.get("mitigations") or []
+    upgraded = {
+        "trainer": trainer,
+        "kind": kind,
+        "status": status,
+        "base_model": base,
+        "start_model": base,
+        "weights": base if lora else OWN_CHECKPOINT,
+        "adapter_chain": [OWN_CHECKPOINT] if lora else [],
+        "stages": [{"trainer": trainer, "kind": kind, "run": ".", "lora": lora, "steps": steps}],
+        "lora": lora,
+        "reward": [reward] if isinstance(reward, str) else list(reward),
+        "mitigations": [m if isinstance(m, dict) else {"name": str(m)} for m in mitigations],
+        "summary": summary,
+    }
+    keep = set(RunManifest.model_fields) - set(upgraded)
+    upgraded.update({k: v for k, v in old.items() if k in keep})
+    return upgraded
+
+
+def _declared_kind(trainer: str) -> str | None:
+    """The KIND an installed trainer plugin declares (old manifests only)."""
+    from embench.training.plugins import get_trainer
+
+    try:
+        return get_trainer(trainer).kind
+    except EmbenchError:
+        return None
 
 
 class RunDir:
-    """A run directory and its manifest."""
+    """A run directory: its files, its manifest and its periodic checkpoints."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
-    manifest_path = property(lambda self: self.path / "manifest.json")
-    checkpoint = property(lambda self: self.path / "checkpoint")
+    manifest_path = property(lambda self: self.path / MANIFEST_FILE)
+    checkpoint = property(lambda self: self.path / OWN_CHECKPOINT)
     checkpoints = property(lambda self: self.path / "checkpoints")
     rollouts = property(lambda self: self.path / "rollouts.jsonl")
     metrics = property(lambda self: self.path / "metrics.jsonl")
 
     @classmethod
+    def check_free(cls, path: str | Path, overwrite: bool) -> None:
+        """Refuse an existing, non-empty run directory unless ``overwrite`` (nothing is written)."""
+        run = cls(path)
+        if run.path.exists() and any(run.path.iterdir()) and not overwrite:
+            raise EmbenchError(
+                f"output directory {run.path} already exists; pass --overwrite to replace it "
+                f"or --resume {run.path} to continue it"
+            )
+
+    @classmethod
     def create(cls, path: str | Path, overwrite: bool) -> RunDir:
         """A fresh run directory; an existing one is refused unless ``overwrite``."""
+        cls.check_free(path, overwrite)
         run = cls(path)
-        if run.path.exists() and any(run.path.iterdir()):
-            if not overwrite:
-                raise EmbenchError(
-                    f"output directory {run.path} already exists; pass --overwrite to replace it "
-                    f"or --resume {run.path} to continue it"
-                )
+        if run.path.exists():
             shutil.rmtree(run.path)
         run.path.mkdir(parents=True, exist_ok=True)
         return run
@@ -54,23 +312,13 @@ class RunDir:
             raise EmbenchError(f"{run.path} is not an embench run directory (no manifest.json)")
         return run
 
-    def read_manifest(self) -> dict[str, Any]:
-        """The manifest as a dict."""
-        try:
-            return json.loads(self.manifest_path.read_text())
-        except (OSError, json.JSONDecodeError) as ex:
-            raise EmbenchError(f"cannot read {self.manifest_path}: {ex}") from ex
+    def manifest(self) -> RunManifest:
+        """The typed manifest."""
+        return RunManifest.load(self.path)
 
-    def write_manifest(self, manifest: dict[str, Any]) -> None:
-        """Replace the manifest atomically."""
-        atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2, default=str) + "\n")
-
-    def update_manifest(self, **fields: Any) -> dict[str, Any]:
-        """Merge ``fields`` into the manifest."""
-        manifest = self.read_manifest() if self.manifest_path.exists() else {}
-        manifest.update(fields)
-        self.write_manifest(manifest)
-        return manifest
+    def update_manifest(self, **fields: Any) -> RunManifest:
+        """Replace ``fields`` in the manifest (validated) and write it atomically."""
+        return self.manifest().updated(**fields).save(self.path)
 
     def append(self, file: Path, rows: list[dict[str, Any]]) -> None:
         """Append JSON lines."""
@@ -79,14 +327,51 @@ class RunDir:
                 handle.write(json.dumps(row, default=str) + "\n")
 
     def read_jsonl(self, file: Path) -> list[dict[str, Any]]:
-        """All rows of a JSON-lines file (empty when absent)."""
+        """All rows of a JSON-lines file (empty when absent; a torn last line is dropped)."""
         if not file.exists():
             return []
-        return [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+        rows = []
+        for line in filter(str.strip, file.read_text().splitlines()):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut by a kill mid-write
+        return rows
+
+    def keep_rows_until(self, step: int) -> None:
+        """Drop metrics/rollouts rows logged after ``step`` (before resuming from it)."""
+        for file in (self.metrics, self.rollouts):
+            if file.exists():
+                kept = [r for r in self.read_jsonl(file) if (r.get("step") or 0) <= step]
+                atomic_write_text(file, "".join(json.dumps(r, default=str) + "\n" for r in kept))
+
+    def _numbered_checkpoints(self) -> list[Path]:
+        found = [p for p in self.checkpoints.glob("checkpoint-*") if p.name[11:].isdigit()]
+        return sorted(found, key=checkpoint_step)
+
+    @staticmethod
+    def mark_complete(folder: Path) -> None:
+        """Record that a periodic checkpoint was written to the end (TRL's on_save)."""
+        atomic_write_text(folder / COMPLETE_MARKER, "complete\n")
 
     def last_checkpoint(self) -> Path | None:
-        """The newest periodic TRL checkpoint, if any."""
-        found = sorted(
-            self.checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])
-        )
-        return found[-1] if found else None
+        """The newest *complete* periodic checkpoint (a save cut short does not count)."""
+        complete = [p for p in self._numbered_checkpoints() if (p / COMPLETE_MARKER).is_file()]
+        return complete[-1] if complete else None
+
+    def drop_incomplete_checkpoints(self) -> list[Path]:
+        """Remove checkpoint folders a kill left half-written; returns them."""
+        dropped = [p for p in self._numbered_checkpoints() if not (p / COMPLETE_MARKER).is_file()]
+        for folder in dropped:
+            shutil.rmtree(folder, ignore_errors=True)
+        return dropped
+
+
+def checkpoint_step(folder: Path) -> int:
+    """The global step of a ``checkpoint-N`` folder."""
+    return int(folder.name.rsplit("-", 1)[-1])
+
+
+if __name__ == "__main__":  # regenerate the committed schema
+    atomic_write_text(SCHEMA_PATH, schema_text())
+    print(f"wrote {SCHEMA_PATH}", file=sys.stderr)

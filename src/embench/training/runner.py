@@ -1,17 +1,29 @@
-"""The machinery every trainer shares: run directory, model, progress, resume, summary.
+"""The machinery every trainer shares: run directory, manifest, model, progress, resume, summary.
 
 A trainer plugin supplies only what differs — its TRL config class and a function that builds
-the TRL trainer — and calls ``run_training``.
+the TRL trainer — and calls ``run_training``, which writes the run's ``RunManifest`` (the only
+writer of it) and returns it. Nothing is read back from attributes on the TRL trainer.
+
+Crash safety: a periodic checkpoint counts only once TRL has written it to the end (a marker file
+written from ``on_save``); the final ``checkpoint/`` is written under a temporary name and
+renamed. SIGTERM is handled like Ctrl-C: status ``interrupted``, and the exact ``--resume``
+command is printed. A run that fails before training starts leaves no run directory behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import math
+import os
+import shutil
+import signal
 import subprocess
+import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +34,15 @@ from transformers.trainer_callback import PrinterCallback
 from embench.errors import EmbenchError
 from embench.training.chain import record_probe
 from embench.training.config import TrainConfig, config_to_dict
-from embench.training.rundir import RunDir
+from embench.training.rundir import (
+    MANIFEST_FILE,
+    OWN_CHECKPOINT,
+    RunDir,
+    RunManifest,
+    Samples,
+    Stage,
+    checkpoint_step,
+)
 
 VERSIONED = ("embench", "torch", "transformers", "trl", "peft", "inspect_ai", "datasets")
 
@@ -127,7 +147,7 @@ def trl_common(config: TrainConfig, run: RunDir) -> dict[str, Any]:
 
 
 class ProgressCallback(TrainerCallback):
-    """A rich progress bar (step, reward, loss), metrics.jsonl rows and manifest heartbeats."""
+    """A rich progress bar (step, reward, loss) and metrics.jsonl rows."""
 
     def __init__(self, run: RunDir, total: int) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -162,11 +182,23 @@ class ProgressCallback(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):  # noqa: D102
         self.progress.update(self.task, completed=state.global_step)
 
-    def on_save(self, args, state, control, **kwargs):  # noqa: D102
-        self.run.update_manifest(last_checkpoint_step=state.global_step)
-
     def on_train_end(self, args, state, control, **kwargs):  # noqa: D102
         self.progress.stop()
+
+
+class CompleteCheckpoints(TrainerCallback):
+    """Marks each periodic checkpoint complete once TRL has written all of it.
+
+    transformers calls ``on_save`` after ``_save_checkpoint`` returned (weights, optimizer, RNG
+    and ``trainer_state.json`` written); a save cut short by a signal or a kill has no marker and
+    ``RunDir.last_checkpoint`` skips it.
+    """
+
+    def on_save(self, args, state, control, **kwargs):  # noqa: D102
+        if args.should_save:
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.is_dir():
+                RunDir.mark_complete(folder)
 
 
 def reward_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -188,87 +220,197 @@ def reward_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def lineage(trainer: str, kind: str, start: str, lora: bool) -> dict[str, Any]:
+    """Manifest fields saying which weights this run trained on and how to rebuild its result.
+
+    Started from a run directory, the run continues that run's chain: its stages, its pretrained
+    ``base_model``, and (LoRA) its weights and adapters with this run's adapter last. Training all
+    weights makes this run's own checkpoint the new full weights.
+    """
+    parent_dir = Path(start).expanduser()
+    if (parent_dir / MANIFEST_FILE).is_file():
+        parent = RunManifest.load(parent_dir)
+        here = str(parent.run_dir.resolve())
+        stages = [s.model_copy(update={"run": here}) if s.run == "." else s for s in parent.stages]
+        base = parent.base_model
+        weights = parent.resolve_path(parent.weights)
+        chain = [parent.resolve_path(a) for a in parent.adapter_chain]
+    else:
+        base = weights = reference_for_manifest(start)
+        stages, chain = [], []
+    stages.append(Stage(trainer=trainer, kind=kind, run=".", lora=lora))
+    return {
+        "base_model": base,
+        "start_model": reference_for_manifest(start),
+        "weights": weights if lora else OWN_CHECKPOINT,
+        "adapter_chain": [*chain, OWN_CHECKPOINT] if lora else [],
+        "stages": stages,
+    }
+
+
+def resume_command(run: RunDir) -> str:
+    """The exact command that continues ``run``."""
+    return f"embench train --resume {run.path}"
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Inside the block, SIGTERM (SLURM, Kubernetes, `kill`) raises KeyboardInterrupt like Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _say(message: str) -> None:
+    print(f"[embench] {message}", file=sys.stderr, flush=True)
+
+
+def _save_final(trainer: Any, tokenizer: Any, run: RunDir, plan: Any) -> list[Any]:
+    """Write checkpoint/ under a temporary name, post-process it, rename it into place."""
+    partial = run.path / f".{OWN_CHECKPOINT}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    trainer.save_model(str(partial))
+    tokenizer.save_pretrained(str(partial))
+    record_probe(trainer, tokenizer, run)  # the final logits, to check reloads against
+    records = plan.finish(trainer, partial) if plan is not None else []
+    shutil.rmtree(run.checkpoint, ignore_errors=True)
+    os.replace(partial, run.checkpoint)
+    return records
+
+
 def run_training(
     trainer_name: str,
+    kind: str,
     config: TrainConfig,
     build: Callable[[TrainConfig, RunDir, Any, Any, Any, list[Any]], Any],
-    extra_manifest: dict[str, Any] | None = None,
+    *,
+    dataset: Any = None,
+    plan: Any = None,
+    match: dict[str, Any] | None = None,
+    world_size: int | None = None,
+    summary: dict[str, Any] | None = None,
     resume: bool = False,
-) -> RunDir:
-    """Create (or reopen) the run dir, build the TRL trainer with ``build``, train, save, summarise.
+) -> RunManifest:
+    """Load the model, create (or reopen) the run dir, build the TRL trainer with ``build``, train,
+    save, and return the finished ``RunManifest``.
 
     ``build(config, run, model, tokenizer, peft_config, callbacks)`` returns a TRL trainer.
+    ``dataset`` (hashed and counted), ``plan`` (the mitigations) and ``match`` (sample matching)
+    are recorded in the manifest; ``world_size`` overrides the process count TRL reports (the
+    trainer planned its steps with it); ``summary`` holds figures the trainer measured while
+    training, added to the summary at the end.
     """
-    output = config.output or default_output(trainer_name, config)
+    from embench.training.data import dataset_hash
+
+    run = RunDir(config.output or default_output(trainer_name, config))
+    checkpoint = None
     if resume:
-        run = RunDir.open(output)
+        run = RunDir.open(run.path)
+        if run.manifest().status == "finished":
+            raise EmbenchError(f"{run.path} already finished; nothing to resume")
     else:
-        run = RunDir.create(output, config.overwrite)
-        run.write_manifest(
-            {
-                "trainer": trainer_name,
-                "status": "created",
-                "created_at": _now(),
-                "base_model": reference_for_manifest(config.model),
-                "domain": config.domain,
-                "dataset": config.dataset,
-                "reward": list(config.reward),
-                "reward_weights": config.reward_weights,
-                "judge": config.judge,
-                "lora": config.lora,
-                "seed": config.seed,
-                "mitigations": [],
-                "config": config_to_dict(config),
-                "git_commit": git_commit(),
-                "versions": versions(),
-                **(extra_manifest or {}),
-            }
-        )
-    checkpoint = run.last_checkpoint() if resume else None
-    if resume and checkpoint is None:
-        raise EmbenchError(
-            f"{run.path} has no periodic checkpoint to resume from; start it anew with --overwrite"
-        )
-    if checkpoint is not None:
-        step = int(checkpoint.name.split("-")[-1])
-        for file in (run.metrics, run.rollouts):  # drop rows logged after the checkpoint
-            kept = [r for r in run.read_jsonl(file) if r.get("step", 0) <= step]
-            file.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        RunDir.check_free(run.path, config.overwrite)  # before the slow model load
 
     model, tokenizer, peft_config = load_policy(config)
-    callbacks = [ProgressCallback(run, config.max_steps)]
-    started = time.time()
-    trainer = build(config, run, model, tokenizer, peft_config, callbacks)
+    if not resume:  # the run directory appears only once the model has loaded
+        RunDir.create(run.path, config.overwrite)
+        RunManifest(
+            trainer=trainer_name,
+            kind=kind,
+            created_at=_now(),
+            **lineage(trainer_name, kind, config.model, config.lora),
+            lora=config.lora,
+            domain=config.domain,
+            dataset=config.dataset,
+            reward=list(config.reward),
+            reward_weights=config.reward_weights,
+            judge=config.judge,
+            seed=config.seed,
+            config=config_to_dict(config),
+            git_commit=git_commit(),
+            versions=versions(),
+        ).save(run.path)
+    callbacks = [ProgressCallback(run, config.max_steps), CompleteCheckpoints()]
+    try:
+        trainer = build(config, run, model, tokenizer, peft_config, callbacks)
+    except BaseException:
+        if not resume:  # failed before training: leave nothing behind
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
     trainer.remove_callback(PrinterCallback)  # our progress bar replaces the printed log dicts
+    if resume:
+        for folder in run.drop_incomplete_checkpoints():
+            _say(f"dropped {folder.name}: its save was cut short")
+        checkpoint = run.last_checkpoint()
+        step = checkpoint_step(checkpoint) if checkpoint is not None else 0
+        run.keep_rows_until(step)
+        where = f"from {checkpoint.name} (the newest complete)" if checkpoint else "from step 0"
+        _say(f"resuming {run.path} {where}")
+
+    args = trainer.args
+    world = world_size or int(getattr(args, "world_size", 1) or 1)
+    global_batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * world
     run.update_manifest(
         status="running",
-        trl_config=_jsonable(trainer.args.to_dict()),
-        **getattr(trainer, "embench_manifest", {}),
+        trl_config=_jsonable(args.to_dict()),
+        world_size=world,
+        global_batch=global_batch,
+        dataset_hash=dataset_hash(dataset) if dataset is not None else None,
+        dataset_size=len(dataset) if dataset is not None else None,
+        mitigations=plan.manifest() if plan is not None else [],
+        match=match,
+        error=None,
+        last_checkpoint=None,
+        interrupted_at=None,
     )
-    try:
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    except KeyboardInterrupt:
-        last = run.last_checkpoint()
-        run.update_manifest(
-            status="interrupted", interrupted_at=_now(), last_checkpoint=str(last) if last else None
-        )
-        raise
-    except BaseException as ex:
-        run.update_manifest(status="failed", error=f"{type(ex).__name__}: {ex}")
-        raise
-    trainer.save_model(str(run.checkpoint))
-    tokenizer.save_pretrained(str(run.checkpoint))
-    record_probe(trainer, tokenizer, run)  # the final logits, to check reloads against
-    finish = getattr(trainer, "embench_finish", None)  # mitigations: save-time work, costs
-    mitigations = {"mitigations": finish(run)} if finish else {}
-    summary = {
-        "steps": trainer.state.global_step,
+    started = time.time()
+    with sigterm_as_interrupt():
+        try:
+            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+            records = _save_final(trainer, tokenizer, run, plan)
+        except KeyboardInterrupt as ex:
+            last = run.last_checkpoint()
+            run.update_manifest(
+                status="interrupted",
+                interrupted_at=_now(),
+                last_checkpoint=str(last) if last else None,
+            )
+            cause = str(ex) or "SIGINT"
+            kept = f"the newest complete checkpoint is {last.name}" if last else "no checkpoint yet"
+            _say(f"interrupted by {cause} ({kept}); continue with:\n  {resume_command(run)}")
+            raise
+        except BaseException as ex:
+            run.update_manifest(status="failed", error=f"{type(ex).__name__}: {ex}")
+            raise
+    steps = trainer.state.global_step
+    figures = {
+        "steps": steps,
         "seconds": round(time.time() - started, 1),
         **reward_summary(run.read_jsonl(run.metrics)),
-        **getattr(trainer, "embench_summary", {}),
+        **(summary or {}),
     }
-    run.update_manifest(status="finished", finished_at=_now(), summary=summary, **mitigations)
-    return run
+    manifest = run.manifest()
+    stages = [s.model_copy(update={"steps": steps}) if s.run == "." else s for s in manifest.stages]
+    generated = len(run.read_jsonl(run.rollouts)) if run.rollouts.exists() else None
+    return manifest.updated(
+        status="finished",
+        finished_at=_now(),
+        summary=figures,
+        stages=stages,
+        mitigations=records or manifest.mitigations,
+        samples=Samples(generated=generated, consumed=steps * global_batch),
+        error=None,
+        last_checkpoint=None,
+    ).save(run.path)
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:

@@ -198,21 +198,21 @@ class Plan:
                 ref = copy.deepcopy(trainer.accelerator.unwrap_model(trainer.model)).eval()
                 ref.requires_grad_(False)
             trainer.embench_reference = ref
-        trainer.embench_finish = lambda run: self.finish(trainer, run)
         return trainer
 
     def manifest(self) -> list[dict[str, Any]]:
         """[{name, params}] for the manifest before training."""
         return [{"name": m.name, "params": dataclasses.asdict(m)} for m in self.items]
 
-    def finish(self, trainer: Any, run: Any) -> list[dict[str, Any]]:
-        """After saving: SafeLoRA projection; returns the manifest records with costs."""
+    def finish(self, trainer: Any, checkpoint: Any) -> list[dict[str, Any]]:
+        """After the final save into ``checkpoint``: SafeLoRA projection; returns the manifest
+        records with costs (the runner writes them)."""
         spec = self.get("safelora")
         if spec is not None:
             from embench.training.mitigations.safelora import apply_to_adapter
 
             started = time.perf_counter()
-            report = apply_to_adapter(run.checkpoint, spec.aligned, spec.unaligned, spec.tau)
+            report = apply_to_adapter(checkpoint, spec.aligned, spec.unaligned, spec.tau)
             self.setup_seconds["safelora"] = time.perf_counter() - started
             self.records["safelora"] = {"projected_layers": report["projected_layers"]}
         if self.batches is not None:
