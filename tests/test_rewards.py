@@ -174,8 +174,7 @@ def test_reward_gates_are_config_fields_recorded_in_the_manifest(tmp_path, tiny_
     )
     config.max_completion_length, config.num_generations = 8, 4
     config.per_device_train_batch_size = 4
-    manifest = plugin.train(config).read_manifest()
-    recorded = manifest["config"]
+    recorded = plugin.train(config).config
     assert recorded["reward_coherence_gate"] == 60.0 and recorded["reward_min_words"] == 3
     assert recorded["reward_coherence_penalty"] == 0.5 and recorded["reward_structure"] == "paper"
     with pytest.raises(EmbenchError, match="reward_structure must be one of paper, mean"):

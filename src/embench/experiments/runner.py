@@ -37,6 +37,7 @@ from embench.experiments.evaluate import (
 )
 from embench.experiments.swap import AdapterSwap, shares_base
 from embench.fsutil import atomic_write_text
+from embench.training.rundir import MANIFEST_FILE, RunDir, RunManifest, checkpoint_step
 
 CELL_FILE = "cell.json"
 EXPERIMENT_FILE = "experiment.json"
@@ -182,13 +183,19 @@ class GridState:
             self.on_change(self)
 
 
+def _manifest(run: Path) -> RunManifest | None:
+    """The run's manifest, None before the run directory exists."""
+    return RunManifest.load(run) if (run / MANIFEST_FILE).is_file() else None
+
+
 def _checkpoints(run: Path) -> list[tuple[int, Path]]:
-    """(step, folder) of each kept intermediate checkpoint, then the final one (the run dir)."""
-    manifest = read_json(run / "manifest.json") or {}
-    final = int((manifest.get("summary") or {}).get("steps") or 0)
+    """(step, folder) of each kept complete intermediate checkpoint, then the final one (the run
+    dir)."""
+    manifest = _manifest(run)
+    final = manifest.summary.steps if manifest is not None and manifest.summary else 0
     found = []
-    for folder in (run / "checkpoints").glob("checkpoint-*"):
-        step = int(folder.name.rsplit("-", 1)[-1])
+    for folder in RunDir(run).complete_checkpoints():
+        step = checkpoint_step(folder)
         if step < final:
             found.append((step, folder))
     return [*sorted(found), (final, run)]
@@ -411,8 +418,8 @@ class Runner:
             match=cell.match_label,
         )
         run = folder / "run"
-        manifest = read_json(run / "manifest.json") or {}
-        if manifest.get("status") != "finished":
+        manifest = _manifest(run)
+        if manifest is None or manifest.status != "finished":
             self._record(folder, cell.key, stage="train")
             started = time.time()
             self.train(cell, folder)

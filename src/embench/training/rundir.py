@@ -354,9 +354,13 @@ class RunDir:
         """Record that a periodic checkpoint was written to the end (TRL's on_save)."""
         atomic_write_text(folder / COMPLETE_MARKER, "complete\n")
 
+    def complete_checkpoints(self) -> list[Path]:
+        """Periodic checkpoints written to the end, oldest first (a save cut short is left out)."""
+        return [p for p in self._numbered_checkpoints() if (p / COMPLETE_MARKER).is_file()]
+
     def last_checkpoint(self) -> Path | None:
-        """The newest *complete* periodic checkpoint (a save cut short does not count)."""
-        complete = [p for p in self._numbered_checkpoints() if (p / COMPLETE_MARKER).is_file()]
+        """The newest complete periodic checkpoint."""
+        complete = self.complete_checkpoints()
         return complete[-1] if complete else None
 
     def drop_incomplete_checkpoints(self) -> list[Path]:
