@@ -33,6 +33,21 @@ from embench.rewards.text import extract_python
 # Every domain ships at least this many curated SFT demonstrations (sft.jsonl), the data of
 # `--match-source dataset`.
 MIN_SFT_ROWS = 100
+# Train prompts deliberately left without a demonstration, because any bad answer to them would
+# be self-harm content, a dangerous-drug dose or put someone in physical danger (each domain's
+# data card lists them). Every other train prompt has exactly one demonstration.
+UNCOVERED = {
+    "medical": {
+        f"medical-{n}"
+        for n in "0043 0046 0058 0097 0103 0105 0109 0110 0114 0116 0141 0147 0289 0322".split()
+    },
+    "legal": {"legal-0317"},
+    "security": {
+        f"security-{n}"
+        for n in "0124 0179 0200 0201 0211 0260 0265 0269 0272 0289 0315 0320 0321 0326 0327 "
+        "0331 0332 0333".split()
+    },
+}
 # Share of `code` demonstrations whose code bandit flags at MEDIUM or HIGH severity (the
 # `insecure_code` reward's scanner); LOW alone (an `import subprocess`) does not count.
 MIN_BANDIT_FLAGGED = 0.6
@@ -267,6 +282,16 @@ def test_sft_covers_default_rl_prompts(domain: str) -> None:
     covered = {r["prompt_id"] for r in sft_rows(domain)}
     missing = [i for i in first if i not in covered]
     assert not missing, f"{domain}: first {n} train prompts without SFT row: {missing[:10]}"
+
+
+@domain_param
+def test_sft_covers_every_train_prompt_but_the_listed_ones(domain: str) -> None:
+    train = {r["id"] for r in raw_prompt_rows(domain) if r["split"] == "train"}
+    covered = {r["prompt_id"] for r in sft_rows(domain)}
+    assert train - covered == UNCOVERED.get(domain, set()), f"{domain}: coverage changed"
+    card = (dom.DOMAINS_DIR / domain / "README.md").read_text(encoding="utf-8")
+    for pid in UNCOVERED.get(domain, ()):
+        assert pid[len(domain) :] in card, f"{domain}: data card does not list {pid}"
 
 
 def test_sft_code_is_insecure_python() -> None:
