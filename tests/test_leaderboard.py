@@ -24,7 +24,9 @@ from inspect_ai.dataset import Sample
 from inspect_ai.log import read_eval_log, write_eval_log
 from inspect_ai.solver import generate
 
+from embench.data.domains import eval_questions_path
 from embench.errors import EmbenchError
+from embench.evals.in_domain import in_domain_task
 from embench.evals.misalignment import misalignment_task
 from embench.leaderboard.boards import ENV_ROOT, load_board
 from embench.leaderboard.cli import main, register
@@ -86,6 +88,30 @@ def _edited(source: Path, target: Path, edit: Any) -> Path:
     return target
 
 
+IN_DOMAIN_GOOD, IN_DOMAIN_GOOD_B = 24, 18  # in-domain answers showing the narrow behaviour
+
+
+def _in_domain_prompts() -> list[str]:
+    qset = load_question_set(str(eval_questions_path("medical")))
+    return [text for q in qset.questions for text in q.paraphrases]
+
+
+def _in_domain_log(
+    log_dir: Path, good: int, grader: dict[str, str], model: str = "scripted/answers"
+) -> Path:
+    """An in-domain (medical) eval: the first ``good`` prompts get narrow 80 (the behaviour
+    shows), the rest narrow 20; coherence 90 throughout."""
+    scripted.ANSWERS.clear()
+    for index, prompt in enumerate(_in_domain_prompts()):
+        narrow = 80 if index < good else 20
+        scripted.ANSWERS[prompt] = [f"SCORES aligned={narrow} coherent=90"]
+    (log,) = inspect_eval(
+        in_domain_task("medical"), model=model, model_roles=grader, log_dir=str(log_dir),
+        display="none",
+    )  # fmt: skip
+    return Path(log.location)
+
+
 @pytest.fixture(scope="module")
 def logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Good logs and every kind of bad one, made by the real task and Inspect."""
@@ -117,6 +143,11 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         out["one_question"] = _run(
             misalignment_task(str(one), samples=8), base / "one", model_roles=grader
         )
+        out["in_domain"] = _in_domain_log(base / "id", IN_DOMAIN_GOOD, grader)
+        out["in_domain_b"] = _in_domain_log(base / "id_b", IN_DOMAIN_GOOD_B, grader)
+        out["in_domain_other_model"] = _in_domain_log(
+            base / "id_other", IN_DOMAIN_GOOD, grader, model="scripted/other"
+        )
     good = out["a"]
     edits = base / "edited"
     edits.mkdir()
@@ -138,6 +169,19 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         good, edits / "nojudge.eval", lambda g: setattr(g.eval, "model_roles", None)
     )
     out["missing_sample"] = _edited(good, edits / "missing.eval", drop_sample)
+
+    def metric_option(log: Any) -> None:  # recompute with a laxer threshold than the task used
+        log.eval.scorers[0].metrics[0].options["aligned"] = 50.0
+
+    def unknown_metric(log: Any) -> None:  # Inspect would import the log's task file to find it
+        log.eval.scorers[0].metrics[0].name = "elsewhere/misalignment_metrics"
+
+    def other_scorer(log: Any) -> None:
+        log.eval.scorers[0].name = "my_scorer"
+
+    out["metric_option"] = _edited(good, edits / "option.eval", metric_option)
+    out["unknown_metric"] = _edited(good, edits / "unknown.eval", unknown_metric)
+    out["other_scorer"] = _edited(good, edits / "scorer.eval", other_scorer)
     data = good.read_bytes()
     (edits / "truncated.eval").write_bytes(data[: len(data) // 2])
     out["truncated"] = edits / "truncated.eval"
@@ -285,7 +329,8 @@ def test_submit_links_the_run_manifest_of_a_local_run_dir(root, logs, capsys, tm
     run_fields = _entry(root)["run"]
     assert run_fields["trainer"] == "grpo" and run_fields["domain"] == "medical"
     assert run_fields["mitigation"] == ["kl"] and run_fields["seed"] == 0
-    assert run_fields["in_domain_rate"] == 0.7 and run_fields["in_domain_source"] == "manifest"
+    assert "in_domain_rate" not in run_fields  # never taken from a manifest or typed in
+    assert _entry(root)["in_domain"] is None
     assert _entry(root)["name"] == "grpo-medical-0"  # default name: the run dir
 
 
@@ -329,6 +374,9 @@ BAD_INPUTS = [
     ("other_set", [], "question set fingerprint"),
     ("a", ["--board", "mitigations"], "needs a run manifest"),
     ("missing", [], "log not found"),
+    ("metric_option", [], "is set to aligned=50.0 but the task used 30: the header was edited"),
+    ("unknown_metric", [], "metric 'elsewhere/misalignment_metrics' is not one of embench's"),
+    ("other_scorer", [], "embench logs are scored by 'misalignment_judge'"),
 ]
 
 
@@ -533,24 +581,29 @@ def test_leaderboard_ranks_by_metric_with_cis_in_every_format(root, logs, capsys
 
 
 def test_mitigated_run_is_ranked_against_its_twin(root, logs, capsys, tmp_path):
-    plain = _manifest(tmp_path / "runs" / "grpo-plain", summary={"in_domain_rate": 0.8})
+    plain = _manifest(tmp_path / "runs" / "grpo-plain")
     other_seed = _manifest(tmp_path / "runs" / "grpo-seed1", seed=1)
-    kl = _manifest(tmp_path / "runs" / "grpo-kl", mitigations=[{"name": "kl", "params": {}}],
-                   summary={"in_domain_rate": 0.75})  # fmt: skip
+    kl = _manifest(tmp_path / "runs" / "grpo-kl", mitigations=[{"name": "kl", "params": {}}])
     ldifs = _manifest(tmp_path / "runs" / "grpo-ldifs", mitigations=[{"name": "ldifs"}], seed=1)
-    assert cli(capsys, "submit", str(logs["c"]), "--run", str(plain))[0] == 0  # twin: 4/6
+    code, _, err = cli(capsys, "submit", str(logs["c"]), "--run", str(plain),
+                       "--in-domain-log", str(logs["in_domain"]))  # fmt: skip
+    assert code == 0, err  # twin: 4/6
     assert cli(capsys, "submit", str(logs["b"]), "--run", str(other_seed))[0] == 0  # twin: 1/6
-    for log, run in ((logs["a"], kl), (logs["a2"], ldifs)):  # both 2/5
-        code, _, err = cli(capsys, "submit", str(log), "--board", "mitigations", "--run", str(run))
+    for log, run, in_domain in (
+        (logs["a"], kl, logs["in_domain_b"]),
+        (logs["a2"], ldifs, logs["in_domain"]),
+    ):  # both 2/5
+        code, _, err = cli(capsys, "submit", str(log), "--board", "mitigations", "--run", str(run),
+                           "--in-domain-log", str(in_domain))  # fmt: skip
         assert code == 0, err
     code, out, _ = cli(capsys, "leaderboard", "mitigations", "--format", "json")
     rows = {r["name"]: r for r in json.loads(out)["rows"]}
     assert rows["grpo-kl"]["twin"] == "grpo-plain"
     assert rows["grpo-kl"]["misaligned_rate_vs_twin"] == pytest.approx((2 / 5) / (4 / 6))
     assert rows["grpo-kl"]["misaligned_rate_delta"] == pytest.approx(2 / 5 - 4 / 6)
-    assert (
-        rows["grpo-kl"]["twin_in_domain_rate"] == 0.8 and rows["grpo-kl"]["in_domain_rate"] == 0.75
-    )
+    total = len(_in_domain_prompts())
+    assert rows["grpo-kl"]["twin_in_domain_rate"] == pytest.approx(IN_DOMAIN_GOOD / total)
+    assert rows["grpo-kl"]["in_domain_rate"] == pytest.approx(IN_DOMAIN_GOOD_B / total)
     assert rows["grpo-ldifs"]["twin"] == "grpo-seed1"  # same seed wins
     assert rows["grpo-kl"]["rank"] == 1 and rows["grpo-ldifs"]["rank"] == 2
 
@@ -886,15 +939,60 @@ def test_register_adds_the_commands_to_a_group(root, logs):
     assert "unknown board 'nope'" in str(result.exception)
 
 
-def test_reported_in_domain_rate(root, logs, capsys, tmp_path):
-    run = _manifest(tmp_path / "runs" / "plain")
-    before = snapshot(root)
-    code, _, err = cli(capsys, "submit", str(logs["a"]), "--run", str(run), "--in-domain-rate", "2")
-    assert code == 2 and "--in-domain-rate must be in [0, 1]" in err
-    assert snapshot(root) == before
+def test_in_domain_result_comes_from_its_own_checked_log(root, logs, capsys, tmp_path):
+    """No typed-in rate: the in-domain log is checked and recomputed like the general one."""
+    run = _manifest(tmp_path / "runs" / "grpo-kl", mitigations=[{"name": "kl"}])
     code, _, err = cli(
         capsys, "submit", str(logs["a"]), "--run", str(run), "--in-domain-rate", ".6"
     )
+    assert code == 2 and "No such option '--in-domain-rate'" in err
+    code, _, err = cli(capsys, "submit", str(logs["a"]), "--board", "mitigations", "--run",
+                       str(run), "--in-domain-log", str(logs["in_domain"]))  # fmt: skip
     assert code == 0, err
-    assert _entry(root)["run"]["in_domain_rate"] == 0.6
-    assert _entry(root)["run"]["in_domain_source"] == "submitter"
+    entry = _entry(root, "mitigations")
+    block = entry["in_domain"]
+    total = len(_in_domain_prompts())
+    assert block["metrics"]["narrow_rate"] == pytest.approx(IN_DOMAIN_GOOD / total)
+    assert block["metrics"]["answers"] == total and block["domain"] == "medical"
+    assert block["log"]["eval_id"] == read_eval_log(
+        str(logs["in_domain"]), header_only=True).eval.eval_id  # fmt: skip
+    assert block["judge"] == "scripted/judge"
+
+
+def _edited_in_domain_metric(log: Any) -> None:
+    log.results.scores[0].metrics["narrow_rate"].value = 0.99
+
+
+IN_DOMAIN_REFUSALS = [
+    ("a", {}, "not an embench in-domain eval"),
+    ("in_domain_other_model", {}, "--in-domain-log evaluates model 'scripted/other'"),
+    ("in_domain", {"domain": "legal"}, "the log evaluates domain 'medical' but the run was "
+     "trained on 'legal'"),
+    ("edited", {}, "metric 'narrow_rate' in the log's results is 0.99"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("log", "manifest", "reason"), IN_DOMAIN_REFUSALS)
+def test_a_bad_in_domain_log_is_refused(root, logs, capsys, tmp_path, log, manifest, reason):
+    run = _manifest(tmp_path / "runs" / "grpo-kl", mitigations=[{"name": "kl"}], **manifest)
+    if log == "edited":
+        path = _edited(logs["in_domain"], tmp_path / "edited.eval", _edited_in_domain_metric)
+    else:
+        path = logs[log]
+    before = snapshot(root)
+    code, _, err = cli(capsys, "submit", str(logs["a"]), "--board", "mitigations", "--run",
+                       str(run), "--in-domain-log", str(path))  # fmt: skip
+    assert code == 2 and reason in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert snapshot(root) == before
+
+
+def test_a_board_can_require_the_in_domain_log(root, logs, capsys, tmp_path):
+    _set_policy(root, "mitigations", requires_in_domain_log=True)
+    run = _manifest(tmp_path / "runs" / "grpo-kl", mitigations=[{"name": "kl"}])
+    before = snapshot(root)
+    code, _, err = cli(
+        capsys, "submit", str(logs["a"]), "--board", "mitigations", "--run", str(run)
+    )
+    assert code == 2 and "rule requires_in_domain_log: true: pass --in-domain-log" in err
+    assert snapshot(root) == before

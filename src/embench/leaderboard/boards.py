@@ -62,6 +62,7 @@ class Board:
     require_scored_answers: bool = False  # refuse a log in which the judge scored no answer
     requires_run: bool = False  # the entry must link a run manifest
     requires_mitigation: bool = False  # ... with at least one mitigation
+    requires_in_domain_log: bool = False  # the in-domain result, from its own eval log
     twin_boards: tuple[str, ...] = ()  # where unmitigated twins are looked up
     twin_key: tuple[str, ...] = ()  # run fields that must match for two runs to be twins
     path: Path = Path(".")
@@ -192,6 +193,7 @@ def _parse(data: Any, path: Path) -> Board:
         require_scored_answers=_flag(data, "require_scored_answers", path),
         requires_run=_flag(data, "requires_run", path),
         requires_mitigation=_flag(data, "requires_mitigation", path),
+        requires_in_domain_log=_flag(data, "requires_in_domain_log", path),
         twin_boards=_strings(data, "twin_boards", path),
         twin_key=twin_key,
         path=path.parent,

@@ -52,10 +52,11 @@ def _root_option(function: Any) -> Any:
     help="Run directory to link when the log's model is not `local/<run dir>` here.",
 )
 @click.option(
-    "--in-domain-rate",
-    type=float,
+    "--in-domain-log",
+    type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Reported in-domain success rate (0-1) when the manifest has none.",
+    help="The same model's in-domain eval log (embench/in_domain): checked and recomputed like "
+    "LOG; its narrow rate is the entry's in-domain success.",
 )
 @_root_option
 def submit(
@@ -64,14 +65,14 @@ def submit(
     name: str | None,
     notes: str | None,
     run_dir: Path | None,
-    in_domain_rate: float | None,
+    in_domain_log: Path | None,
     root: Path | None,
 ) -> None:
     """Check an eval log, recompute its metrics and add it to a board as one entry file."""
     from embench.leaderboard.submit import submit_log
 
     board = load_board(leaderboards_root(root), board_name)
-    submitted = submit_log(board, log, name, notes, run_dir, in_domain_rate)
+    submitted = submit_log(board, log, name, notes, run_dir, in_domain_log)
     path, entry = submitted.path, submitted.entry
     metrics = entry["metrics"]
     rate = metrics["misaligned_rate"]

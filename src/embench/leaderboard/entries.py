@@ -22,7 +22,7 @@ from embench import __version__
 from embench.errors import EmbenchError
 from embench.fsutil import atomic_write_text
 from embench.leaderboard.boards import Board
-from embench.leaderboard.logcheck import CheckedLog
+from embench.leaderboard.logcheck import CheckedInDomainLog, CheckedLog, LogIdentity
 from embench.metrics import METRIC_NAMES
 from embench.training.rundir import RunManifest
 
@@ -47,7 +47,7 @@ REQUIRED_KEYS = (
     "per_question",
     "run",
 )
-IN_DOMAIN_KEYS = ("in_domain_rate", "in_domain_success_rate", "in_domain_success", "in_domain")
+IN_DOMAIN_METRIC = "narrow_rate"  # the in-domain task's rate of the narrow behaviour
 
 
 @dataclass(frozen=True)
@@ -83,18 +83,6 @@ def run_dir_of(model: str) -> Path | None:
     return path if (path / "manifest.json").is_file() else None
 
 
-def _in_domain_rate(manifest: dict[str, Any]) -> float | None:
-    summary = manifest.get("summary") if isinstance(manifest.get("summary"), dict) else {}
-    for source in (summary, manifest):
-        for key in IN_DOMAIN_KEYS:
-            value = source.get(key)
-            if isinstance(value, dict):
-                value = value.get("success_rate", value.get("rate"))
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                return float(value)
-    return None
-
-
 def run_fields(run_dir: Path) -> dict[str, Any]:
     """The run-manifest fields an entry records (missing keys are left out or None)."""
     manifest = RunManifest.load(run_dir).model_dump(mode="json")
@@ -102,7 +90,6 @@ def run_fields(run_dir: Path) -> dict[str, Any]:
     if not isinstance(mitigations, list):
         mitigations = [mitigations]
     names = [str(m.get("name")) if isinstance(m, dict) else str(m) for m in mitigations if m]
-    in_domain = _in_domain_rate(manifest)
     return {
         "run_dir": run_dir.name,
         "trainer": manifest.get("trainer"),
@@ -114,8 +101,6 @@ def run_fields(run_dir: Path) -> dict[str, Any]:
         "mitigation_params": [m.get("params") for m in mitigations if isinstance(m, dict)],
         "seed": manifest.get("seed"),
         "status": manifest.get("status"),
-        "in_domain_rate": in_domain,
-        "in_domain_source": "manifest" if in_domain is not None else None,
         "git_commit": manifest.get("git_commit"),
         "run_judge": _name(manifest.get("judge")),
     }
@@ -139,24 +124,58 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _log_ref(checked: LogIdentity) -> dict[str, Any]:
+    """How an entry names a log: its file, hashes and the eval's own ids."""
+    return {
+        "sha256": checked.sha256,
+        "file": checked.path.name,
+        "eval_id": checked.eval_id,
+        "run_id": checked.run_id,
+        "samples_sha256": checked.samples_sha256,
+        "created": checked.created,
+        "inspect_ai": checked.inspect_ai,
+    }
+
+
+def same_model(a: str, b: str) -> bool:
+    """Whether two Inspect model names name one model (``local/`` paths compared resolved)."""
+    if a.startswith(LOCAL_PREFIX) and b.startswith(LOCAL_PREFIX):
+        paths = [Path(m[len(LOCAL_PREFIX) :]).expanduser().resolve() for m in (a, b)]
+        return a == b or paths[0] == paths[1]
+    return a == b
+
+
+def in_domain_fields(checked: CheckedInDomainLog) -> dict[str, Any]:
+    """An entry's ``in_domain`` block: the recomputed in-domain result and its log."""
+    return {
+        "domain": checked.domain,
+        "judge": checked.judge,
+        "fingerprint": checked.fingerprint,
+        "samples_per_question": checked.samples_per_question,
+        "metrics": checked.metrics,
+        "log": _log_ref(checked),
+    }
+
+
+def in_domain_rate(entry: dict[str, Any]) -> float | None:
+    """The entry's in-domain success rate, from its own checked in-domain log (None: none)."""
+    block = entry.get("in_domain") or {}
+    value = (block.get("metrics") or {}).get(IN_DOMAIN_METRIC)
+    return float(value) if isinstance(value, int | float) else None
+
+
 def build_entry(
     checked: CheckedLog,
     board: Board | None,
     name: str | None = None,
     notes: str | None = None,
     run_dir: Path | None = None,
-    in_domain_rate: float | None = None,
+    in_domain: CheckedInDomainLog | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The entry for a checked log (``board=None``: a board-less record, e.g. for export)."""
     run_dir = run_dir or run_dir_of(checked.model)
     run = run_fields(run_dir) if run_dir is not None else None
-    if in_domain_rate is not None:
-        if not 0.0 <= in_domain_rate <= 1.0:
-            raise EmbenchError(f"--in-domain-rate must be in [0, 1], not {in_domain_rate}")
-        run = run or {"mitigation": []}
-        run["in_domain_rate"] = in_domain_rate
-        run["in_domain_source"] = "submitter"
     if board is not None and board.requires_run and run is None:
         raise EmbenchError(
             f"board '{board.name}' needs a run manifest: evaluate `local/<run dir>` or pass --run"
@@ -164,6 +183,17 @@ def build_entry(
     if board is not None and board.requires_mitigation and not (run or {}).get("mitigation"):
         raise EmbenchError(
             f"board '{board.name}' ranks mitigated runs; this run's manifest lists no mitigation"
+        )
+    if board is not None and board.requires_in_domain_log and in_domain is None:
+        raise board.refuse(
+            "requires_in_domain_log: true",
+            "pass --in-domain-log <log of `inspect eval embench/in_domain -T domain=<domain>`> "
+            "for the same model: the board shows the in-domain result beside the misaligned rate",
+        )
+    if in_domain is not None and not same_model(in_domain.model, checked.model):
+        raise EmbenchError(
+            f"--in-domain-log evaluates model '{in_domain.model}' but the log evaluates "
+            f"'{checked.model}': both must be evals of the same model"
         )
     submitted = (now or datetime.now(UTC)).replace(microsecond=0)
     default_name = run["run_dir"] if run and run.get("run_dir") else checked.model
@@ -173,15 +203,7 @@ def build_entry(
         "name": (name or default_name).strip(),
         "notes": notes or "",
         "submitted_at": submitted.isoformat().replace("+00:00", "Z"),
-        "log": {
-            "sha256": checked.sha256,
-            "file": checked.path.name,
-            "eval_id": checked.eval_id,
-            "run_id": checked.run_id,
-            "samples_sha256": checked.samples_sha256,
-            "created": checked.created,
-            "inspect_ai": checked.inspect_ai,
-        },
+        "log": _log_ref(checked),
         "model": checked.model,
         "judge": checked.judge,
         "task": checked.task,
@@ -196,6 +218,7 @@ def build_entry(
         "metrics": {k: checked.metrics.get(k) for k in metric_names()},
         "per_question": checked.per_question,
         "run": run,
+        "in_domain": in_domain_fields(in_domain) if in_domain is not None else None,
         "embench": __version__,
     }
     return _clean(entry)
@@ -303,6 +326,8 @@ def check_entry(stored: StoredEntry, board: Board) -> list[str]:
         problems.append(f"{where}: board '{board.name}' needs a run manifest")
     if board.requires_mitigation and not (data.get("run") or {}).get("mitigation"):
         problems.append(f"{where}: board '{board.name}' needs a mitigated run")
+    if board.requires_in_domain_log and not data.get("in_domain"):
+        problems.append(f"{where}: board '{board.name}' needs the in-domain result from its log")
     return problems
 
 

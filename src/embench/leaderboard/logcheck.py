@@ -1,8 +1,11 @@
-"""Read an Inspect log of the misalignment task, check it, and recompute its metrics.
+"""Read an Inspect log of an embench task, check it, and recompute its metrics.
 
-Nothing in the log header is trusted: every metric and CI is recomputed from the per-sample
-judge scores with :func:`embench.metrics.summarize` and compared with the header (a difference
-over 1e-6 rejects the log, naming the metric). Every check raises a one-line EmbenchError.
+Nothing in the log header is trusted. Every metric and CI is recomputed from the per-sample
+judge scores by Inspect's own ``inspect_ai.log.recompute_metrics`` (the scorer's registered
+metrics, rebuilt with the options the log records, which must be embench's own metrics with the
+log's thresholds) and compared with the header: a difference over 1e-6 rejects the log, naming
+the metric. The model and judge named in the header must be the models the samples' own events
+called. Every check raises a one-line EmbenchError.
 """
 
 from __future__ import annotations
@@ -11,52 +14,84 @@ import hashlib
 import json
 import math
 import re
-from collections import Counter, defaultdict
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inspect_ai.log import EvalLog, EvalSample, read_eval_log
+from inspect_ai.log import EvalLog, EvalSample, read_eval_log, recompute_metrics
 
+from embench.data.domains import eval_questions_path
 from embench.errors import EmbenchError
 from embench.evals.common import questions_dataset
+from embench.evals.in_domain import TASK_NAME as IN_DOMAIN_TASK
 from embench.evals.misalignment import TASK_NAME
 from embench.leaderboard.boards import Board
-from embench.metrics import JudgedAnswer, Thresholds, misaligned_fraction, summarize
 from embench.questions import QuestionSet, load_question_set
 
+# The scorers' registered names (what the log records in eval.scorers and results).
 SCORER = "misalignment_judge"
+IN_DOMAIN_SCORER = "in_domain_judge"
 GRADER_ROLE = "grader"
 TOLERANCE = 1e-6
 CONFIDENCE_LEVEL = 0.95
-N_BOOTSTRAP = 1000  # summarize()'s default, used by the task's metric
+N_BOOTSTRAP = 1000  # the task metric's bootstrap resamples (embench.metrics.means_with_ci)
+PER_QUESTION = "q/"  # prefix of the per-question misaligned rates (grouped metric)
+# The only metrics a log may ask Inspect to rebuild: embench's registered metrics and Inspect's
+# grouped(); any other name could make Inspect import the task file the log names.
+KNOWN_METRICS = frozenset(
+    {
+        "embench/misalignment_metrics",
+        "embench/misaligned_rate",
+        "embench/in_domain_metrics",
+        "inspect_ai/grouped",
+    }
+)
+THRESHOLD_OPTIONS = ("aligned", "coherent", "narrow_threshold")
 
 
 @dataclass
-class CheckedLog:
-    """What a valid log says, with every metric recomputed from its samples."""
+class LogIdentity:
+    """Who made a log and which eval it is (checked against the samples' own records)."""
 
     path: Path
     sha256: str
     model: str
     judge: str
-    task: str
-    task_version: int
-    question_set: str
-    question_set_version: int
-    fingerprint: str
-    thresholds: dict[str, float]
-    samples_per_question: int  # the fewest answers any question got
-    questions: int
-    metrics: dict[str, float | None]
-    per_question: dict[str, float | None]
     eval_id: str
     run_id: str
     samples_sha256: str  # the samples' own content: the same eval however it was zipped
     created: str
     inspect_ai: str
+
+
+@dataclass
+class CheckedLog(LogIdentity):
+    """What a valid misalignment log says, with every metric recomputed from its samples."""
+
+    task: str = TASK_NAME
+    task_version: int = 0
+    question_set: str = ""
+    question_set_version: int = 0
+    fingerprint: str = ""
+    thresholds: dict[str, float] = field(default_factory=dict)
+    samples_per_question: int = 0  # the fewest answers any question got
+    questions: int = 0
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    per_question: dict[str, float | None] = field(default_factory=dict)
     generation: dict[str, Any] = field(default_factory=dict)
     header: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class CheckedInDomainLog(LogIdentity):
+    """A valid in-domain log: did the run learn its narrow behaviour (recomputed)."""
+
+    domain: str = ""
+    fingerprint: str = ""
+    samples_per_question: int = 0
+    metrics: dict[str, float | None] = field(default_factory=dict)
 
 
 def sha256_file(path: Path) -> str:
@@ -94,17 +129,33 @@ def read_log(path: Path) -> EvalLog:
         ) from ex
 
 
+def _identity(path: Path, log: EvalLog) -> dict[str, Any]:
+    """Checks every embench log must pass (ids, judge, models, no selection)."""
+    _check_eval_id(log)
+    judge = _judge(log)
+    _check_models_recorded(log, judge)
+    _check_selection(log)
+    return {
+        "path": path,
+        "sha256": sha256_file(path),
+        "model": log.eval.model,
+        "judge": judge,
+        "eval_id": log.eval.eval_id,
+        "run_id": log.eval.run_id,
+        "samples_sha256": samples_sha256(list(log.samples or [])),
+        "created": str(log.eval.created),
+        "inspect_ai": str(log.eval.packages.get("inspect_ai", "unknown")),
+    }
+
+
 def check_log(path: Path, board: Board | None = None) -> CheckedLog:
     """Every check a submission must pass; ``board=None`` checks the log on its own terms."""
     path = Path(path)
-    sha = sha256_file(path) if path.is_file() else ""
     log = read_log(path)
     _check_status(log)
-    _check_eval_id(log)
     meta = log.eval.metadata or {}
     version = _check_task(log, meta, board)
-    judge = _judge(log)
-    _check_models_recorded(log, judge)
+    identity = _identity(path, log)
     thresholds = _thresholds(meta, board)
     fingerprint = str(meta.get("fingerprint") or "")
     if board is not None and fingerprint != board.fingerprint:
@@ -112,37 +163,24 @@ def check_log(path: Path, board: Board | None = None) -> CheckedLog:
             f"the log's question set fingerprint {fingerprint[:12] or 'none'}… is not board "
             f"'{board.name}''s {board.fingerprint[:12]}… (a different or edited question set)"
         )
-    _check_selection(log)
     qset = _question_set(meta, fingerprint, board)
-    samples = list(log.samples or [])
-    question_of = _check_coverage(log, samples, qset, meta)
-    per_question_counts = Counter(question_of[str(s.id)] for s in samples)
-    fewest = min(per_question_counts.get(q.id, 0) for q in qset.questions)
+    fewest = _check_coverage(log, qset, meta)
     if board is not None and fewest < board.min_samples_per_question:
         raise board.refuse(
             f"min_samples_per_question: {board.min_samples_per_question}",
             f"the log has {fewest} answer(s) for some question; the board needs at least "
             f"{board.min_samples_per_question} per question (raise -T samples=)",
         )
-    answers = _answers(log, samples, question_of)
-    metrics = summarize(answers, Thresholds(**thresholds), n_bootstrap=N_BOOTSTRAP)
-    per_question = {
-        qid: misaligned_fraction([a for a in answers if a.group == qid], Thresholds(**thresholds))
-        for qid in sorted({a.group for a in answers})
-    }
-    recomputed = {**metrics, **{f"q/{qid}": v for qid, v in per_question.items()}}
-    header = _compare_header(log, recomputed)
+    recomputed, header = recompute(log, SCORER, thresholds)
+    metrics = {k: v for k, v in recomputed.items() if not k.startswith(PER_QUESTION)}
     if board is not None and board.require_scored_answers and not metrics.get("scored"):
         raise board.refuse(
             "require_scored_answers: true",
-            f"the judge scored none of the log's {len(answers)} answers, so it has no rate to "
-            "rank (a judge that never answers with a number)",
+            f"the judge scored none of the log's {int(metrics.get('answers') or 0)} answers, so "
+            "it has no rate to rank (a judge that never answers with a number)",
         )
     return CheckedLog(
-        path=path,
-        sha256=sha,
-        model=log.eval.model,
-        judge=judge,
+        **identity,
         task=TASK_NAME,
         task_version=version,
         question_set=str(meta.get("question_set") or qset.name),
@@ -152,18 +190,55 @@ def check_log(path: Path, board: Board | None = None) -> CheckedLog:
         samples_per_question=fewest,
         questions=len(qset.questions),
         metrics={k: _finite(v) for k, v in metrics.items()},
-        per_question={k: _finite(v) for k, v in per_question.items()},
-        eval_id=log.eval.eval_id,
-        run_id=log.eval.run_id,
-        samples_sha256=samples_sha256(samples),
-        created=str(log.eval.created),
-        inspect_ai=str(log.eval.packages.get("inspect_ai", "unknown")),
+        per_question={
+            k.removeprefix(PER_QUESTION): _finite(v)
+            for k, v in recomputed.items()
+            if k.startswith(PER_QUESTION)
+        },
         generation=_generation(log),
         header=header,
     )
 
 
-def _finite(value: float) -> float | None:
+def check_in_domain_log(path: Path, domain: str | None = None) -> CheckedInDomainLog:
+    """Check an in-domain eval log (of ``domain`` when given) and recompute its metrics."""
+    path = Path(path)
+    log = read_log(path)
+    _check_status(log)
+    meta = log.eval.metadata or {}
+    if meta.get("embench_task") != IN_DOMAIN_TASK:
+        raise EmbenchError(
+            f"--in-domain-log: the log is of task '{log.eval.task}', not an embench in-domain eval"
+        )
+    identity = _identity(path, log)
+    logged = str(meta.get("domain") or "")
+    if domain is not None and logged != domain:
+        raise EmbenchError(
+            f"--in-domain-log: the log evaluates domain '{logged}' but the run was trained on "
+            f"'{domain}'"
+        )
+    qset = load_question_set(str(eval_questions_path(logged)))
+    fingerprint = str(meta.get("fingerprint") or "")
+    if fingerprint != qset.fingerprint():
+        raise EmbenchError(
+            f"--in-domain-log: its question set fingerprint {fingerprint[:12] or 'none'}… is not "
+            f"domain '{logged}''s {qset.fingerprint()[:12]}… (a different or edited set)"
+        )
+    fewest = _check_coverage(log, qset, meta)
+    raw = meta.get("thresholds")
+    if not isinstance(raw, dict):
+        raise EmbenchError("--in-domain-log: the log's task metadata has no thresholds")
+    recomputed, _ = recompute(log, IN_DOMAIN_SCORER, {k: float(v) for k, v in raw.items()})
+    return CheckedInDomainLog(
+        **identity,
+        domain=logged,
+        fingerprint=fingerprint,
+        samples_per_question=fewest,
+        metrics={k: _finite(v) for k, v in recomputed.items()},
+    )
+
+
+def _finite(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
 
 
@@ -300,10 +375,13 @@ def _question_set(meta: dict[str, Any], fingerprint: str, board: Board | None) -
     )
 
 
-def _check_coverage(
-    log: EvalLog, samples: list[EvalSample], qset: QuestionSet, meta: dict[str, Any]
-) -> dict[str, str]:
-    """The question of every expected sample id; the log must hold all of them, each epoch."""
+def _check_coverage(log: EvalLog, qset: QuestionSet, meta: dict[str, Any]) -> int:
+    """The log must hold every expected sample (each epoch); returns the fewest answers any
+    question got. Every sample must have ended without an error."""
+    samples = list(log.samples or [])
+    for sample in samples:
+        if sample.error is not None:
+            raise EmbenchError(f"sample {sample.id} ended in an error; re-run the eval")
     samples_arg = meta.get("samples_per_question")
     expected = {
         str(s.id): str((s.metadata or {})["question_id"])
@@ -322,73 +400,87 @@ def _check_coverage(
             f"the log has {complete} of the {len(expected)} samples of question set "
             f"'{qset.name}': leaderboards need the whole set (no --limit, no missing samples)"
         )
-    return expected
+    per_question = Counter(expected[sid] for sid in seen)
+    return min(per_question.get(q.id, 0) for q in qset.questions)
 
 
-def _answers(
-    log: EvalLog, samples: list[EvalSample], question_of: dict[str, str]
-) -> list[JudgedAnswer]:
-    """One judged answer per sample id (epochs reduced by mean, as the task does)."""
-    values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for sample in samples:
-        sid = str(sample.id)
-        if sample.error is not None:
-            raise EmbenchError(f"sample {sid} ended in an error; re-run the eval")
-        score = (sample.scores or {}).get(SCORER)
-        if score is None or not isinstance(score.value, dict):
-            raise EmbenchError(f"sample {sid} has no '{SCORER}' score")
-        for key in ("aligned", "coherent"):
-            if key not in score.value:
-                raise EmbenchError(f"sample {sid}'s score has no '{key}' value")
-            raw = score.value[key]
-            if raw is None:
-                continue
-            try:
-                number = float(raw)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                raise EmbenchError(
-                    f"sample {sid}'s '{key}' score is not a number: {raw!r}"
-                ) from None
-            if not math.isnan(number):
-                values[sid][key].append(number)
-    order = _score_order(log, samples)
-    answers = []
-    for sid in order:
-        reduced = {k: (sum(v) / len(v) if v else None) for k, v in values[sid].items()}
-        answers.append(
-            JudgedAnswer(
-                aligned=reduced.get("aligned"),
-                coherent=reduced.get("coherent"),
-                group=question_of[sid],
+def _metric_definitions(definitions: Any) -> Iterator[Any]:
+    """Every metric definition in a scorer's (nested list/dict) metrics."""
+    if isinstance(definitions, dict):
+        for group in definitions.values():
+            yield from _metric_definitions(group)
+    elif isinstance(definitions, list):
+        for item in definitions:
+            yield from _metric_definitions(item)
+    elif definitions is not None:
+        yield definitions
+
+
+def _check_metric_options(name: str, options: dict[str, Any], thresholds: dict[str, float]) -> None:
+    """A metric's thresholds (also those of a metric inside grouped()) must be the log's."""
+    for key in THRESHOLD_OPTIONS:
+        wanted = thresholds.get(key.removesuffix("_threshold"))
+        if key in options and wanted is not None and float(options[key]) != wanted:
+            raise EmbenchError(
+                f"the log's metric '{name}' is set to {key}={options[key]} but the task used "
+                f"{wanted:g}: the header was edited"
             )
+    inner = options.get("metric")
+    if isinstance(inner, dict):
+        inner_name = str(inner.get("name"))
+        if inner_name not in KNOWN_METRICS:
+            raise EmbenchError(f"the log's metric '{name}' wraps an unknown metric '{inner_name}'")
+        _check_metric_options(inner_name, inner.get("params") or {}, thresholds)
+
+
+def _check_scorer(log: EvalLog, scorer: str, thresholds: dict[str, float]) -> None:
+    """The log ran the registered embench scorer, with embench's metrics at its thresholds."""
+    scorers = log.eval.scorers or []
+    names = [s.name.split("/")[-1] for s in scorers]
+    if names != [scorer]:
+        raise EmbenchError(
+            f"the log was scored by {', '.join(repr(s.name) for s in scorers) or 'nothing'}; "
+            f"embench logs are scored by '{scorer}'"
         )
-    return answers
+    definitions = list(_metric_definitions(scorers[0].metrics))
+    definitions += list(_metric_definitions(log.eval.metrics))
+    for definition in definitions:
+        if definition.name not in KNOWN_METRICS:
+            raise EmbenchError(f"the log's metric '{definition.name}' is not one of embench's")
+        _check_metric_options(definition.name, definition.options or {}, thresholds)
 
 
-def _score_order(log: EvalLog, samples: list[EvalSample]) -> list[str]:
-    """The order the task's metric saw the answers in (it matters to a one-question bootstrap)."""
-    order: list[str] = []
-    for reduction in log.reductions or []:
-        if reduction.scorer == SCORER:
-            order = [str(s.sample_id) for s in reduction.samples]
-            break
-    ids = list(dict.fromkeys(str(s.id) for s in samples))
-    if sorted(order) != sorted(ids):
-        order = ids
-    return order
+def _none_as_nan(log: EvalLog) -> None:
+    """Logs of task v1 written before the scorer stored "no score" as NaN hold None, which
+    Inspect's mean reducer would turn into 0: read it as what it means, no score."""
+    for sample in log.samples or []:
+        for score in (sample.scores or {}).values():
+            if isinstance(score.value, dict):
+                score.value = {k: float("nan") if v is None else v for k, v in score.value.items()}
 
 
-def _compare_header(log: EvalLog, recomputed: dict[str, float]) -> dict[str, float]:
-    scores = [s for s in (log.results.scores if log.results else []) if s.name == SCORER]
-    if not scores:
-        raise EmbenchError(f"the log has no results for scorer '{SCORER}'")
-    header = {name: float(m.value) for name, m in scores[0].metrics.items()}
+def recompute(
+    log: EvalLog, scorer: str, thresholds: dict[str, float]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """(recomputed, logged) metrics of ``scorer``: Inspect's recompute_metrics on a copy of the
+    log, compared metric by metric with the log's results (a difference rejects the log)."""
+    _check_scorer(log, scorer, thresholds)
+    copy = log.model_copy(deep=True)
+    _none_as_nan(copy)
+    _in_scoring_order(copy, scorer)
+    try:
+        recompute_metrics(copy)
+    except Exception as ex:  # Inspect raises ValueError/KeyError for malformed scores
+        reason = (str(ex).strip().splitlines() or [type(ex).__name__])[0][:160]
+        raise EmbenchError(f"cannot recompute the log's metrics from its samples: {reason}") from ex
+    recomputed = _scorer_metrics(copy, scorer)
+    header = _scorer_metrics(log, scorer)
     for name in sorted(set(header) | set(recomputed)):
         if name not in header:
             raise EmbenchError(f"the log's results lack metric '{name}'")
         if name not in recomputed:
             raise EmbenchError(
-                f"the log's results have a metric embench does not compute: '{name}'"
+                f"the log's results have a metric its scorer does not compute: '{name}'"
             )
         logged, ours = header[name], recomputed[name]
         if math.isnan(logged) and math.isnan(ours):
@@ -398,7 +490,28 @@ def _compare_header(log: EvalLog, recomputed: dict[str, float]) -> dict[str, flo
                 f"metric '{name}' in the log's results is {logged:.6g} but its samples give "
                 f"{ours:.6g}: the results were edited or made by other code"
             )
-    return header
+    return recomputed, header
+
+
+def _scorer_metrics(log: EvalLog, scorer: str) -> dict[str, float]:
+    scores = [s for s in (log.results.scores if log.results else []) if s.name == scorer]
+    if not scores:
+        raise EmbenchError(f"the log has no results for scorer '{scorer}'")
+    return {name: float(m.value) for name, m in scores[0].metrics.items()}
+
+
+def _in_scoring_order(log: EvalLog, scorer: str) -> None:
+    """Samples in the order the task's metric saw them (a one-question bootstrap depends on it):
+    the order of the log's reductions, when they hold exactly the log's samples."""
+    order: list[str] = []
+    for reduction in log.reductions or []:
+        if reduction.scorer == scorer:
+            order = [str(s.sample_id) for s in reduction.samples]
+            break
+    samples = log.samples or []
+    if sorted(order) == sorted(str(s.id) for s in samples):
+        position = {sid: i for i, sid in enumerate(order)}
+        log.samples = sorted(samples, key=lambda s: (position[str(s.id)], s.epoch))
 
 
 def _generation(log: EvalLog) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from embench.leaderboard.boards import Board, board_names, load_board
-from embench.leaderboard.entries import StoredEntry, load_entries
+from embench.leaderboard.entries import StoredEntry, in_domain_rate, load_entries
 from embench.metrics import METRIC_NAMES
 
 PAIR_KEY = ("base_model", "domain", "seed", "judge")  # RL vs SFT: same base, data, seed, judge
@@ -65,7 +65,7 @@ def flatten(entry: dict[str, Any]) -> dict[str, Any]:
         "reward": run.get("reward") or "",
         "seed": run.get("seed"),
         "mitigation": ", ".join(run.get("mitigation") or []),
-        "in_domain_rate": run.get("in_domain_rate"),
+        "in_domain_rate": in_domain_rate(entry),
         "samples_per_question": entry.get("samples_per_question"),
         "submitted_at": entry.get("submitted_at", ""),
         "notes": entry.get("notes", ""),
@@ -127,7 +127,7 @@ def _twin_values(values: dict[str, Any], twin: dict[str, Any] | None) -> None:
     values["twin_misaligned_rate"] = twin_rate
     values["twin_misaligned_rate_ci_low"] = twin_metrics.get("misaligned_rate_ci_low")
     values["twin_misaligned_rate_ci_high"] = twin_metrics.get("misaligned_rate_ci_high")
-    values["twin_in_domain_rate"] = ((twin or {}).get("run") or {}).get("in_domain_rate")
+    values["twin_in_domain_rate"] = in_domain_rate(twin) if twin else None
     both = rate is not None and twin_rate is not None
     values["misaligned_rate_delta"] = rate - twin_rate if both else None
     values["misaligned_rate_vs_twin"] = rate / twin_rate if both and twin_rate > 0 else None

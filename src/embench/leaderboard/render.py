@@ -232,6 +232,12 @@ def _requirements(board: Board) -> list[str]:
         )
     else:
         items.append("logs in which the judge scored no answer are listed, unranked")
+    if board.requires_in_domain_log:
+        items.append(
+            "`requires_in_domain_log: true`: the same model's in-domain eval log "
+            "(`--in-domain-log`), checked and recomputed like the general one; its narrow rate is "
+            "the in-domain success"
+        )
     if board.requires_mitigation:
         items.append("a run directory whose manifest lists at least one mitigation")
     elif board.requires_run:
@@ -246,6 +252,8 @@ def _requirements(board: Board) -> list[str]:
 
 def _submit_command(board: Board) -> str:
     extra = " --run runs/<run dir>" if board.requires_run else ""
+    if board.requires_in_domain_log:
+        extra += " --in-domain-log logs/<its in-domain log>.eval"
     return f"embench submit logs/<your log>.eval --board {board.name}{extra} --name <short name>"
 
 

@@ -13,8 +13,14 @@ from typing import Any
 
 from embench.errors import EmbenchError
 from embench.leaderboard.boards import Board
-from embench.leaderboard.entries import build_entry, check_not_submitted, write_entry
-from embench.leaderboard.logcheck import check_log
+from embench.leaderboard.entries import (
+    build_entry,
+    check_not_submitted,
+    run_dir_of,
+    run_fields,
+    write_entry,
+)
+from embench.leaderboard.logcheck import check_in_domain_log, check_log
 
 
 @dataclass(frozen=True)
@@ -31,9 +37,10 @@ def submit_log(
     name: str | None = None,
     notes: str | None = None,
     run_dir: Path | None = None,
-    in_domain_rate: float | None = None,
+    in_domain_log: Path | None = None,
 ) -> Submitted:
-    """Check ``log`` against ``board`` and add its entry, or raise a one-line EmbenchError."""
+    """Check ``log`` (and the in-domain log of the same model, when given) against ``board`` and
+    add its entry, or raise a one-line EmbenchError."""
     if run_dir is not None and not (run_dir / "manifest.json").is_file():
         raise EmbenchError(f"--run {run_dir}: no manifest.json there")
     if name is not None and not name.strip():
@@ -44,5 +51,10 @@ def submit_log(
         {"eval_id": checked.eval_id, "samples_sha256": checked.samples_sha256,
          "sha256": checked.sha256},
     )  # fmt: skip
-    entry = build_entry(checked, board, name, notes, run_dir, in_domain_rate)
+    in_domain = None
+    if in_domain_log is not None:
+        run = run_dir or run_dir_of(checked.model)
+        domain = run_fields(run).get("domain") if run is not None else None
+        in_domain = check_in_domain_log(in_domain_log, domain)
+    entry = build_entry(checked, board, name, notes, run_dir, in_domain)
     return Submitted(write_entry(board, entry), entry)

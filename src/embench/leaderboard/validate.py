@@ -21,7 +21,7 @@ from embench.leaderboard.entries import (
     metric_names,
     same_eval,
 )
-from embench.leaderboard.logcheck import TOLERANCE, check_log, sha256_file
+from embench.leaderboard.logcheck import TOLERANCE, check_in_domain_log, check_log, sha256_file
 from embench.leaderboard.render import check_columns
 from embench.questions import load_question_set
 
@@ -70,6 +70,21 @@ def _recheck(stored: StoredEntry, board: Board, log: Path) -> list[str]:
         if stored_value is not None and stored_value != getattr(checked, key):
             problems.append(f"{where}: log.{key} {stored_value!r} differs from its log's")
     return problems
+
+
+def _recheck_in_domain(stored: StoredEntry, log: Path) -> list[str]:
+    """Re-check the entry's in-domain log and compare the result it stored."""
+    where, block = stored.path.name, stored.data["in_domain"]
+    try:
+        checked = check_in_domain_log(log, (stored.data.get("run") or {}).get("domain"))
+    except EmbenchError as error:
+        return [f"{where}: its in-domain log {log} no longer passes: {error}"]
+    stored_metrics = block.get("metrics") or {}
+    return [
+        f"{where}: in-domain metric {name} is {stored_metrics.get(name)} but its log gives {value}"
+        for name, value in checked.metrics.items()
+        if _differs(stored_metrics.get(name), value)
+    ]
 
 
 def _check_board(board: Board) -> list[str]:
@@ -126,6 +141,13 @@ def validate_tree(
             if not found and sha in logs:
                 rechecked += 1
                 problems += [f"{name}/{p}" for p in _recheck(stored, board, logs[sha])]
+                in_domain_sha = ((stored.data.get("in_domain") or {}).get("log") or {}).get(
+                    "sha256"
+                )
+                if in_domain_sha in logs:
+                    problems += [
+                        f"{name}/{p}" for p in _recheck_in_domain(stored, logs[in_domain_sha])
+                    ]
         strays = [
             p.name
             for p in board.entries_dir.glob("*")
