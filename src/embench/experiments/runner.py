@@ -86,7 +86,8 @@ def _check_task_args(config: ExperimentConfig) -> None:
     import embench._registry as registry
 
     for key, name in (("general", "misalignment"), ("in_domain", "in_domain")):
-        accepted = set(pyinspect.signature(getattr(registry, name)).parameters)
+        parameters = pyinspect.signature(getattr(registry, name)).parameters.values()
+        accepted = {p.name for p in parameters if p.kind is not p.VAR_KEYWORD}
         unknown = set(config.eval.get(key) or {}) - accepted
         if unknown:
             raise EmbenchError(
