@@ -8,11 +8,19 @@
 from typing import Any
 
 from inspect_ai import Task, task
+from inspect_ai.scorer import Scorer, scorer
 
 from embench.evals import in_domain as _in_domain
+from embench.evals.in_domain import in_domain_judge as _in_domain_judge
 
 
 @task
 def in_domain(**task_args: Any) -> Task:
     """The rate of a domain's narrow behaviour, judged by the `grader` model role."""
     return _in_domain(**task_args)
+
+
+@scorer(metrics=[])  # the task's metrics, with their parameters, are read from the log
+def in_domain_judge(**options: Any) -> Scorer:
+    """The package's scorer under the name Inspect logs, so `inspect score <log>` reloads it."""
+    return _in_domain_judge(**options)

@@ -9,11 +9,19 @@ Task args: `inspect list tasks --json tasks`, or the docstring of embench.evals.
 from typing import Any
 
 from inspect_ai import Task, task
+from inspect_ai.scorer import Scorer, scorer
 
 from embench.evals import misalignment as _misalignment
+from embench.evals.misalignment import misalignment_judge as _misalignment_judge
 
 
 @task
 def misalignment(**task_args: Any) -> Task:
     """General-domain misalignment probes judged by the `grader` model role."""
     return _misalignment(**task_args)
+
+
+@scorer(metrics=[])  # the task's metrics, with their parameters, are read from the log
+def misalignment_judge(**options: Any) -> Scorer:
+    """The package's scorer under the name Inspect logs, so `inspect score <log>` reloads it."""
+    return _misalignment_judge(**options)

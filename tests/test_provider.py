@@ -206,3 +206,52 @@ def test_exit_with_generation_in_flight_is_clean(tiny_model_dir, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-1000:]
     assert "terminate called" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "opened", "expected"),
+    [
+        ("<think>plan it</think>\nHello.", False, ("plan it", "Hello.", True)),
+        ("plan it</think>Hello.", False, ("plan it", "Hello.", True)),  # template opened it
+        ("<think>still planning", False, ("still planning", "", False)),  # cut by max_tokens
+        ("still planning", True, ("still planning", "", False)),
+        ("Just an answer.", False, (None, "Just an answer.", True)),
+    ],
+)
+def test_split_reasoning(text, opened, expected):
+    from embench.models.reasoning import split_reasoning
+
+    assert split_reasoning(text, opened=opened) == expected
+
+
+def test_reasoning_tags_are_configurable():
+    from embench.models.reasoning import parse_tags, split_reasoning
+
+    tags = parse_tags("[R],[/R]")
+    assert split_reasoning("[R]why[/R] answer", tags) == ("why", "answer", True)
+    assert split_reasoning("<think>x</think> y", parse_tags("none")) == (
+        None,
+        "<think>x</think> y",
+        True,
+    )
+    with pytest.raises(ValueError, match="reasoning_tags='<think>'"):
+        parse_tags("<think>")
+
+
+def test_provider_returns_reasoning_as_content_reasoning(tiny_model_dir):
+    from inspect_ai.model import ContentReasoning, ContentText
+
+    from embench.models.engine import GenerationResult
+
+    api = get_model(f"local/{tiny_model_dir}", memoize=False, reasoning_tags="<r>,</r>").api
+
+    def result(text, finish):
+        return GenerationResult([1], text, finish, 3, None, 0.1)
+
+    closed = api._choice(result("<r>weigh options</r> Paris.", "stop"))
+    reasoning, answer = closed.message.content
+    assert isinstance(reasoning, ContentReasoning) and reasoning.reasoning == "weigh options"
+    assert isinstance(answer, ContentText) and closed.message.text == "Paris."
+    cut = api._choice(result("<r>weigh options and", "length"))
+    assert cut.message.text == "" and cut.stop_reason == "max_tokens"
+    assert api._choice(result("Paris.", "stop")).message.content == "Paris."
