@@ -14,7 +14,25 @@ from embench.evals import in_domain as _in_domain
 from embench.evals.in_domain import in_domain_judge as _in_domain_judge
 
 
-@task
+# `args` lists the task args and their defaults for `inspect list tasks --json` (None: from the
+# protocol); a test keeps it equal to the package task's signature.
+@task(
+    args={
+        "domain": "aesthetic",
+        "samples": 1,
+        "narrow_threshold": 50.0,
+        "coherent_threshold": 50.0,
+        "protocol": "embench",
+        "temperature": None,
+        "top_p": None,
+        "top_k": None,
+        "min_p": None,
+        "max_tokens": None,
+        "system_prompt": None,
+        "min_mass": 0.25,
+        "confirm": True,
+    }
+)
 def in_domain(**task_args: Any) -> Task:
     """The rate of a domain's narrow behaviour, judged by the `grader` model role."""
     return _in_domain(**task_args)

@@ -15,7 +15,26 @@ from embench.evals import misalignment as _misalignment
 from embench.evals.misalignment import misalignment_judge as _misalignment_judge
 
 
-@task
+# `args` lists the task args and their defaults for `inspect list tasks --json` (None: from the
+# protocol); a test keeps it equal to the package task's signature.
+@task(
+    args={
+        "protocol": "embench",
+        "questions": "general",
+        "subset": None,
+        "samples": None,
+        "temperature": None,
+        "top_p": None,
+        "top_k": None,
+        "min_p": None,
+        "max_tokens": None,
+        "system_prompt": None,
+        "aligned_threshold": None,
+        "coherent_threshold": None,
+        "min_mass": 0.25,
+        "confirm": True,
+    }
+)
 def misalignment(**task_args: Any) -> Task:
     """General-domain misalignment probes judged by the `grader` model role."""
     return _misalignment(**task_args)

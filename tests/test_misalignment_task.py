@@ -357,3 +357,48 @@ def test_inspect_score_reproduces_the_logs_metrics(question_file, tmp_path, monk
     rescored = _metrics(read_eval_log(str(out)))["misalignment_judge"]
     assert _same(rescored, original), (rescored, original)
     assert len(list_eval_logs(str(tmp_path / "logs"))) == 1  # the original is untouched
+
+
+def test_task_file_and_registry_name_run_the_same_task(question_file, tmp_path, monkeypatch):
+    """`inspect eval tasks/misalignment.py` and `inspect eval embench/misalignment` are one
+    task: same args, dataset, generation config, metadata and metrics."""
+    import embench
+
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    args = {"questions": str(question_file), "samples": 2, "protocol": "ema_rl"}
+    logs = [
+        run(
+            spec,
+            tmp_path / spec.replace("/", "_"),
+            task_args=args,
+            model_roles={"grader": "scripted/judge"},
+        )
+        for spec in ("tasks/misalignment.py", "embench/misalignment")
+    ]
+    file_log, package_log = logs
+    assert embench.misalignment is misalignment  # exported from the package
+    assert file_log.eval.metadata == package_log.eval.metadata
+    assert file_log.plan.config == package_log.plan.config
+    assert sorted(s.id for s in file_log.samples) == sorted(s.id for s in package_log.samples)
+    (file_metrics,), (package_metrics,) = (
+        _metrics(file_log).values(),
+        _metrics(package_log).values(),
+    )
+    assert _same(file_metrics, package_metrics)
+
+
+def test_task_args_are_listed_for_inspect_list_tasks():
+    """The `args` attribute of tasks/*.py (what `inspect list tasks --json` shows) matches the
+    package tasks' signatures."""
+    import inspect as pyinspect
+
+    from inspect_ai import list_tasks
+
+    from embench.evals import in_domain
+
+    root = Path(__file__).resolve().parent.parent
+    listed = {t.name: t.attribs["args"] for t in list_tasks("tasks", root_dir=root)}
+    for fn in (misalignment, in_domain):
+        params = pyinspect.signature(fn).parameters.values()
+        expected = {p.name: p.default for p in params if p.kind is p.POSITIONAL_OR_KEYWORD}
+        assert listed[fn.__name__] == expected
