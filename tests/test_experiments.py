@@ -183,7 +183,7 @@ def test_cell_hash_follows_the_resolved_config(tmp_path, tiny_model_dir):
 
 def test_grid_runs_fails_one_cell_and_resumes(tmp_path, tiny_model_dir, monkeypatch):
     out = tmp_path / "out"
-    config = load_experiment(write_config(tmp_path, tiny_model_dir))
+    config = load_experiment(write_config(tmp_path, tiny_model_dir, extra_judges=["hashjudge/b"]))
     real_train = Runner.train
     trained: list[str] = []
 
@@ -239,6 +239,9 @@ def test_grid_runs_fails_one_cell_and_resumes(tmp_path, tiny_model_dir, monkeypa
     assert "![Misaligned rate over training](report_files/curves.png)" in markdown
     assert "| grpo-aesthetic-none-s0 | done | 2 |" in markdown
     assert "single run (no CI, no test)" in markdown  # one seed: labelled, no interval
+    # every general log was re-scored by the extra judge: one agreement row per evaluated step
+    agreement = [line for line in markdown.splitlines() if "| hashjudge/a vs hashjudge/b |" in line]
+    assert len(agreement) == 1 + 2 + 1  # the base model, GRPO steps 1 and 2, SFT step 1
 
 
 def test_interrupt_marks_the_cell_and_a_rerun_keeps_finished_evals(

@@ -49,6 +49,7 @@ def log_summary(log: Any, judge: str) -> dict[str, Any]:
             "metrics": metrics,
             "samples": len(samples),
             "truncated": truncated,
+            "errors": sum(1 for s in samples if s.error is not None),
             "log": str(log.location),
         }
     )

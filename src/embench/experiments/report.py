@@ -275,7 +275,23 @@ AGREEMENT_HEADERS = [
 
 
 def _command_rows(results: ExperimentResults) -> list[list[str]]:
-    return [[c.label, c.record.get("command") or "-"] for c in results.cells]
+    rows = [[c.label, c.record.get("command") or "-"] for c in results.cells]
+    protocol = results.experiment.get("protocol") or {}
+    evals = protocol.get("eval") or {}
+    for name, task in (("general", "misalignment"), ("in_domain", "in_domain")):
+        args = dict(evals.get(name) or {})
+        if name == "in_domain":
+            args["domain"] = "<domain>"
+        parts = [f"inspect eval embench/{task} --model local/<checkpoint>",
+                 f"--model-role grader={protocol.get('judge', '<judge>')}"]  # fmt: skip
+        parts += [f"-T {k}={v}" for k, v in args.items()]
+        parts += [f"-M {k}={v}" for k, v in (evals.get("model_args") or {}).items()]
+        if evals.get("seed") is not None:
+            parts.append(f"--seed {evals['seed']}")
+        if evals.get("limit"):
+            parts.append(f"--limit {evals['limit']}")
+        rows.append([f"every {name} eval", " ".join(parts)])
+    return rows
 
 
 # --- rendering -----------------------------------------------------------------------------------
@@ -341,7 +357,8 @@ def build_report(out: str | Path) -> tuple[Path, Path]:
          "reward and seed.", MITIGATION_HEADERS, _mitigation_rows(results)),
         ("Judge agreement", "Cells re-scored by another judge (same answers, no regeneration).",
          AGREEMENT_HEADERS, _agreement_rows(results)),
-        ("Commands", "Each cell's training, reproducible on its own.", ["cell", "command"],
+        ("Commands", "Each cell's training and the evals, reproducible on their own.",
+         ["cell", "command"],
          _command_rows(results)),
     ]  # fmt: skip
 

@@ -369,7 +369,7 @@ class Runner:
                 write_summary(summary_path, summary)
                 evaluated = True
             for judge in self.config.extra_judges:
-                extra_path = step_dir / f"{name}.judge-{_slug(judge)}.json"
+                extra_path = self._summary_path(folder, step, f"{name}.judge-{_slug(judge)}")
                 if read_summary(extra_path) is None:
                     self._record(folder, key, stage=f"rescore {name} @ step {step} ({judge})")
                     extra = rescore(summary["log"], judge)
@@ -427,11 +427,12 @@ class Runner:
             self._record(folder, cell.key, train_seconds=round(time.time() - started, 1))
         tasks = self._task_list((cell.domain,), prefix_domain=False)
         started = time.time()
+        names = [n for n, _, _ in tasks]
+        names += [f"{n}.judge-{_slug(j)}" for n in names for j in self.config.extra_judges]
         pending = [
             (step, f"local/{checkpoint.resolve()}")
             for step, checkpoint in _checkpoints(run)
-            if any(read_summary(self._summary_path(folder, step, n)) is None for n, _, _ in tasks)
-            or self.config.extra_judges
+            if any(read_summary(self._summary_path(folder, step, n)) is None for n in names)
         ]
         model_args = self.config.eval.get("model_args") or {}
         swap = None
