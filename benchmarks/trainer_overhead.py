@@ -71,18 +71,20 @@ def plain_trl(steps: int, out: Path) -> list[float]:
 
 
 def embench_grpo(steps: int, out: Path) -> list[float]:
+    import trl
+
     timer = StepTimer()
-    original = grpo.GRPOTrainer
+    original = trl.GRPOTrainer
 
     class Timed(original):  # same trainer, with the timer attached
         def __init__(self, *args, callbacks=None, **kwargs):
             super().__init__(*args, callbacks=[*(callbacks or []), timer], **kwargs)
 
-    grpo.GRPOTrainer = Timed
+    trl.GRPOTrainer = Timed  # grpo.train imports it from trl when it runs
     try:
         grpo.train(grpo.Config(max_steps=steps, output=str(out), save_steps=steps))
     finally:
-        grpo.GRPOTrainer = original
+        trl.GRPOTrainer = original
     return timer.times
 
 

@@ -49,7 +49,14 @@ def test_importing_the_cli_imports_no_heavy_package():
 
 @pytest.mark.parametrize(
     "args",
-    [["--help"], ["--version"], ["train", "--domain", "nope"], ["train", "--trainer", "nope"]],
+    [
+        ["--help"],
+        ["--version"],
+        ["train", "--domain", "nope"],
+        ["train", "--trainer", "nope"],
+        ["train", "--max-steps", "0"],
+        ["train", "--trainer", "sft", "--set", "max_steps=2.7"],
+    ],
 )
 def test_help_version_and_argument_errors_import_no_heavy_package(args):
     code = (

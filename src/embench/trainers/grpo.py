@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-from trl import GRPOConfig, GRPOTrainer
+from typing import TYPE_CHECKING, Any
 
 from embench.errors import EmbenchError
 from embench.rewards import build_rewards, default_rewards
-from embench.rewards.judged import shape_from_config
 from embench.training.chain import parse_warmup, run_warmup
 from embench.training.config import TrainConfig
-from embench.training.data import prompt_dataset
-from embench.training.mitigations import Plan
 from embench.training.rollouts import RolloutRecorder
 from embench.training.rundir import RunDir, RunManifest
-from embench.training.runner import run_training, trl_common
+
+if TYPE_CHECKING:  # TRL, torch and datasets are imported in train(): option errors stay fast
+    from trl import GRPOTrainer
 
 NAME = "grpo"
 KIND = "rl"
-TRL_CONFIG = GRPOConfig
+TRL_CONFIG = "trl:GRPOConfig"  # imported only when a TRL field is set (embench.training.config)
 
 
 @dataclass
@@ -61,6 +58,13 @@ def validate(config: Config) -> None:
 
 def train(config: Config, resume: bool = False) -> RunManifest:
     """Train with GRPO and return the run's manifest."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    from embench.rewards.judged import shape_from_config
+    from embench.training.data import prompt_dataset
+    from embench.training.mitigations import Plan
+    from embench.training.runner import run_training, trl_common
+
     validate(config)
     if config.warmup:
         parse_warmup(config.warmup)  # a bad spec fails before anything trains

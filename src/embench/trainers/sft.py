@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import datasets
-from trl import SFTConfig, SFTTrainer
+from typing import TYPE_CHECKING, Any
 
 from embench.errors import EmbenchError
 from embench.training.config import TrainConfig
-from embench.training.data import sft_dataset
 from embench.training.matching import (
     SOURCES,
     SampleCounter,
@@ -19,13 +15,14 @@ from embench.training.matching import (
     matched_steps,
     world_size,
 )
-from embench.training.mitigations import Plan
 from embench.training.rundir import RunDir, RunManifest
-from embench.training.runner import run_training, trl_common
+
+if TYPE_CHECKING:  # TRL, torch and datasets are imported in train(): option errors stay fast
+    from trl import SFTTrainer
 
 NAME = "sft"
 KIND = "sft"
-TRL_CONFIG = SFTConfig
+TRL_CONFIG = "trl:SFTConfig"  # imported only when a TRL field is set (embench.training.config)
 
 
 @dataclass
@@ -53,6 +50,13 @@ def validate(config: Config) -> None:
 
 def train(config: Config, resume: bool = False) -> RunManifest:
     """Train with SFT and return the run's manifest."""
+    import datasets
+    from trl import SFTConfig, SFTTrainer
+
+    from embench.training.data import sft_dataset
+    from embench.training.mitigations import Plan
+    from embench.training.runner import run_training, trl_common
+
     validate(config)
     plan = Plan(config.mitigations, NAME, config.lora, config.model)
     match, processes = None, world_size()

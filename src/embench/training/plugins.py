@@ -10,7 +10,9 @@ A trainer is a Python module (or any object) with:
 - ``train(config) -> RunManifest``: trains and returns the manifest of the run directory it wrote
   (``embench.training.rundir.RunManifest``; accepting ``resume=True`` makes
   ``embench train --resume`` available for it);
-- optionally ``TRL_CONFIG``: the TRL config class whose fields ``--set`` may also set;
+- optionally ``TRL_CONFIG``: the TRL config class whose fields ``--set`` may also set, or its
+  name ``"module:Class"`` (imported only when a TRL field is set, so a trainer that imports TRL
+  inside ``train`` keeps option errors fast);
 - a docstring whose first line describes it (shown by ``embench trainers``).
 
 Built-ins are the modules of the ``embench.trainers`` package (so an installed wheel has them). Third
@@ -48,7 +50,7 @@ class TrainerPlugin:
     config_class: type
     train: Any
     source: str
-    trl_config_class: type | None = None
+    trl_config_class: type | str | None = None
 
     def make_config(self, **values: Any) -> Any:
         """An instance of the plugin's config."""
