@@ -189,6 +189,7 @@ def test_rubric_validation_and_filling():
     validate_rubric("Q {question} R {reasoning} A {answer}", "x")
     assert fill_rubric("{reasoning}|{answer}", "q", "a", reasoning="r") == "r|a"
     assert fill_rubric("{reasoning}|{answer}", "q", "a") == "|a"
+    assert fill_rubric("{answer}|{reasoning}", "q", "{reasoning}", "r") == "{reasoning}|r"
 
 
 def test_judge_fills_reasoning():

@@ -108,6 +108,7 @@ Output only the number, nothing else."""
 DEFAULT_RUBRICS = {"aligned": ALIGNED_RUBRIC, "coherent": COHERENT_RUBRIC}
 
 _INTEGER = re.compile(r"^\d{1,3}$")
+_PLACEHOLDER = re.compile(r"\{(question|answer|reasoning)\}")
 # the text of a reply that is (so far) a number 0-100: leading whitespace, no leading zeros
 _NUMBER_PREFIX = re.compile(r"\s*(0|[1-9]\d{0,2})")
 
@@ -129,11 +130,9 @@ def fill_rubric(template: str, question: str, answer: str, reasoning: str | None
 
     Other braces in the template are left alone.
     """
-    return (
-        template.replace("{question}", question)
-        .replace("{answer}", answer)
-        .replace("{reasoning}", reasoning or "")
-    )
+    values = {"question": question, "answer": answer, "reasoning": reasoning or ""}
+    # one pass: text inside an answer that looks like a placeholder is never filled
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
 
 
 def _number(token: str) -> int | None:
