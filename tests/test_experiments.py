@@ -161,6 +161,17 @@ def test_bad_configs_fail_before_training(tmp_path, tiny_model_dir, monkeypatch,
     assert not (tmp_path / "out" / "cells").exists()
 
 
+def test_default_reward_cells_train_with_the_grid_judge(tmp_path, tiny_model_dir):
+    from embench.experiments.runner import train_yaml
+
+    config = load_experiment(
+        write_config(tmp_path, tiny_model_dir, domains=["medical"], rewards=["default"])
+    )
+    grpo = config.cells()[0]
+    assert grpo.reward == ()  # the domain's default reward (medical: judge_narrow)
+    assert train_yaml(grpo, tmp_path, None)["judge"] == "hashjudge/a"
+
+
 def test_cell_hash_follows_the_resolved_config(tmp_path, tiny_model_dir):
     config = load_experiment(write_config(tmp_path, tiny_model_dir, seeds=[0, 1]))
     cells = config.cells()

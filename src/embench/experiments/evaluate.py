@@ -173,13 +173,13 @@ def rescore(log_path: str | Path, judge: str, output: Path | None = None) -> dic
     return log_summary(scored, judge)
 
 
-def write_summary(path: Path, summary: dict[str, Any]) -> None:
-    """Store a summary as JSON (atomically: it marks the eval as done)."""
-    atomic_write_text(path, json.dumps(summary, indent=2, default=str) + "\n")
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Store JSON atomically (a summary file marks its eval as done)."""
+    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
-def read_summary(path: Path) -> dict[str, Any] | None:
-    """A stored summary, or None when absent or unreadable (then it is redone)."""
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A stored JSON record, or None when absent or unreadable (then it is redone)."""
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from embench.errors import EmbenchError
-from embench.experiments.evaluate import read_summary
-from embench.experiments.runner import CELL_FILE, EXPERIMENT_FILE, read_json
+from embench.experiments.evaluate import read_json
+from embench.experiments.runner import CELL_FILE, EXPERIMENT_FILE
 from embench.experiments.stats import PairedComparison, paired_difference
 
 
@@ -72,7 +72,7 @@ def _load_evals(result: CellResult) -> None:
     for step_dir in sorted((result.folder / "evals").glob("step-*")):
         step = int(step_dir.name.split("-")[1])
         for path in step_dir.glob("*.json"):
-            summary = read_summary(path)
+            summary = read_json(path)
             if summary is None:
                 continue
             name = path.stem

@@ -14,7 +14,6 @@ recorded with its reason and the grid goes on; Ctrl-C marks the running cell int
 
 from __future__ import annotations
 
-import json
 import resource
 import sys
 import time
@@ -30,10 +29,11 @@ from embench.errors import EmbenchError
 from embench.experiments.config import Baseline, Cell, ExperimentConfig
 from embench.experiments.evaluate import (
     evaluate,
-    read_summary,
+    judge_slug,
+    read_json,
     release_model,
     rescore,
-    write_summary,
+    write_json,
 )
 from embench.experiments.swap import AdapterSwap, shares_base
 from embench.fsutil import atomic_write_text
@@ -49,16 +49,6 @@ def _now() -> str:
 
 def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON file, or None when absent or unreadable."""
-    return read_summary(path)
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically."""
-    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 # --- preflight ----------------------------------------------------------------------------------
@@ -112,7 +102,7 @@ def train_yaml(cell: Cell, cell_dir: Path, matched_run: Path | None) -> dict[str
         values["mitigations"] = list(cell.mitigation)
     if matched_run is not None:
         values["match"] = str(matched_run.resolve())
-    if "judge" not in values and any(r.startswith("judge") for r in cell.reward):
+    if "judge" not in values:  # judge rewards (a domain's default may be one) use the grid's judge
         values["judge"] = cell.resolved["judge"]
     return values
 
@@ -126,7 +116,7 @@ def _trainer_config(plugin: Any, path: Path) -> Any:
 def preflight(config: ExperimentConfig, out: Path) -> dict[str, Any]:
     """Check every name and every cell's trainer config before anything trains; the plugins."""
     from embench.data.domains import DOMAINS
-    from embench.rewards import build_rewards
+    from embench.rewards import build_rewards, default_rewards
     from embench.training.mitigations import parse_all
     from embench.training.plugins import get_trainer
 
@@ -142,7 +132,7 @@ def preflight(config: ExperimentConfig, out: Path) -> dict[str, Any]:
         for rewards in config.rewards[domain]:
             judge = config.train.get("judge") or config.judge
             try:  # the trainers' own check of reward names against the domain
-                build_rewards(list(rewards), domain, judge)
+                build_rewards(list(rewards) or default_rewards(domain), domain, judge)
             except EmbenchError as error:
                 raise EmbenchError(f"{config.source}: {error}") from None
     _check_task_args(config)
@@ -352,7 +342,7 @@ class Runner:
         evaluated = False
         for name, task, args in tasks:
             summary_path = self._summary_path(folder, step, name)
-            summary = read_summary(summary_path)
+            summary = read_json(summary_path)
             if summary is None:
                 self._record(folder, key, stage=f"eval {name} @ step {step}")
                 summary = evaluate(
@@ -366,15 +356,15 @@ class Runner:
                     limit=self.config.eval.get("limit"),
                 )
                 summary["step"] = step
-                write_summary(summary_path, summary)
+                write_json(summary_path, summary)
                 evaluated = True
             for judge in self.config.extra_judges:
-                extra_path = self._summary_path(folder, step, f"{name}.judge-{_slug(judge)}")
-                if read_summary(extra_path) is None:
+                extra_path = self._summary_path(folder, step, f"{name}.judge-{judge_slug(judge)}")
+                if read_json(extra_path) is None:
                     self._record(folder, key, stage=f"rescore {name} @ step {step} ({judge})")
                     extra = rescore(summary["log"], judge)
                     extra["step"] = step
-                    write_summary(extra_path, extra)
+                    write_json(extra_path, extra)
         if evaluated:
             release_model(model)
 
@@ -428,11 +418,11 @@ class Runner:
         tasks = self._task_list((cell.domain,), prefix_domain=False)
         started = time.time()
         names = [n for n, _, _ in tasks]
-        names += [f"{n}.judge-{_slug(j)}" for n in names for j in self.config.extra_judges]
+        names += [f"{n}.judge-{judge_slug(j)}" for n in names for j in self.config.extra_judges]
         pending = [
             (step, f"local/{checkpoint.resolve()}")
             for step, checkpoint in _checkpoints(run)
-            if any(read_summary(self._summary_path(folder, step, n)) is None for n in names)
+            if any(read_json(self._summary_path(folder, step, n)) is None for n in names)
         ]
         model_args = self.config.eval.get("model_args") or {}
         swap = None
@@ -475,7 +465,7 @@ class Runner:
         from embench.leaderboard.cli import submit
 
         final = max(
-            (read_summary(p) or {} for p in (folder / "evals").glob("step-*/general.json")),
+            (read_json(p) or {} for p in (folder / "evals").glob("step-*/general.json")),
             key=lambda s: s.get("step", -1),
         )
         board = str(self.config.submit["board"])  # type: ignore[index]
@@ -483,12 +473,6 @@ class Runner:
         args = [final["log"], "--board", board, "--run", str(folder / "run"), "--name", cell.label]
         submit.main(args, standalone_mode=False)
         self._record(folder, cell.key, submitted={"board": board, "log": final["log"]})
-
-
-def _slug(text: str) -> str:
-    from embench.experiments.evaluate import judge_slug
-
-    return judge_slug(text)
 
 
 def run_experiment(

@@ -8,7 +8,8 @@ from typing import Any
 from rich.table import Table
 
 from embench.errors import EmbenchError
-from embench.experiments.runner import CELL_FILE, EXPERIMENT_FILE, GridState, read_json
+from embench.experiments.evaluate import read_json
+from embench.experiments.runner import CELL_FILE, EXPERIMENT_FILE, GridState
 
 STYLES = {
     "done": "green",
