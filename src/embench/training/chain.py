@@ -78,8 +78,8 @@ def parse_warmup(spec: str) -> Warmup:
 
 def run_warmup(config: Any, trainer_name: str) -> Any:
     """Train the warm-up stage of ``config`` and point ``config.model`` at it; its RunManifest."""
+    from embench.training.config import default_output
     from embench.training.plugins import get_trainer
-    from embench.training.runner import default_output
 
     spec = parse_warmup(config.warmup)
     plugin = get_trainer(spec.trainer)

@@ -33,7 +33,7 @@ from transformers.trainer_callback import PrinterCallback
 
 from embench.errors import EmbenchError
 from embench.training.chain import record_probe
-from embench.training.config import TrainConfig, config_to_dict
+from embench.training.config import TrainConfig, config_to_dict, default_output
 from embench.training.rundir import (
     MANIFEST_FILE,
     OWN_CHECKPOINT,
@@ -78,12 +78,6 @@ def versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             continue
     return found
-
-
-def default_output(trainer: str, config: TrainConfig) -> str:
-    """runs/<trainer>-<domain or dataset>-s<seed>."""
-    source = config.domain or (Path(config.dataset).stem if config.dataset else "default")
-    return f"runs/{trainer}-{source}-s{config.seed}"
 
 
 def reference_for_manifest(reference: str) -> str:
