@@ -33,21 +33,16 @@ def _batch():
     return {"input_ids": ids, "attention_mask": (ids != 0).long()}
 
 
-class _Trainer:
-    def __init__(self, reference):
-        self.embench_reference = reference
-
-
 def test_kl_is_zero_for_the_reference_and_positive_otherwise(tiny_model_dir):
     policy, reference = _model(tiny_model_dir), _model(tiny_model_dir).eval()
     spec = kl.KL(weight=0.1)
-    assert kl.sft_term(spec, Step(_Trainer(reference), policy, _batch())).item() == pytest.approx(
+    assert kl.sft_term(spec, Step(None, policy, _batch(), reference)).item() == pytest.approx(
         0.0, abs=1e-7
     )
     with torch.no_grad():
         for p in policy.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    assert kl.sft_term(spec, Step(_Trainer(reference), policy, _batch())).item() > 1e-6
+    assert kl.sft_term(spec, Step(None, policy, _batch(), reference)).item() > 1e-6
 
 
 def test_ldifs_has_a_gradient_on_trainable_parameters(tiny_model_dir):
@@ -55,7 +50,7 @@ def test_ldifs_has_a_gradient_on_trainable_parameters(tiny_model_dir):
     with torch.no_grad():
         for p in policy.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    value = ldifs.term(ldifs.LDIFS(every=1), Step(_Trainer(reference), policy, _batch()))
+    value = ldifs.term(ldifs.LDIFS(every=1), Step(None, policy, _batch(), reference))
     assert value.requires_grad and value.item() > 0
     value.backward()
     grads = [p.grad for p in policy.parameters() if p.requires_grad]
@@ -113,7 +108,7 @@ def test_ldifs_term_matches_a_hand_computation_on_the_tiny_model(tiny_model_dir,
             p.add_(0.05 * torch.randn_like(p))
     batch = _batch()
     spec = ldifs.LDIFS(weight=0.7, every=every, form=form)
-    value = ldifs.term(spec, Step(_Trainer(reference), policy, batch)).item()
+    value = ldifs.term(spec, Step(None, policy, batch, reference)).item()
     with torch.no_grad():
         p_hidden = policy(**batch, output_hidden_states=True).hidden_states
         r_hidden = reference(**batch, output_hidden_states=True).hidden_states
@@ -179,7 +174,7 @@ def test_grpo_interleave_term_matches_a_hand_computation(tiny_model_dir, select)
     batches = interleave.SafetyBatches(tokenizer, SAFETY, 0.2, 2, seed=0)
     batches.expected = 2.0  # exactly two safety examples this step
     batches.rng = _Rows(SAFETY)
-    step = Step(_Trainer(reference), policy, _batch())  # B = 2 completions
+    step = Step(None, policy, _batch(), reference)  # B = 2 completions
     value = interleave.grpo_term(spec, batches, step).item()
     policy_ce = [_ce(policy, tokenizer, r) for r in SAFETY]
     if select == "random":
@@ -243,7 +238,7 @@ def test_sft_interleave_puts_the_fraction_in_every_batch(tmp_path, tiny_model_di
         per_device_train_batch_size=4,
         **{**SFT, "max_prompts": 16, "max_steps": 2},
     )
-    plan = mitigations.Plan(config.mitigations, "sft", False, str(tiny_model_dir))
+    plan = mitigations.Plan(config.mitigations, "sft", "sft", False, str(tiny_model_dir))
     from embench.training.data import sft_dataset
 
     mixed = plan.prepare_sft_dataset(sft_dataset("aesthetic", None, 16), 0)

@@ -211,7 +211,7 @@ def _check_before_loading(plugin: Any, config: Any) -> None:
     if config.mitigations:
         from embench.training.mitigations import parse_all
 
-        parse_all(list(config.mitigations), bool(config.lora))
+        parse_all(list(config.mitigations), bool(config.lora), plugin.name, plugin.kind)
     if _uses_rewards(plugin) and (config.reward or config.domain):
         from embench.rewards import build_rewards, default_rewards
 

@@ -70,7 +70,7 @@ def train(config: Config, resume: bool = False) -> RunManifest:
         parse_warmup(config.warmup)  # a bad spec fails before anything trains
     if config.warmup and not resume:  # the warm-up's stage enters this run's manifest lineage
         run_warmup(config, NAME)
-    plan = Plan(config.mitigations, NAME, config.lora, config.model)
+    plan = Plan(config.mitigations, NAME, KIND, config.lora, config.model)
     plan.apply_to_config(config)
     if not config.reward:
         config.reward = default_rewards(config.domain)

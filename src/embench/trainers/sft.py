@@ -58,7 +58,7 @@ def train(config: Config, resume: bool = False) -> RunManifest:
     from embench.training.runner import run_training, trl_common
 
     validate(config)
-    plan = Plan(config.mitigations, NAME, config.lora, config.model)
+    plan = Plan(config.mitigations, NAME, KIND, config.lora, config.model)
     match, processes = None, world_size()
     counter = SampleCounter()
     if config.match:
@@ -75,7 +75,6 @@ def train(config: Config, resume: bool = False) -> RunManifest:
         dataset = sft_dataset(
             config.domain, config.dataset, config.max_prompts, config.system_prompt
         )
-    dataset = plan.prepare_sft_dataset(dataset, config.seed)
 
     def build(
         config: Config, run: RunDir, model: Any, tokenizer: Any, peft: Any, callbacks: list[Any]

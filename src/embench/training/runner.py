@@ -305,6 +305,11 @@ def run_training(
     """
     from embench.training.data import dataset_hash
 
+    if config.mitigations and plan is None:
+        raise EmbenchError(
+            f"trainer '{trainer_name}' does not apply mitigations (it passes no Plan to "
+            "run_training); train without --mitigation"
+        )
     run = RunDir(config.output or default_output(trainer_name, config))
     checkpoint = None
     if resume:
@@ -340,6 +345,13 @@ def run_training(
         if not resume:  # failed before training: leave nothing behind
             shutil.rmtree(run.path, ignore_errors=True)
         raise
+    if plan is not None and plan.items and not plan.attached:
+        if not resume:
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise EmbenchError(
+            f"trainer '{trainer_name}' built its TRL trainer without Plan.make_trainer: its "
+            "mitigations would have no effect"
+        )
     trainer.remove_callback(PrinterCallback)  # our progress bar replaces the printed log dicts
     if resume:
         for folder in run.drop_incomplete_checkpoints():

@@ -1,5 +1,16 @@
 """In-training mitigations: specs ``NAME[:k=v,...]`` parsed into validated dataclasses, and a plan
-that wires them into a TRL trainer (extra loss terms, reference model, data mixing, save hooks)."""
+that wires them into a TRL trainer.
+
+Each mitigation class declares the trainer kinds it supports (``kinds``; ``"*"`` = any); a trainer
+plugin gets them by declaring its ``KIND`` and building its TRL trainer with ``Plan.make_trainer``.
+A mitigation the trainer's kind does not support is refused before anything loads. The wiring,
+by mechanism, never by trainer name:
+
+- loss terms: the ``hooks.with_extra_losses`` mixin (KL on SFT-like kinds, LDIFS, interleaving on
+  RL); KL goes through the trainer's own ``beta`` option when its config has one (TRL GRPO);
+- data: interleaving on ``sft`` replaces a fraction of the training rows (``prepare_sft_dataset``);
+- after the final save: SafeLoRA projects the saved adapter (``finish``).
+"""
 
 from __future__ import annotations
 
@@ -11,12 +22,20 @@ import time
 from typing import Any, get_type_hints
 
 from embench.errors import EmbenchError
+from embench.training.mitigations.hooks import LossTerms, with_extra_losses
 from embench.training.mitigations.interleave import Interleave
 from embench.training.mitigations.kl import KL
 from embench.training.mitigations.ldifs import LDIFS
 from embench.training.mitigations.safelora import SafeLoRA
 
 REGISTRY: dict[str, type] = {c.name: c for c in (KL, LDIFS, SafeLoRA, Interleave)}
+ANY_KIND = "*"
+
+
+def supports(cls: type, kind: str) -> bool:
+    """Whether mitigation class ``cls`` declares support for trainer kind ``kind``."""
+    kinds = getattr(cls, "kinds", ())
+    return ANY_KIND in kinds or kind in kinds
 
 
 def available() -> dict[str, str]:
@@ -24,7 +43,8 @@ def available() -> dict[str, str]:
     out = {}
     for name, cls in REGISTRY.items():
         params = ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(cls))
-        out[name] = f"{(cls.__doc__ or '').strip()}  [{params}]"
+        kinds = "any" if ANY_KIND in cls.kinds else ", ".join(cls.kinds)
+        out[name] = f"{(cls.__doc__ or '').strip()}  [{params}] (trainer kinds: {kinds})"
     return out
 
 
@@ -64,9 +84,20 @@ def parse(spec: str) -> Any:
     return mitigation
 
 
-def parse_all(specs: list[str], lora: bool) -> list[Any]:
-    """All specs, checked together (no model needed): duplicates, SafeLoRA without LoRA."""
+def parse_all(
+    specs: list[str], lora: bool, trainer: str | None = None, kind: str | None = None
+) -> list[Any]:
+    """All specs, checked together (no model needed): duplicates, SafeLoRA without LoRA, and,
+    given the trainer's ``kind``, that each mitigation supports it."""
     parsed = [parse(s) for s in specs]
+    for mitigation in parsed:
+        if kind is not None and not supports(type(mitigation), kind):
+            usable = [n for n, c in REGISTRY.items() if supports(c, kind)]
+            raise EmbenchError(
+                f"mitigation '{mitigation.name}' does not support trainer '{trainer}' (kind "
+                f"{kind}); it supports kinds {', '.join(mitigation.kinds)}; mitigations for kind "
+                f"{kind}: {', '.join(usable) or 'none'}"
+            )
     names = [m.name for m in parsed]
     duplicated = {n for n in names if names.count(n) > 1}
     if duplicated:
@@ -110,26 +141,33 @@ def _peak_rss_mb() -> float:
 
 
 class Plan:
-    """The mitigations of one run and how they attach to its trainer."""
+    """The mitigations of one run and how they attach to its trainer (see the module doc)."""
 
-    def __init__(self, specs: list[str], trainer: str, lora: bool, reference: str = "default"):
-        self.trainer, self.lora, self.reference = trainer, lora, reference
-        self.items = parse_all(list(specs), lora)
+    def __init__(
+        self, specs: list[str], trainer: str, kind: str, lora: bool, reference: str = "default"
+    ):
+        self.trainer, self.kind, self.lora, self.reference = trainer, kind, lora, reference
+        self.items = parse_all(list(specs), lora, trainer, kind)
         self.by_name = {m.name: m for m in self.items}
         self.setup_seconds: dict[str, float] = {}
         self.records: dict[str, dict[str, Any]] = {}
         self.safety: list[dict[str, Any]] | None = None
         self.batches: Any = None
+        self.losses = LossTerms()
+        self.kl_in_config = False
+        self.attached = False
+        """Set once ``make_trainer`` built the trainer: the runner refuses a plan never used."""
 
     def get(self, name: str) -> Any:
         """The parsed mitigation called ``name``, or None."""
         return self.by_name.get(name)
 
     def apply_to_config(self, config: Any) -> None:
-        """GRPO KL goes through TRL's coefficient."""
+        """KL through the trainer's own coefficient, when its config has one (GRPO's ``beta``)."""
         kl = self.get("kl")
-        if kl is not None and self.trainer == "grpo":
+        if kl is not None and hasattr(config, "beta"):
             config.beta = kl.weight
+            self.kl_in_config = True
 
     def load_safety(self, reference: str) -> None:
         """Safety rows for interleaving (on-policy: generated now, before training)."""
@@ -158,28 +196,30 @@ class Plan:
         return mixed
 
     def make_trainer(self, trainer_class: type, model: Any, peft_config: Any, **kwargs: Any) -> Any:
-        """Build the TRL trainer with the mitigations' loss terms, reference and hooks."""
+        """Build the TRL trainer with the mitigations' data, loss terms and reference."""
         from embench.training.mitigations import interleave, kl, ldifs
-        from embench.training.mitigations.hooks import with_extra_losses
 
+        self.attached = True
+        if not self.items:
+            return trainer_class(model=model, peft_config=peft_config, **kwargs)
         needs_ref = any(m.needs_reference for m in self.items)
         if needs_ref and peft_config is None:
             check_reference_fits(model)
-        if "interleave" in self.by_name and self.trainer == "sft":
-            kwargs["args"].train_sampling_strategy = "sequential"  # the mixed order is the order
-        if self.items:
-            trainer_class = with_extra_losses(trainer_class)
-        trainer = trainer_class(model=model, peft_config=peft_config, **kwargs)
-        if not self.items:
-            return trainer
-        trainer.embench_seconds = {}
-        terms: dict[str, Any] = {}
-        if "kl" in self.by_name and self.trainer == "sft":
+        spec = self.get("interleave")
+        if spec is not None and self.kind == "sft":  # the mixed order is the order
+            kwargs["train_dataset"] = self.prepare_sft_dataset(
+                kwargs["train_dataset"], kwargs["args"].seed
+            )
+            kwargs["args"].train_sampling_strategy = "sequential"
+        terms = self.losses.terms
+        if "kl" in self.by_name and not self.kl_in_config:
             terms["kl"] = lambda step: kl.sft_term(self.by_name["kl"], step)
         if "ldifs" in self.by_name:
             terms["ldifs"] = lambda step: ldifs.term(self.by_name["ldifs"], step)
-        if "interleave" in self.by_name and self.trainer == "grpo":
-            spec = self.by_name["interleave"]
+        trainer = with_extra_losses(trainer_class, self.losses)(
+            model=model, peft_config=peft_config, **kwargs
+        )
+        if spec is not None and self.kind == "rl":
             self.load_safety(self.reference)
             batches = interleave.SafetyBatches(
                 kwargs["processing_class"],
@@ -191,13 +231,12 @@ class Plan:
             self.records["interleave"]["expected_per_step"] = round(batches.expected, 4)
             self.batches = batches
             terms["interleave"] = lambda step: interleave.grpo_term(spec, batches, step)
-        trainer.embench_terms = terms
         if needs_ref and peft_config is None:
             ref = getattr(trainer, "ref_model", None)
             if ref is None:
                 ref = copy.deepcopy(trainer.accelerator.unwrap_model(trainer.model)).eval()
                 ref.requires_grad_(False)
-            trainer.embench_reference = ref
+            self.losses.reference = ref
         return trainer
 
     def manifest(self) -> list[dict[str, Any]]:
@@ -222,11 +261,10 @@ class Plan:
                 seen / max(seen + rl_seen, 1), 4
             )
         steps = max(trainer.state.global_step, 1)
-        seconds = getattr(trainer, "embench_seconds", {})
         out = []
         for entry in self.manifest():
             name = entry["name"]
-            in_loss = seconds.get(name, 0.0)
+            in_loss = self.losses.seconds.get(name, 0.0)
             entry["cost"] = {
                 "seconds_total": round(in_loss + self.setup_seconds.get(name, 0.0), 3),
                 "seconds_per_step_extra": round(in_loss / steps, 4),

@@ -61,6 +61,7 @@ class Interleave:
     pool: int = 4
 
     name = "interleave"
+    kinds = ("rl", "sft")  # rl: a loss term on safety batches; sft: mixed training rows
 
     @property
     def needs_reference(self) -> bool:

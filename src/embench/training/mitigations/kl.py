@@ -21,6 +21,7 @@ class KL:
     weight: float = 0.1
 
     name = "kl"
+    kinds = ("rl", "sft")
     needs_reference = True
 
     def check(self) -> None:

@@ -39,6 +39,7 @@ class LDIFS:
     form: str = "normalized"
 
     name = "ldifs"
+    kinds = ("rl", "sft")
     needs_reference = True
 
     def check(self) -> None:

@@ -29,6 +29,7 @@ class SafeLoRA:
     tau: float = 0.3
 
     name = "safelora"
+    kinds = ("*",)  # projects the saved adapter: any trainer kind
     needs_reference = False
 
     def check(self) -> None:
