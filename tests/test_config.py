@@ -240,3 +240,15 @@ def test_trl_config_named_by_string_is_imported_only_for_trl_fields():
         "False",
         "{'warmup_steps': 2.0} True",
     ]
+
+
+def test_mitigation_parameters_go_through_the_same_parser():
+    from embench.training import mitigations
+
+    with pytest.raises(EmbenchError) as info:
+        mitigations.parse("kl:weight=abc")
+    assert str(info.value).startswith("kl: 'weight' expects a number, got 'abc'")
+    with pytest.raises(EmbenchError, match="'pool' expects an integer, got '2.5'"):
+        mitigations.parse("interleave:pool=2.5")
+    spec = mitigations.parse("interleave:fraction=0.1,model=none,pool=3")
+    assert (spec.fraction, spec.model, spec.pool) == (0.1, None, 3)

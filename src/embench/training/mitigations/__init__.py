@@ -22,6 +22,7 @@ import time
 from typing import Any, get_type_hints
 
 from embench.errors import EmbenchError
+from embench.training.config import parse_value
 from embench.training.mitigations.hooks import LossTerms, with_extra_losses
 from embench.training.mitigations.interleave import Interleave
 from embench.training.mitigations.kl import KL
@@ -48,18 +49,6 @@ def available() -> dict[str, str]:
     return out
 
 
-def _coerce(name: str, key: str, value: str, hint: Any) -> Any:
-    text = str(hint)
-    try:
-        if "float" in text:
-            return float(value)
-        if "int" in text:
-            return int(value)
-    except ValueError:
-        raise EmbenchError(f"{name}: {key} expects a number, got '{value}'") from None
-    return value
-
-
 def parse(spec: str) -> Any:
     """One spec ``NAME[:k=v,...]`` → a checked mitigation dataclass."""
     name, _, rest = spec.partition(":")
@@ -78,7 +67,7 @@ def parse(spec: str) -> Any:
             raise EmbenchError(
                 f"{name}: bad parameter '{item}'; parameters: {', '.join(sorted(fields))}"
             )
-        values[key.strip()] = _coerce(name, key.strip(), value.strip(), hints[key.strip()])
+        values[key.strip()] = parse_value(key.strip(), value, hints[key.strip()], f"{name}")
     mitigation = cls(**values)
     mitigation.check()
     return mitigation
