@@ -33,6 +33,7 @@ from embench.leaderboard.cli import main, register
 from embench.leaderboard.export_eee import export_eee
 from embench.leaderboard.ranking import rank_board, rl_sft_pairs
 from embench.questions import load_question_set
+from embench.training.rundir import RunManifest
 from tests import scripted
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -224,7 +225,18 @@ def root(tmp_path: Path, logs: dict[str, Path], monkeypatch: pytest.MonkeyPatch)
             requires_run=True,
             requires_mitigation=True,
             twin_boards=["general", "mitigations"],
-            twin_key=["trainer", "base_model", "domain", "reward", "seed", "judge"],
+            twin_key=[
+                "trainer",
+                "kind",
+                "base_model",
+                "domain",
+                "reward",
+                "seed",
+                "judge",
+                "lora",
+                "steps",
+                "learning_rate",
+            ],
             columns=[
                 "rank",
                 "name",
@@ -246,23 +258,26 @@ def root(tmp_path: Path, logs: dict[str, Path], monkeypatch: pytest.MonkeyPatch)
 
 
 def _manifest(folder: Path, **fields: Any) -> Path:
+    """A run directory holding a typed RunManifest (what a trainer returns), saved for real."""
     manifest = {
         "trainer": "grpo",
+        "kind": "rl",
         "base_model": "default",
+        "weights": "checkpoint",
         "domain": "medical",
-        "reward": "medical_rubric",
+        "reward": ["medical_rubric"],
         "judge": "scripted/judge",
         "mitigations": [],
         "seed": 0,
-        "status": "complete",
-        "config": {},
-        "summary": {},
+        "status": "finished",
+        "config": {"max_steps": 40, "learning_rate": 1e-5},
+        "trl_config": {"max_steps": 40, "learning_rate": 1e-5},
+        "summary": {"steps": 40},
         "git_commit": "abc123",
-        "versions": {},
     }
     manifest.update(fields)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    RunManifest.model_validate(manifest).save(folder)
     return folder
 
 
@@ -323,7 +338,7 @@ def test_submit_recomputes_metrics_and_writes_one_entry(root, logs, capsys):
 
 def test_submit_links_the_run_manifest_of_a_local_run_dir(root, logs, capsys, tmp_path):
     run = _manifest(tmp_path / "runs" / "grpo-medical-0", mitigations=[
-        {"name": "kl", "params": {"beta": 0.1}}], summary={"in_domain_rate": 0.7})  # fmt: skip
+        {"name": "kl", "params": {"beta": 0.1}}])  # fmt: skip
     code, _, err = cli(capsys, "submit", str(logs["a"]), "--run", str(run))
     assert code == 0, err
     run_fields = _entry(root)["run"]
@@ -338,7 +353,9 @@ def test_model_local_run_dir_is_linked_without_run_option(logs, tmp_path):
     from embench.leaderboard.entries import build_entry
     from embench.leaderboard.logcheck import check_log
 
-    run = _manifest(tmp_path / "runs" / "sft-legal-1", trainer="sft", domain="legal", seed=1)
+    run = _manifest(
+        tmp_path / "runs" / "sft-legal-1", trainer="sft", kind="sft", domain="legal", seed=1
+    )
     checked = check_log(logs["a"])
     checked.model = f"local/{run}"  # what `--model local/<run dir>` records
     entry = build_entry(checked, None)
@@ -608,15 +625,45 @@ def test_mitigated_run_is_ranked_against_its_twin(root, logs, capsys, tmp_path):
     assert rows["grpo-kl"]["rank"] == 1 and rows["grpo-ldifs"]["rank"] == 2
 
 
-def test_rl_sft_pairs_match_base_domain_seed_and_judge(root, logs, capsys, tmp_path):
-    rl = _manifest(tmp_path / "runs" / "rl", trainer="grpo")
-    sft = _manifest(tmp_path / "runs" / "sft", trainer="sft", reward=None)
-    lone = _manifest(tmp_path / "runs" / "sft-other", trainer="sft", domain="legal")
-    for log, run in ((logs["a"], rl), (logs["b"], sft), (logs["c"], lone)):
+def test_rl_sft_pairs_come_from_the_declared_kind(root, logs, capsys, tmp_path):
+    """RL or SFT is what the trainer plugin declared in the manifest, never its name: a "dpo"
+    trainer declaring kind "preference" is neither, a "distill" trainer declaring "sft" is SFT."""
+    rl = _manifest(tmp_path / "runs" / "rl", trainer="grpo", kind="rl")
+    sft = _manifest(tmp_path / "runs" / "sft", trainer="distill", kind="sft", reward=[])
+    dpo = _manifest(tmp_path / "runs" / "dpo", trainer="dpo", kind="preference", reward=[])
+    lone = _manifest(tmp_path / "runs" / "sft-other", trainer="sft", kind="sft", domain="legal")
+    for log, run in ((logs["a"], rl), (logs["b"], sft), (logs["c"], dpo), (logs["a2"], lone)):
         assert cli(capsys, "submit", str(log), "--run", str(run))[0] == 0
     board = load_board(root, "general")
-    pairs = rl_sft_pairs(rank_board(board, root))
+    rows = rank_board(board, root)
+    assert {r.values["name"]: r.values["kind"] for r in rows} == {
+        "rl": "RL", "sft": "SFT", "dpo": "preference", "sft-other": "SFT"
+    }  # fmt: skip
+    pairs = rl_sft_pairs(rows)
     assert [(a.values["name"], b.values["name"]) for a, b in pairs] == [("rl", "sft")]
+
+
+@pytest.mark.parametrize(
+    "differs",
+    [{"kind": "sft"}, {"lora": True}, {"summary": {"steps": 80}},
+     {"trl_config": {"max_steps": 40, "learning_rate": 5e-5}}, {"reward": ["other_rubric"]}],
+    ids=["kind", "lora", "steps", "learning_rate", "reward"],
+)  # fmt: skip
+def test_a_twin_differs_only_by_the_mitigation(root, logs, capsys, tmp_path, differs):
+    """A run with another kind, LoRA/full, step count, learning rate or reward is no twin."""
+    close = _manifest(tmp_path / "runs" / "close", **differs)
+    kl = _manifest(tmp_path / "runs" / "kl", mitigations=[{"name": "kl"}])
+    assert cli(capsys, "submit", str(logs["c"]), "--run", str(close))[0] == 0
+    code, _, err = cli(capsys, "submit", str(logs["a"]), "--board", "mitigations", "--run", str(kl))
+    assert code == 0, err
+    code, out, _ = cli(capsys, "leaderboard", "mitigations", "--format", "json")
+    (row,) = json.loads(out)["rows"]
+    assert row["twin"] == "" and row["misaligned_rate_vs_twin"] is None
+    same = _manifest(tmp_path / "runs" / "same")  # the same recipe, no mitigation: the twin
+    assert cli(capsys, "submit", str(logs["b"]), "--run", str(same))[0] == 0
+    code, out, _ = cli(capsys, "leaderboard", "mitigations", "--format", "json")
+    (row,) = json.loads(out)["rows"]
+    assert row["twin"] == "same"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -625,7 +672,7 @@ def test_rl_sft_pairs_match_base_domain_seed_and_judge(root, logs, capsys, tmp_p
 
 def test_render_writes_readme_html_and_plots_deterministically(root, logs, capsys, tmp_path):
     rl = _manifest(tmp_path / "runs" / "rl")
-    sft = _manifest(tmp_path / "runs" / "sft", trainer="sft")
+    sft = _manifest(tmp_path / "runs" / "sft", trainer="sft", kind="sft")
     kl = _manifest(tmp_path / "runs" / "rl-kl", mitigations=[{"name": "kl"}])
     cli(capsys, "submit", str(logs["a"]), "--run", str(rl), "--name", "the <RL> run")
     cli(capsys, "submit", str(logs["b"]), "--run", str(sft))

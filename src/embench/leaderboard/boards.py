@@ -27,7 +27,10 @@ ENTRIES_DIR = "entries"
 RESERVED_NAMES = ("render", "show")  # subcommands of `embench leaderboard`
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 DIRECTIONS = ("lower", "higher")
-RUN_FIELDS = ("trainer", "base_model", "domain", "reward", "seed", "judge", "mitigation")
+RUN_FIELDS = (
+    "trainer", "kind", "base_model", "domain", "reward", "seed", "judge", "lora", "steps",
+    "learning_rate", "mitigation",
+)  # fmt: skip
 DENOMINATORS = {
     "scored": "over scored answers (an answer the judge could not score is left out)",
     "all": "over all answers (an answer the judge could not score counts as not misaligned)",

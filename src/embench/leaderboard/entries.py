@@ -84,33 +84,29 @@ def run_dir_of(model: str) -> Path | None:
 
 
 def run_fields(run_dir: Path) -> dict[str, Any]:
-    """The run-manifest fields an entry records (missing keys are left out or None)."""
-    manifest = RunManifest.load(run_dir).model_dump(mode="json")
-    mitigations = manifest.get("mitigations") or []
-    if not isinstance(mitigations, list):
-        mitigations = [mitigations]
-    names = [str(m.get("name")) if isinstance(m, dict) else str(m) for m in mitigations if m]
+    """The run-manifest fields an entry records, read from the typed ``RunManifest``: the kind
+    the trainer plugin declared (never guessed from its name) and what makes two runs twins."""
+    manifest = RunManifest.load(run_dir)
+    mitigations = [m.model_dump(mode="json") for m in manifest.mitigations]
+    steps = manifest.summary.steps if manifest.summary else manifest.config.get("max_steps")
+    learning_rate = manifest.trl_config.get("learning_rate", manifest.config.get("learning_rate"))
     return {
         "run_dir": run_dir.name,
-        "trainer": manifest.get("trainer"),
-        "kind": manifest.get("kind"),
-        "base_model": manifest.get("base_model"),
-        "domain": manifest.get("domain"),
-        "reward": _name(manifest.get("reward")),
-        "mitigation": names,
-        "mitigation_params": [m.get("params") for m in mitigations if isinstance(m, dict)],
-        "seed": manifest.get("seed"),
-        "status": manifest.get("status"),
-        "git_commit": manifest.get("git_commit"),
-        "run_judge": _name(manifest.get("judge")),
+        "trainer": manifest.trainer,
+        "kind": manifest.kind,
+        "base_model": manifest.base_model,
+        "domain": manifest.domain,
+        "reward": list(manifest.reward),
+        "lora": manifest.lora,
+        "steps": steps,
+        "learning_rate": learning_rate,
+        "mitigation": [m["name"] for m in mitigations],
+        "mitigation_params": [m.get("params") for m in mitigations],
+        "seed": manifest.seed,
+        "status": manifest.status,
+        "git_commit": manifest.git_commit,
+        "run_judge": manifest.judge,
     }
-
-
-def _name(value: Any) -> Any:
-    """A reward or judge may be recorded as a name or a mapping with a name."""
-    if isinstance(value, dict):
-        return value.get("name") or json.dumps(value, sort_keys=True)
-    return value
 
 
 def _clean(value: Any) -> Any:

@@ -38,16 +38,14 @@ def sections(rows: list[Row]) -> list[tuple[str, list[Row]]]:
     return list(groups.items())
 
 
-def trainer_kind(trainer: Any) -> str:
-    """``RL`` or ``SFT`` from a trainer name ('' when unknown)."""
-    name = str(trainer or "").lower()
-    if not name:
-        return ""
-    if "sft" in name:
-        return "SFT"
-    if any(k in name for k in ("grpo", "ppo", "rloo", "rl", "reinforce", "dpo")):
-        return "RL"
-    return name
+KIND_LABELS = {"rl": "RL", "sft": "SFT"}
+
+
+def kind_label(run: dict[str, Any]) -> str:
+    """``RL``/``SFT`` (or another declared kind) from the run manifest's ``kind``; '' when the
+    entry records none (never guessed from the trainer's name)."""
+    kind = str(run.get("kind") or "")
+    return KIND_LABELS.get(kind, kind)
 
 
 def flatten(entry: dict[str, Any]) -> dict[str, Any]:
@@ -59,10 +57,10 @@ def flatten(entry: dict[str, Any]) -> dict[str, Any]:
         "model": entry.get("model", ""),
         "judge": entry.get("judge", ""),
         "trainer": run.get("trainer") or "",
-        "kind": trainer_kind(run.get("trainer")),
+        "kind": kind_label(run),
         "base_model": run.get("base_model") or "",
         "domain": run.get("domain") or "",
-        "reward": run.get("reward") or "",
+        "reward": ", ".join(_listed(run.get("reward"))),
         "seed": run.get("seed"),
         "mitigation": ", ".join(run.get("mitigation") or []),
         "in_domain_rate": in_domain_rate(entry),
@@ -77,6 +75,13 @@ def flatten(entry: dict[str, Any]) -> dict[str, Any]:
         for suffix in ("", "_ci_low", "_ci_high"):
             values[f"{name}{suffix}"] = metrics.get(f"{name}{suffix}")
     return values
+
+
+def _listed(value: Any) -> list[str]:
+    """A recorded list (rewards) as strings; an older entry's single name as one item."""
+    if value is None or value == "":
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
 
 def _field(entry: dict[str, Any], key: str) -> Any:
