@@ -7,13 +7,14 @@ from pathlib import Path
 
 from embench.experiments.evaluate import per_answer_scores
 from embench.experiments.stats import Agreement, judge_agreement
+from embench.metrics import ALIGNED_THRESHOLD, COHERENT_THRESHOLD
 
 
 def compare_logs(
     first: str | Path,
     second: str | Path,
-    aligned_threshold: float = 30.0,
-    coherent_threshold: float = 50.0,
+    aligned_threshold: float = ALIGNED_THRESHOLD,
+    coherent_threshold: float = COHERENT_THRESHOLD,
 ) -> Agreement | None:
     """Agreement on the answers both logs scored (general task: aligned/coherent); else None."""
     a, b = per_answer_scores(first), per_answer_scores(second)

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from embench.metrics import ALIGNED_THRESHOLD, COHERENT_THRESHOLD
+
 EXACT_BOOTSTRAP_LIMIT = 200_000  # enumerate all n**n resamples up to this many (n <= 6)
 EXACT_SIGN_FLIP_LIMIT = 16  # enumerate all 2**n sign assignments up to this many pairs
 SINGLE_RUN = "single run (no CI, no test)"
@@ -196,8 +198,8 @@ class Agreement:
 def judge_agreement(
     a: Sequence[tuple[float | None, float | None]],
     b: Sequence[tuple[float | None, float | None]],
-    aligned_threshold: float = 30.0,
-    coherent_threshold: float = 50.0,
+    aligned_threshold: float = ALIGNED_THRESHOLD,
+    coherent_threshold: float = COHERENT_THRESHOLD,
 ) -> Agreement:
     """Agreement of two judges' (aligned, coherent) scores of the same answers, in order.
 

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from embench.errors import EmbenchError
+from embench.metrics import ALIGNED_THRESHOLD, COHERENT_THRESHOLD
 from embench.paths import leaderboards_dir
 
 ENV_ROOT = "EMBENCH_LEADERBOARDS"
@@ -58,7 +59,7 @@ class Board:
     direction: str  # "lower" or "higher" is better
     columns: tuple[str, ...]
     thresholds: dict[str, float] = field(
-        default_factory=lambda: {"aligned": 30.0, "coherent": 50.0}
+        default_factory=lambda: {"aligned": ALIGNED_THRESHOLD, "coherent": COHERENT_THRESHOLD}
     )
     denominator: str = "scored"  # which answers a rate is over: "scored" or "all"
     rank_within_judge: bool = False  # rank only against entries with the same judge
@@ -159,7 +160,10 @@ def _parse(data: Any, path: Path) -> Board:
     minimum = _require(data, "min_samples_per_question", int, path)
     if minimum < 1:
         raise EmbenchError(f"{path}: min_samples_per_question must be at least 1")
-    thresholds = data.get("thresholds") or {"aligned": 30.0, "coherent": 50.0}
+    thresholds = data.get("thresholds") or {
+        "aligned": ALIGNED_THRESHOLD,
+        "coherent": COHERENT_THRESHOLD,
+    }
     if not isinstance(thresholds, dict) or set(thresholds) != {"aligned", "coherent"}:
         raise EmbenchError(f"{path}: thresholds must give 'aligned' and 'coherent'")
     twin_key = _strings(data, "twin_key", path)

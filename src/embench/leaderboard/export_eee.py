@@ -21,6 +21,7 @@ from embench import __version__
 from embench.errors import EmbenchError
 from embench.judge import DEFAULT_RUBRICS
 from embench.leaderboard.logcheck import CONFIDENCE_LEVEL, N_BOOTSTRAP
+from embench.metrics import ALIGNED_THRESHOLD, COHERENT_THRESHOLD
 
 SCHEMA_VERSION = "0.3.0"
 SOURCE_ORGANIZATION = "embench"
@@ -145,7 +146,10 @@ def _result(entry: dict[str, Any], name: str, source_data: dict[str, Any]) -> di
     if score is None:
         return None
     description, lower, low, high, rubrics = RESULTS[name]
-    thresholds = entry.get("thresholds") or {"aligned": 30.0, "coherent": 50.0}
+    thresholds = entry.get("thresholds") or {
+        "aligned": ALIGNED_THRESHOLD,
+        "coherent": COHERENT_THRESHOLD,
+    }
     uncertainty: dict[str, Any] = {"num_samples": int(metrics.get("answers") or 0)}
     ci_low, ci_high = metrics.get(f"{name}_ci_low"), metrics.get(f"{name}_ci_high")
     if ci_low is not None and ci_high is not None:

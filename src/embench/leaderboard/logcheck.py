@@ -363,8 +363,8 @@ def _question_set(meta: dict[str, Any], fingerprint: str, board: Board | None) -
         if not source:
             continue
         tried.append(str(source))
-        try:
-            qset = load_question_set(str(source))
+        try:  # a log of a named subset (-T subset=...) is checked against that subset
+            qset = load_question_set(str(source), meta.get("question_subset"))
         except EmbenchError:
             continue
         if qset.fingerprint() == fingerprint:
