@@ -336,6 +336,20 @@ def test_submit_recomputes_metrics_and_writes_one_entry(root, logs, capsys):
     assert not list((root / "general" / "entries").glob(".*"))  # no temporary files left
 
 
+def test_entry_keeps_every_metric_the_task_computed(root, logs, capsys):
+    """Whatever the task's metric reports (e.g. rates over all answers) reaches the entry, so a
+    board can rank by it."""
+    assert cli(capsys, "submit", str(logs["a"]))[0] == 0
+    header = read_eval_log(str(logs["a"]), header_only=True).results.scores[0].metrics
+    logged = {k: v.value for k, v in header.items() if not k.startswith("q/")}
+    stored = _entry(root)["metrics"]
+    assert set(logged) <= set(stored)
+    for name, value in logged.items():
+        assert stored[name] == pytest.approx(value, nan_ok=True) or (
+            stored[name] is None and value != value  # NaN is stored as null
+        )
+
+
 def test_submit_links_the_run_manifest_of_a_local_run_dir(root, logs, capsys, tmp_path):
     run = _manifest(tmp_path / "runs" / "grpo-medical-0", mitigations=[
         {"name": "kl", "params": {"beta": 0.1}}])  # fmt: skip

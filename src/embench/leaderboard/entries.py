@@ -70,7 +70,8 @@ class StoredEntry:
 
 
 def metric_names() -> list[str]:
-    """Every metric an entry stores: the four rates/means with CIs, and answer counts."""
+    """The metrics every entry holds: the four rates/means with CIs, and answer counts. An entry
+    also keeps whatever else the task's metric computed (e.g. rates over all answers)."""
     names = [f"{m}{s}" for m in METRIC_NAMES for s in ("", "_ci_low", "_ci_high")]
     return names + list(COUNT_NAMES)
 
@@ -211,7 +212,7 @@ def build_entry(
         "samples_per_question": checked.samples_per_question,
         "questions": checked.questions,
         "generation": checked.generation,
-        "metrics": {k: checked.metrics.get(k) for k in metric_names()},
+        "metrics": {**{k: None for k in metric_names()}, **checked.metrics},
         "per_question": checked.per_question,
         "run": run,
         "in_domain": in_domain_fields(in_domain) if in_domain is not None else None,

@@ -74,6 +74,8 @@ def flatten(entry: dict[str, Any]) -> dict[str, Any]:
     for name in METRIC_NAMES:
         for suffix in ("", "_ci_low", "_ci_high"):
             values[f"{name}{suffix}"] = metrics.get(f"{name}{suffix}")
+    for name, value in metrics.items():  # e.g. the rates over all answers
+        values.setdefault(name, value)
     return values
 
 

@@ -53,7 +53,7 @@ def _recheck(stored: StoredEntry, board: Board, log: Path) -> list[str]:
         return [f"{where}: its log {log} no longer passes: {error}"]
     data = stored.data
     problems = []
-    for name in metric_names():
+    for name in sorted(set(metric_names()) | set(checked.metrics)):
         if _differs(data["metrics"].get(name), checked.metrics.get(name)):
             problems.append(
                 f"{where}: metric {name} is {data['metrics'].get(name)} but its log gives "
