@@ -30,6 +30,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "safelora",
         "Project a LoRA run's adapter onto the aligned−unaligned subspace (SafeLoRA).",
     ),
+    "report": (
+        "embench.experiments.report",
+        "report",
+        "Write report.md and report.html (static) for the experiment folder OUT.",
+    ),
 }
 
 
@@ -359,9 +364,10 @@ def domains() -> None:
 def _register_light() -> None:
     """Commands of light modules (they import their heavy parts on use): ``submit``,
     ``leaderboard``, ``export``, ``validate``; ``experiment``, ``rescore``, ``report``."""
-    from embench.experiments.cli import register as register_experiments
+    from embench.experiments.cli import experiment, rescore  # (report: LAZY_COMMANDS)
 
-    register_experiments(main)
+    main.add_command(experiment)
+    main.add_command(rescore)
     try:
         from embench.leaderboard.cli import register
     except ImportError:
