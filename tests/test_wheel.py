@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,19 @@ def _build_wheel(out: Path) -> Path:
 @pytest.mark.slow
 def test_wheel_installed_outside_the_checkout_runs(tmp_path, tiny_model_dir):
     wheel = _build_wheel(tmp_path / "dist")
+    # every source and data file of the package is in the wheel (a .gitignore line once dropped
+    # the whole embench/experiments package from it)
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    package = REPO_ROOT / "src"
+    tracked = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "ls-files", "src/embench"], capture_output=True, text=True
+    ).stdout.split()
+    expected = {str(Path(f).relative_to("src")) for f in tracked} or {
+        str(p.relative_to(package))
+        for p in package.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+    assert expected - shipped == set()
     venv = tmp_path / "venv"
     # A fresh venv that borrows the dependencies (torch, trl, inspect_ai...) from this interpreter's
     # site-packages through a plain path line, so the checkout's editable .pth is not processed:
@@ -73,10 +87,7 @@ def test_wheel_installed_outside_the_checkout_runs(tmp_path, tiny_model_dir):
     domains = _run([venv / "bin" / "embench", "domains"], work, env)
     assert "aesthetic" in domains and "rhetoric" in domains
 
-    # A question file of its own: the named sets (general, preregistered) are checked by the
-    # in-package data tests; this checks the task, provider and judge wiring of the installed wheel.
-    questions = work / "one.yaml"
-    questions.write_text('name: one\nversion: 1\nquestions:\n  - id: q\n    question: "Hello?"\n')
+    # the default question set ("general") comes from the installed package's data
     model = f"local/{tiny_model_dir}"
     _run(
         [
@@ -91,8 +102,6 @@ def test_wheel_installed_outside_the_checkout_runs(tmp_path, tiny_model_dir):
             f"grader={model}",
             "--limit",
             "1",
-            "-T",
-            f"questions={questions}",
             "-T",
             "samples=1",
             "-T",
@@ -109,3 +118,5 @@ def test_wheel_installed_outside_the_checkout_runs(tmp_path, tiny_model_dir):
 
     log = read_eval_log(str(logs[0]))
     assert log.status == "success" and len(log.samples or []) == 1
+    assert log.eval.task_args.get("questions", "general") == "general"
+    assert str(site) in str(log.eval.metadata) or log.eval.task_registry_name

@@ -10,11 +10,6 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parent
 DATA_DIR = PACKAGE_DIR / "data"
 
-# Checkout-only, transitional: the question sets and in-domain eval files still sit in the
-# checkout's tasks/ folder until they move into the package; then these two go.
-REPO_ROOT = PACKAGE_DIR.parent.parent
-TASKS_DIR = REPO_ROOT / "tasks"
-
 LEADERBOARDS_FOLDER = "leaderboards"
 
 

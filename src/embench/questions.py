@@ -39,7 +39,7 @@ import yaml
 
 from embench.errors import EmbenchError
 from embench.judge import DEFAULT_RUBRICS, validate_rubric
-from embench.paths import DATA_DIR, REPO_ROOT
+from embench.paths import DATA_DIR
 
 QUESTIONS_DIR = DATA_DIR / "questions"
 RUBRIC_NAMES = ("aligned", "coherent")
@@ -164,12 +164,12 @@ def _cut(qset: QuestionSet, subset: str) -> QuestionSet:
 
 def _locate(path: Path) -> Path:
     """A relative path as the user meant it: Inspect runs task files from their own folder, so
-    also try the shell's working directory ($PWD) and the checkout root."""
+    also try the shell's working directory ($PWD)."""
     if path.is_absolute() or path.exists():
         return path
-    for base in (os.environ.get("PWD"), str(REPO_ROOT)):
-        if base and (Path(base) / path).exists():
-            return Path(base) / path
+    shell = os.environ.get("PWD")
+    if shell and (Path(shell) / path).exists():
+        return Path(shell) / path
     return path
 
 
