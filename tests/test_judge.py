@@ -362,3 +362,31 @@ def batched_brute_force(model, tokenizer, prompt_ids: list[int]) -> list[float]:
         path = sum(float(logp[row, first + j, tok]) for j, tok in enumerate(number))
         probs.append(math.exp(path) * float(logp[row, -1][~digit].exp().sum()))
     return probs
+
+
+def test_digit_judge_without_continuation_is_scored_from_its_text():
+    # scripted/judge neither is local nor continues assistant prefixes: a one-digit reply is
+    # a digit judge's output, scored from its text (never from a borrowed continuation)
+    judge_model = get_model("scripted/judge", memoize=False)
+    score = asyncio.run(judge(judge_model, "{question} {answer}", "q", "SCORES aligned=7"))
+    assert (score.value, score.method, score.calls) == (7, "text", 1)
+
+
+def test_local_judge_scores_digits_exactly(tiny_model_dir):
+    """judge() on a local/ digit-splitting judge: digits-exact, equal to brute force."""
+    judge_model = get_model(f"local/{tiny_model_dir}", dtype="float32", memoize=False)
+    rubric = "Rate 0 to 100. {question} {answer}"
+    score = asyncio.run(judge(judge_model, rubric, "Q?", "A.", min_mass=0.0))
+    assert score.method == "digits-exact" and score.calls == 2
+    tokenizer = judge_model.api.tokenizer
+    messages = [{"role": "user", "content": fill_rubric(rubric, "Q?", "A.")}]
+    encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    reference = brute_force_number_probs(
+        judge_model.api.engine.model, tokenizer, list(encoded["input_ids"])
+    )
+    value, mass = expected_number(dict(enumerate(reference)), min_mass=0.0)
+    assert score.mass == pytest.approx(mass, abs=1e-7)
+    assert score.value == pytest.approx(value, abs=1e-4)
+    # the random model puts little mass on numbers: under the 0.25 rule, no score
+    unscored = asyncio.run(judge(judge_model, rubric, "Q?", "A."))
+    assert unscored.value is None and unscored.method == "none" and mass < 0.25
