@@ -102,6 +102,13 @@ def number_probabilities(model: Any, tokenizer: Any, prompt_ids: list[int]) -> N
     paths = number_paths(tokenizer)
     nodes, index = _trie(paths)
     length = len(prompt_ids)
+    window = getattr(model.config, "sliding_window", None)
+    if window and getattr(model.config, "use_sliding_window", True) and length + 3 > window:
+        # the tree mask is applied as given to every layer, sliding-window layers included
+        raise EmbenchError(
+            f"exact number scoring: the judge prompt ({length} tokens) is longer than the "
+            f"judge's sliding attention window ({window}); use a shorter rubric or digits=text"
+        )
     with _lock(model), torch.inference_mode():
         cache = DynamicCache(config=model.config)
         out = model(
