@@ -35,6 +35,7 @@ OLD = {  # what the leaderboard fixtures and pre-version writers produced
     "summary": {"steps": 3, "in_domain_rate": 0.5},
     "last_checkpoint_step": 3,
     "generations_per_step": 8,
+    "samples_consumed": 24,
 }
 
 
@@ -49,6 +50,7 @@ def test_an_old_manifest_is_upgraded(tmp_path):
     assert manifest.stages[0].steps == 3 and manifest.run_dir == tmp_path
     assert manifest.summary.model_dump()["in_domain_rate"] == 0.5
     assert manifest.mitigations[0].name == "kl" and manifest.mitigations[0].params == {}
+    assert manifest.samples.consumed == 24 and manifest.samples.generated is None
 
 
 @pytest.mark.parametrize(

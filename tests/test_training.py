@@ -114,6 +114,8 @@ def test_a_trainer_that_returns_no_manifest_is_refused(tmp_path):
 
 def test_builtin_trainers_declare_their_kind_and_ship_in_the_package():
     found = plugins.discover()
+    builtin = {n for n, p in found.items() if p.source.startswith("embench.trainers.")}
+    assert builtin == {"grpo", "sft"}  # each one's run is validated against the schema below
     assert (found["grpo"].kind, found["sft"].kind) == ("rl", "sft")
     assert found["grpo"].source == "embench.trainers.grpo"
     # the user-facing file runs the same code

@@ -257,6 +257,8 @@ def _upgrade_v0(data: dict[str, Any], source: str) -> dict[str, Any]:
         "mitigations": [m if isinstance(m, dict) else {"name": str(m)} for m in mitigations],
         "summary": summary,
     }
+    if isinstance(old.get("samples_consumed"), int):  # flat, before ``samples`` existed
+        upgraded["samples"] = {"consumed": old["samples_consumed"]}
     keep = set(RunManifest.model_fields) - set(upgraded)
     upgraded.update({k: v for k, v in old.items() if k in keep})
     return upgraded
