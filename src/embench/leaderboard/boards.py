@@ -64,6 +64,7 @@ class Board:
     denominator: str = "scored"  # which answers a rate is over: "scored" or "all"
     rank_within_judge: bool = False  # rank only against entries with the same judge
     require_scored_answers: bool = False  # refuse a log in which the judge scored no answer
+    min_judge_mass: float | None = None  # each score's least probability mass on numbers
     requires_run: bool = False  # the entry must link a run manifest
     requires_mitigation: bool = False  # ... with at least one mitigation
     requires_in_domain_log: bool = False  # the in-domain result, from its own eval log
@@ -136,6 +137,15 @@ def _strings(data: dict[str, Any], key: str, path: Path) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _mass(data: dict[str, Any], path: Path) -> float | None:
+    value = data.get("min_judge_mass")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise EmbenchError(f"{path}: field 'min_judge_mass' must be a number from 0 to 1")
+    return float(value)
+
+
 def _flag(data: dict[str, Any], key: str, path: Path) -> bool:
     value = data.get(key, False)
     if not isinstance(value, bool):
@@ -198,6 +208,7 @@ def _parse(data: Any, path: Path) -> Board:
         denominator=denominator,
         rank_within_judge=_flag(data, "rank_within_judge", path),
         require_scored_answers=_flag(data, "require_scored_answers", path),
+        min_judge_mass=_mass(data, path),
         requires_run=_flag(data, "requires_run", path),
         requires_mitigation=_flag(data, "requires_mitigation", path),
         requires_in_domain_log=_flag(data, "requires_in_domain_log", path),

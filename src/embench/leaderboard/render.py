@@ -229,6 +229,12 @@ def _requirements(board: Board) -> list[str]:
         f"{board.thresholds['coherent']:g}; the judge is the log's `grader` model role, checked "
         "against the samples' own model calls",
     ]
+    if board.min_judge_mass is not None:
+        items.append(
+            f"`min_judge_mass: {board.min_judge_mass:g}`: every judge score rests on at least "
+            f"{board.min_judge_mass:g} of the judge's probability on numbers (no `-T min_mass` "
+            "below it)"
+        )
     if board.require_scored_answers:
         items.append(
             "`require_scored_answers: true`: a log in which the judge scored no answer is refused"
