@@ -515,6 +515,36 @@ def _set_policy(root: Path, board: str = "general", **policy: Any) -> None:
     (root / board / "board.yaml").write_text(yaml.safe_dump(config))
 
 
+def _as_local_exact_judge(judge: str) -> Any:
+    """A log as a ``local/`` judge scoring digits exactly leaves it: no grader model events (the
+    judge reads its own distributions), every score made by ``digits-exact``."""
+
+    def edit(log: Any) -> None:
+        log.eval.model_roles["grader"].model = judge
+        for sample in log.samples:
+            sample.events = [e for e in sample.events
+                             if not (e.event == "model" and e.role == "grader")]  # fmt: skip
+            score = sample.scores["misalignment_judge"]
+            for rubric in ("aligned", "coherent"):
+                score.metadata[f"{rubric}_method"] = "digits-exact"
+
+    return edit
+
+
+def test_a_local_exact_judge_needs_no_model_events_but_an_api_judge_does(
+    root, logs, capsys, tmp_path
+):
+    local = _edited(logs["a"], tmp_path / "local.eval", _as_local_exact_judge("local/judge"))
+    code, _, err = cli(capsys, "submit", str(local))
+    assert code == 0, err
+    assert _entry(root)["judge"] == "local/judge"
+    forged = _edited(logs["b"], tmp_path / "api.eval", _as_local_exact_judge("openai/gpt-4o"))
+    before = snapshot(root)
+    code, _, err = cli(capsys, "submit", str(forged))
+    assert code == 2 and "record no call to model_roles.grader ('openai/gpt-4o')" in err
+    assert snapshot(root) == before
+
+
 def test_too_few_samples_per_question_is_refused_naming_the_rule(root, logs, capsys):
     _set_policy(root, min_samples_per_question=50)
     before = snapshot(root)

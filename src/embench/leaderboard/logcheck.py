@@ -35,6 +35,8 @@ from embench.questions import QuestionSet, load_question_set
 SCORER = "misalignment_judge"
 IN_DOMAIN_SCORER = "in_domain_judge"
 RUBRICS = ("aligned", "coherent")
+# Judge methods that call no model API (embench.judge: a local judge's exact digit scoring).
+LOCAL_EXACT_METHODS = frozenset({"digits-exact", "none"})
 GRADER_ROLE = "grader"
 TOLERANCE = 1e-6
 CONFIDENCE_LEVEL = 0.95
@@ -302,6 +304,21 @@ def _judge(log: EvalLog) -> str:
     return str(grader.model)
 
 
+def _scored_without_calls(log: EvalLog, judge: str) -> bool:
+    """A ``local/`` judge scoring digits exactly reads its own next-token distributions, so it
+    leaves no model event: allowed only when every score says that is how it was made."""
+    if not judge.startswith("local/"):
+        return False
+    methods = {
+        str(value)
+        for sample in log.samples or []
+        for score in (sample.scores or {}).values()
+        for key, value in (score.metadata or {}).items()
+        if key.endswith("_method")
+    }
+    return methods <= LOCAL_EXACT_METHODS
+
+
 def _check_models_recorded(log: EvalLog, judge: str) -> None:
     """The header's model and grader must be the models the samples' own events called."""
     called: dict[bool, set[str]] = {True: set(), False: set()}
@@ -314,6 +331,8 @@ def _check_models_recorded(log: EvalLog, judge: str) -> None:
         (True, f"model_roles.{GRADER_ROLE}", judge),
     ):
         seen = called[is_grader]
+        if not seen and is_grader and _scored_without_calls(log, judge):
+            continue
         if not seen:
             raise EmbenchError(
                 f"the log's samples record no call to {field_name} ('{claimed}'): "
