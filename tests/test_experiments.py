@@ -211,6 +211,12 @@ def test_grid_runs_fails_one_cell_and_resumes(tmp_path, tiny_model_dir, monkeypa
     assert records["grpo-aesthetic-none-s0"]["status"] == "done"
     failed = records["sft-matched-aesthetic-none-s0"]
     assert failed["status"] == "failed" and "No space left on device" in failed["error"]
+    # a new run first queues the failed cell again (status shows it pending, not failed)
+    with monkeypatch.context() as patch:
+        patch.setattr(Runner, "_run_one", lambda *a: "stopped")
+        Runner(config, out, "").run()
+    queued = cell_records(out)["sft-matched-aesthetic-none-s0"]
+    assert queued["status"] == "pending" and "No space left" in queued["last_error"]
 
     grpo_dir = out / "cells" / config.cells()[0].folder
     steps = sorted(p.name for p in (grpo_dir / "evals").iterdir())

@@ -277,6 +277,13 @@ class Runner:
             self.state.update(baseline.folder, label=f"base {baseline.model}", status="pending")
         for cell in self.cells:
             self.state.update(cell.key, label=cell.label, status="pending")
+            folder = self.cell_dir(cell)
+            record = read_json(folder / CELL_FILE)
+            if record is not None and not self.is_done(folder, cell.key):
+                # a cell left failed/blocked/interrupted by an earlier run is queued again
+                last = record.get("error")
+                self._record(folder, cell.key, status="pending", stage=None, error=None,
+                             last_error=last or record.get("last_error"))  # fmt: skip
         counts: dict[str, int] = {}
         jobs: list[tuple[str, Path, Callable[[], None], str | None]] = [
             (b.folder, self.baseline_dir(b), lambda b=b: self._run_baseline(b), None)
