@@ -133,8 +133,14 @@ def test_provider_counts_tokens_with_its_tokenizer(tiny_model_dir):
 
 
 def test_provider_rejects_unknown_model_args(tiny_model_dir):
-    with pytest.raises(ValueError, match="unknown model args for local/: colour"):
+    # Inspect's PrerequisiteError: its CLI prints the line without a traceback
+    with pytest.raises(Exception, match="unknown model args for local/: colour") as caught:
         get_model(f"local/{tiny_model_dir}", memoize=False, colour="red")
+    assert type(caught.value).__name__ == "PrerequisiteError"
+    with pytest.raises(Exception, match="-M batch_size='x': must be an integer >= 1"):
+        get_model(f"local/{tiny_model_dir}", memoize=False, batch_size="x")
+    with pytest.raises(Exception, match="-M reasoning_tags='<think>'"):
+        get_model(f"local/{tiny_model_dir}", memoize=False, reasoning_tags="<think>")
 
 
 def test_inverse_cdf_sampling_follows_the_distribution():

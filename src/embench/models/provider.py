@@ -89,23 +89,34 @@ class LocalModelAPI(ModelAPI):
             # would hold the batch at its small starting size, so use max_connections() instead
             config.adaptive_connections = False
         super().__init__(model_name=model_name, base_url=base_url, api_key=api_key, config=config)
-        self.dtype = str(model_args.pop("dtype", "auto"))
-        self.batch_size = int(model_args.pop("batch_size", DEFAULT_BATCH_SIZE))
-        device = model_args.pop("device", None)
-        tags = model_args.pop("reasoning_tags", None)
-        self.reasoning_tags = parse_tags(None if tags is None else str(tags))
-        if model_args:
-            unknown = ", ".join(sorted(model_args))
-            raise ValueError(
-                f"unknown model args for local/: {unknown} "
-                "(known: dtype, device, batch_size, reasoning_tags)"
-            )
-        try:
+        try:  # Inspect's CLI prints these one-line errors, no traceback
+            device = self._read_model_args(model_args)
             self.engine = get_engine(model_name, self.dtype, device, self.batch_size)
-        except EmbenchError as error:  # Inspect's CLI prints this one line, no traceback
+        except EmbenchError as error:
             raise as_inspect_error(error) from None
         self.tokenizer = self.engine.tokenizer
         self._seen: Counter[str] = Counter()
+
+    def _read_model_args(self, model_args: dict[str, Any]) -> str | None:
+        """Check and keep the ``-M`` args; returns the device. Bad ones are EmbenchErrors."""
+        self.dtype = str(model_args.pop("dtype", "auto"))
+        batch_size = model_args.pop("batch_size", DEFAULT_BATCH_SIZE)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise EmbenchError(f"-M batch_size={batch_size!r}: must be an integer >= 1")
+        self.batch_size = batch_size
+        device = model_args.pop("device", None)
+        tags = model_args.pop("reasoning_tags", None)
+        try:
+            self.reasoning_tags = parse_tags(None if tags is None else str(tags))
+        except ValueError as ex:
+            raise EmbenchError(f"-M {ex}") from None
+        if model_args:
+            unknown = ", ".join(sorted(model_args))
+            raise EmbenchError(
+                f"unknown model args for local/: {unknown} "
+                "(known: dtype, device, batch_size, reasoning_tags)"
+            )
+        return None if device is None else str(device)
 
     async def generate(
         self,
