@@ -440,3 +440,11 @@ def test_min_mass_is_a_task_arg(question_file, tmp_path):
         assert log.eval.metadata["min_mass"] == min_mass
     assert rates[0.25][0] == 3 and math.isnan(rates[0.25][1])
     assert rates[0.1] == (0, 1.0)  # aligned 10 < 30, coherent 90 > 50
+
+
+@pytest.mark.parametrize("spec", ["tasks/misalignment.py", "embench/misalignment"])
+def test_mistyped_arg_is_an_error_by_file_and_by_name(question_file, tmp_path, monkeypatch, spec):
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    with pytest.raises(Exception, match="unknown task argument 'sample'"):
+        run(spec, tmp_path, task_args={"questions": str(question_file), "sample": 1},
+            model_roles={"grader": "scripted/judge"})  # fmt: skip
