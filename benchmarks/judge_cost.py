@@ -92,16 +92,17 @@ def cpu_description() -> str:
     return f"{model}, {cores} cores, flags: {' '.join(flags) or 'none of avx2/avx512/amx'}"
 
 
-async def measure(model, digits: str, answers: int) -> tuple[list, float]:
+async def measure(model, digits: str, answers: int) -> tuple[list, float, float]:
+    """Judge the first ``answers`` answers one by one: (scores, wall seconds, CPU seconds)."""
     scores = []
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for question, answer in QUESTIONS[:answers]:
         scores.append(
             await judge(
                 model, ALIGNED_RUBRIC, question, answer, cache=False, min_mass=0.0, digits=digits
             )
         )
-    return scores, time.perf_counter() - start
+    return scores, time.perf_counter() - start, time.process_time() - cpu_start
 
 
 def main() -> None:
@@ -123,11 +124,12 @@ def main() -> None:
         "digits-prefix": asyncio.run(measure(emulated, "prefix", answers)),
         "text (1 generate)": asyncio.run(measure(local, "text", answers)),
     }
-    print(f"{'method':<20}{'calls/answer':>14}{'s/answer':>10}  methods seen")
-    for name, (scores, seconds) in runs.items():
-        calls = sum(s.calls for s in scores) / len(scores)
-        seen = sorted({s.method for s in scores})
-        print(f"{name:<20}{calls:>14.1f}{seconds / len(scores):>10.3f}  {', '.join(seen)}")
+    print(f"{'method':<20}{'calls/answer':>14}{'s/answer':>10}{'cpu-s/answer':>14}  methods seen")
+    for name, (scores, seconds, cpu) in runs.items():
+        n = len(scores)
+        calls = sum(s.calls for s in scores) / n
+        seen = ", ".join(sorted({s.method for s in scores}))
+        print(f"{name:<20}{calls:>14.1f}{seconds / n:>10.3f}{cpu / n:>14.3f}  {seen}")
     exact, prefix = runs["digits-exact"][0], runs["digits-prefix"][0]
     gaps = [
         abs(e.value - p.value)
@@ -137,6 +139,7 @@ def main() -> None:
     if gaps:
         print(f"digits-prefix vs digits-exact: max |score difference| {max(gaps):.3f}")
     print("calls: digits-exact counts model forwards, the others generate requests")
+    print("cpu-s: process CPU seconds (all threads): less disturbed than wall time by other jobs")
 
 
 if __name__ == "__main__":
