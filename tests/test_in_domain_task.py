@@ -63,3 +63,19 @@ def test_mistyped_arg_is_an_error():
 
     with pytest.raises(Exception, match="unknown task argument 'sample'"):
         in_domain(domain="aesthetic", sample=1)
+
+
+def test_in_domain_judge_and_metrics_are_logged_with_their_parameters(tmp_path):
+    """What `inspect score` needs to rebuild them: the scorer's options, the metrics' thresholds."""
+    questions = load_question_set(eval_questions_path("medical")).questions[:1]
+    scripted.ANSWERS.clear()
+    scripted.ANSWERS[questions[0].paraphrases[0]] = ["SCORES aligned=80 coherent=90"]
+    task = in_domain_task("medical", narrow_threshold=70, min_mass=0.1)
+    (log,) = inspect_eval(task, model="scripted/answers", limit=1, display="none",
+                          model_roles={"grader": "scripted/judge"}, log_dir=str(tmp_path))  # fmt: skip
+    (spec,) = log.eval.scorers
+    assert spec.name == "in_domain_judge"
+    assert spec.options == {"domain": "medical", "min_mass": 0.1}
+    (metric,) = log.eval.metrics
+    assert metric.name == "embench/in_domain_metrics"
+    assert metric.options == {"narrow_threshold": 70.0, "coherent": 50.0}
