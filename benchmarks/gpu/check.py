@@ -1,0 +1,164 @@
+"""The GPU path, end to end, in one short run (issue 13 §4).
+
+Trains GRPO and SFT for a few steps on the offline default model, evaluates the GRPO run through
+the `local/` provider, and prints one table: seconds per training step, generation tokens/s and
+peak accelerator memory for each stage.
+
+    python benchmarks/gpu/check.py               # on a GPU machine: bf16 on CUDA
+    python benchmarks/gpu/check.py --dry-run     # anywhere: the same path on CPU at toy size (CI)
+
+Everything runs in this process (so peak memory is this process's) through the public verbs:
+`embench train` (click, in-process) and `inspect_ai.eval` with `--model local/<run>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def cpu_description() -> str:
+    """The CPU's model name and the matrix/vector features that decide bf16 speed."""
+    model, flags = platform.processor() or "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model in ("", "unknown", platform.processor()):
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    return f"{model} [{' '.join(f for f in wanted if f in flags) or 'no avx2/avx512/amx'}]"
+
+
+def peak_memory_gib(device: str) -> float:
+    """Peak accelerator memory since the last reset (CPU: peak RSS of the process)."""
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**30
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def reset_peak(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def step_seconds(run_dir: Path) -> float:
+    """Median wall time between logged steps (metrics.jsonl rows carry a timestamp)."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    times = sorted(r["time"] for r in rows if "time" in r)
+    gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
+    return gaps[len(gaps) // 2] if gaps else float("nan")
+
+
+def train(trainer: str, out: Path, steps: int, extra: list[str]) -> float:
+    """Run `embench train` in this process; returns wall seconds."""
+    from embench.cli import main
+
+    args = ["train", "--trainer", trainer, "--max-steps", str(steps), "--output", str(out)]
+    started = time.time()
+    main([*args, "--overwrite", *extra], standalone_mode=False)
+    return time.time() - started
+
+
+def evaluate(run_dir: Path, device: str, samples: int, limit: int, max_tokens: int) -> float:
+    """Evaluate a run through `local/`; returns generated tokens per second."""
+    from inspect_ai import eval as inspect_eval
+
+    started = time.time()
+    [log] = inspect_eval(
+        "embench/misalignment",
+        model=f"local/{run_dir}",
+        model_args={"device": device},
+        model_roles={"grader": f"local/{run_dir}"},
+        task_args={"samples": samples, "max_tokens": max_tokens},
+        limit=limit,
+        display="none",
+        log_dir=str(run_dir.parent / "logs"),
+    )
+    if log.status != "success":
+        raise SystemExit(f"eval failed: {log.error}")
+    seconds = time.time() - started
+    usage = log.stats.model_usage.get(f"local/{run_dir}")
+    return (usage.output_tokens if usage else 0) / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dry-run", action="store_true", help="CPU, toy sizes: checks the path")
+    parser.add_argument("--steps", type=int, default=None)
+    args = parser.parse_args()
+    cuda = torch.cuda.is_available()
+    if not args.dry_run and not cuda:
+        raise SystemExit("no CUDA device: run with --dry-run to check the path on CPU")
+    device = "cuda" if cuda and not args.dry_run else "cpu"
+    steps = args.steps or (1 if args.dry_run else 5)
+    gen = "4" if args.dry_run else "128"
+    trl = ["--set", "trl.bf16=true"] if device == "cuda" else []
+    table: list[tuple[str, str, str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="embench-gpu-check-") as tmp:
+        root = Path(tmp)
+        grpo, sft = root / "grpo", root / "sft"
+        reset_peak(device)
+        train(
+            "grpo",
+            grpo,
+            steps,
+            [*trl, "--set", f"max_completion_length={gen}", "--set", "max_prompts=8"],
+        )
+        table.append(
+            (
+                "grpo train",
+                f"{step_seconds(grpo):.2f} s/step",
+                "-",
+                f"{peak_memory_gib(device):.2f}",
+            )
+        )
+        reset_peak(device)
+        train("sft", sft, steps, [*trl, "--lora"])
+        table.append(
+            (
+                "sft train (LoRA)",
+                f"{step_seconds(sft):.2f} s/step",
+                "-",
+                f"{peak_memory_gib(device):.2f}",
+            )
+        )
+        reset_peak(device)
+        tps = evaluate(
+            grpo,
+            device,
+            samples=1 if args.dry_run else 4,
+            limit=2 if args.dry_run else 27,
+            max_tokens=8 if args.dry_run else 256,
+        )
+        table.append(
+            ("eval local/<grpo run>", "-", f"{tps:.1f} tok/s", f"{peak_memory_gib(device):.2f}")
+        )
+    name = torch.cuda.get_device_name() if device == "cuda" else cpu_description()
+    memory = "peak GPU GiB" if device == "cuda" else "peak RSS GiB"
+    print(
+        f"\ndevice: {name}; torch {torch.__version__}; "
+        f"{'bf16' if device == 'cuda' else 'fp32'}; steps {steps}"
+    )
+    print(f"| stage | step time | generation | {memory} |\n|---|---|---|---|")
+    for row in table:
+        print("| " + " | ".join(row) + " |")
+    if args.dry_run:
+        print("dry run: toy sizes on CPU; these figures say nothing about a GPU")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Scale scripts that CI can check without a GPU: accelerate configs and the GPU check's dry run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", ["cpu2", "ddp", "fsdp", "zero2", "zero3"])
+def test_accelerate_configs_load(name):
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    config = ClusterConfig.from_yaml_file(str(ROOT / "configs" / "accelerate" / f"{name}.yaml"))
+    expected = {"cpu2": "MULTI_CPU", "ddp": "MULTI_GPU", "fsdp": "FSDP"}.get(name, "DEEPSPEED")
+    assert config.distributed_type.value == expected
+    assert config.use_cpu == (name == "cpu2")
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_on_cpu():
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu" / "check.py"), "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    table = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
+    assert [row.split("|")[1].strip() for row in table[1:]] == [
+        "---",
+        "grpo train",
+        "sft train (LoRA)",
+        "eval local/<grpo run>",
+    ]
+    assert "s/step" in table[2] and "tok/s" in table[4]
