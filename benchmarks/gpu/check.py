@@ -104,7 +104,7 @@ def main() -> None:
     if not args.dry_run and not cuda:
         raise SystemExit("no CUDA device: run with --dry-run to check the path on CPU")
     device = "cuda" if cuda and not args.dry_run else "cpu"
-    steps = args.steps or (1 if args.dry_run else 5)
+    steps = args.steps or (2 if args.dry_run else 5)  # two steps: one gap to time
     gen = "4" if args.dry_run else "128"
     trl = ["--set", "trl.bf16=true"] if device == "cuda" else []
     table: list[tuple[str, str, str, str]] = []
@@ -148,7 +148,7 @@ def main() -> None:
             ("eval local/<grpo run>", "-", f"{tps:.1f} tok/s", f"{peak_memory_gib(device):.2f}")
         )
     name = torch.cuda.get_device_name() if device == "cuda" else cpu_description()
-    memory = "peak GPU GiB" if device == "cuda" else "peak RSS GiB"
+    memory = "peak GPU GiB" if device == "cuda" else "peak RSS GiB (process so far)"
     print(
         f"\ndevice: {name}; torch {torch.__version__}; "
         f"{'bf16' if device == 'cuda' else 'fp32'}; steps {steps}"
