@@ -25,7 +25,7 @@ import importlib
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 from annotated_types import Ge, Gt, Le, Lt
@@ -102,6 +102,12 @@ class TrainConfig:
     """Use only the first N training prompts."""
     dtype: str = "float32"
     """Training dtype for the weights (float32 on CPU; bfloat16 on GPUs)."""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """Compute precision: bf16 autocast or fp32. auto: bf16 on CUDA cards that support it and on
+    CPUs with native bf16 (AMX, AVX-512 BF16), fp32 elsewhere (bf16 is emulated, ~2x slower)."""
+    time_budget: PositiveFloat | None = None
+    """Seconds of training: stop (as a normal finish) before a step would overrun it; the
+    manifest's summary records where it stopped. None: run max_steps."""
     mitigations: list[str] = field(default_factory=list)
     """Mitigation specs NAME[:param=value,...] (see `embench mitigations`)."""
     trl: dict[str, Any] = field(default_factory=dict)

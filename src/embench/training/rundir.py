@@ -86,6 +86,16 @@ class Summary(BaseModel):
 
     steps: int = 0
     seconds: float | None = None
+    machine: str | None = Field(
+        default=None, description="CPU model and bf16-relevant features, or the GPU's name"
+    )
+    precision: Literal["fp32", "bf16"] | None = Field(
+        default=None, description="compute precision actually used (bf16 = autocast)"
+    )
+    time_budget: float | None = Field(default=None, description="training seconds allowed")
+    stopped_by_time_budget_at: int | None = Field(
+        default=None, description="the step at which the time budget ended training, if it did"
+    )
 
 
 class RunManifest(_Strict):

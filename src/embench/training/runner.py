@@ -32,6 +32,7 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
 from embench.errors import EmbenchError
+from embench.training.budget import TimeBudgetCallback
 from embench.training.chain import record_probe
 from embench.training.config import TrainConfig, config_to_dict, default_output
 from embench.training.rundir import (
@@ -118,9 +119,26 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def machine_precision(config: TrainConfig) -> tuple[str, str]:
+    """(fp32 | bf16, a line naming the machine and why) for ``config.precision``."""
+    from embench.hardware import choose_precision, describe_cpu
+
+    cuda = _cuda()
+    precision, why = choose_precision(config.precision, cuda)
+    if cuda:
+        import torch
+
+        machine = f"GPU: {torch.cuda.get_device_name()}"
+    else:
+        machine = f"CPU: {describe_cpu()}"
+    return precision, f"{machine}; precision {precision} ({why})"
+
+
 def trl_common(config: TrainConfig, run: RunDir) -> dict[str, Any]:
     """TRL/transformers fields every embench trainer sets."""
     cuda = _cuda()
+    precision, line = machine_precision(config)
+    _say(line)
     fields: dict[str, Any] = dict(
         output_dir=str(run.checkpoints),
         max_steps=config.max_steps,
@@ -133,7 +151,7 @@ def trl_common(config: TrainConfig, run: RunDir) -> dict[str, Any]:
         report_to="none",
         disable_tqdm=True,
         use_cpu=not cuda,
-        bf16=False,
+        bf16=precision == "bf16",  # autocast; the weights stay in config.dtype
         dataloader_num_workers=0,
     )
     fields.update(config.trl)
@@ -339,6 +357,9 @@ def run_training(
             versions=versions(),
         ).save(run.path)
     callbacks = [ProgressCallback(run, config.max_steps), CompleteCheckpoints()]
+    budget = TimeBudgetCallback(config.time_budget) if config.time_budget else None
+    if budget is not None:
+        callbacks.append(budget)
     try:
         trainer = build(config, run, model, tokenizer, peft_config, callbacks)
     except BaseException:
@@ -398,9 +419,17 @@ def run_training(
             run.update_manifest(status="failed", error=f"{type(ex).__name__}: {ex}")
             raise
     steps = trainer.state.global_step
+    _, machine = machine_precision(config)
     figures = {
         "steps": steps,
         "seconds": round(time.time() - started, 1),
+        "machine": machine,
+        "precision": "bf16" if args.bf16 else "fp32",
+        **(
+            {"time_budget": config.time_budget, "stopped_by_time_budget_at": budget.stopped_at}
+            if budget is not None
+            else {}
+        ),
         **reward_summary(run.read_jsonl(run.metrics)),
         **(summary or {}),
     }
