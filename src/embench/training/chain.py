@@ -111,7 +111,8 @@ def record_probe(trainer: Any, tokenizer: Any, run: RunDir) -> None:
     import torch
     from safetensors.torch import save_file
 
-    model = trainer.accelerator.unwrap_model(trainer.model)
+    # without accelerate's autocast wrapper: the probe is the fp32 weights' output, like a reload
+    model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
     was_training = model.training
     model.eval()
     ids = torch.tensor([probe_ids(tokenizer)], device=next(model.parameters()).device)
