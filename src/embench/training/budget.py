@@ -32,7 +32,20 @@ class TimeBudgetCallback(TrainerCallback):
             self.started = self.last = now
         self.slowest = max(self.slowest, now - self.last)
         self.last = now
-        if now - self.started + self.slowest > self.seconds:
+        stop = now - self.started + self.slowest > self.seconds
+        if _distributed():  # every process must stop at the same step: rank 0 decides
+            import torch.distributed as dist
+
+            decision = [stop]
+            dist.broadcast_object_list(decision, src=0)
+            stop = bool(decision[0])
+        if stop:
             control.should_training_stop = True
             self.stopped_at = state.global_step
         return control
+
+
+def _distributed() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1

@@ -13,6 +13,7 @@ the step count is chosen so that this equals the RL run's generated sample count
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 
@@ -129,7 +130,8 @@ class SampleCounter:
     """
 
     def __init__(self) -> None:
-        self.summary: dict[str, int] = {"samples_consumed_this_process": 0}
+        self.summary: dict[str, Any] = {"samples_consumed_this_process": 0}
+        self._digest = hashlib.sha256()  # of the token ids trained on: differs between ranks
 
     def attach(self, trainer: Any) -> None:
         """Count every training batch ``trainer`` computes a loss on."""
@@ -138,6 +140,8 @@ class SampleCounter:
         def counted(model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
             if model.training:
                 self.summary["samples_consumed_this_process"] += len(inputs["input_ids"])
+                self._digest.update(inputs["input_ids"].detach().cpu().numpy().tobytes())
+                self.summary["data_sha256_this_process"] = self._digest.hexdigest()[:16]
             return compute_loss(model, inputs, *args, **kwargs)
 
         trainer.compute_loss = counted

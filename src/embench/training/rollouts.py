@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import threading
 from typing import Any
 
@@ -58,9 +59,11 @@ class RolloutRecorder:
         state = kwargs.get("trainer_state")
         step = (state.global_step + 1) if state is not None else None
         ids = kwargs.get("prompt_id") or [None] * len(prompts)
+        rank = int(os.environ.get("RANK", "0"))  # set by accelerate launch / torchrun
         rows = [
             {
                 "step": step,
+                "rank": rank,
                 "prompt_id": ids[i],
                 "system": system_text(prompts[i]),
                 "prompt": prompt_text(prompts[i]),

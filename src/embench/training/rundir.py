@@ -15,6 +15,7 @@ are upgraded when read, or refused with a one-line message.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -333,10 +334,13 @@ class RunDir:
         return self.manifest().updated(**fields).save(self.path)
 
     def append(self, file: Path, rows: list[dict[str, Any]]) -> None:
-        """Append JSON lines."""
-        with file.open("a") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, default=str) + "\n")
+        """Append JSON lines in one write, so processes appending together never interleave."""
+        text = "".join(json.dumps(row, default=str) + "\n" for row in rows)
+        fd = os.open(file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            os.write(fd, text.encode("utf-8"))
+        finally:
+            os.close(fd)
 
     def read_jsonl(self, file: Path) -> list[dict[str, Any]]:
         """All rows of a JSON-lines file (empty when absent; a torn last line is dropped)."""

@@ -176,13 +176,15 @@ class ProgressCallback(TrainerCallback):
         self.task = None
 
     def on_train_begin(self, args, state, control, **kwargs):  # noqa: D102
+        if not state.is_world_process_zero:  # one process writes rows and draws the bar
+            return
         self.progress.start()
         self.task = self.progress.add_task(
             "train", total=self.total, completed=state.global_step, info=""
         )
 
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D102
-        if not logs or "train_runtime" in logs:
+        if not logs or "train_runtime" in logs or self.task is None:
             return
         row = {"step": state.global_step, "time": time.time(), **logs}
         self.run.append(self.run.metrics, [row])
@@ -192,10 +194,12 @@ class ProgressCallback(TrainerCallback):
         self.progress.update(self.task, completed=state.global_step, info=info)
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: D102
-        self.progress.update(self.task, completed=state.global_step)
+        if self.task is not None:
+            self.progress.update(self.task, completed=state.global_step)
 
     def on_train_end(self, args, state, control, **kwargs):  # noqa: D102
-        self.progress.stop()
+        if self.task is not None:
+            self.progress.stop()
 
 
 class CompleteCheckpoints(TrainerCallback):
@@ -286,17 +290,37 @@ def _say(message: str) -> None:
     print(f"[embench] {message}", file=sys.stderr, flush=True)
 
 
-def _save_final(trainer: Any, tokenizer: Any, run: RunDir, plan: Any) -> list[Any]:
-    """Write checkpoint/ under a temporary name, post-process it, rename it into place."""
+def _save_final(trainer: Any, tokenizer: Any, run: RunDir, plan: Any, processes: Any) -> list[Any]:
+    """Write checkpoint/ under a temporary name, post-process it, rename it into place.
+
+    Every process takes part in ``save_model`` (sharded engines gather the weights there); the
+    main process alone writes the tokenizer, the probe, the mitigations' save-time work and the
+    rename.
+    """
     partial = run.path / f".{OWN_CHECKPOINT}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
+    if processes.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+    processes.wait_for_everyone()
     trainer.save_model(str(partial))
-    tokenizer.save_pretrained(str(partial))
-    record_probe(trainer, tokenizer, run)  # the final logits, to check reloads against
-    records = plan.finish(trainer, partial) if plan is not None else []
-    shutil.rmtree(run.checkpoint, ignore_errors=True)
-    os.replace(partial, run.checkpoint)
+    records: list[Any] = []
+    if processes.is_main_process:
+        tokenizer.save_pretrained(str(partial))
+        record_probe(trainer, tokenizer, run)  # the final logits, to check reloads against
+        records = plan.finish(trainer, partial) if plan is not None else []
+        shutil.rmtree(run.checkpoint, ignore_errors=True)
+        os.replace(partial, run.checkpoint)
+    processes.wait_for_everyone()
     return records
+
+
+def _per_process(local: dict[str, Any], processes: Any) -> list[dict[str, Any]]:
+    """Every process's figures, in rank order (gathered; one process: just its own)."""
+    row = {"rank": processes.process_index, **local}
+    if processes.num_processes == 1:
+        return [row]
+    from accelerate.utils import gather_object
+
+    return sorted(gather_object([row]), key=lambda r: r["rank"])
 
 
 def run_training(
@@ -321,8 +345,14 @@ def run_training(
     trainer planned its steps with it); ``summary`` holds figures the trainer measured while
     training, added to the summary at the end.
     """
+    from accelerate import PartialState
+
     from embench.training.data import dataset_hash
 
+    # under `accelerate launch`/`torchrun`: this process's rank among several (cpu=True, as
+    # TrainingArguments(use_cpu=True) creates it, or the shared state would say single-process)
+    processes = PartialState(cpu=not _cuda())
+    main = processes.is_main_process
     if config.mitigations and plan is None:
         raise EmbenchError(
             f"trainer '{trainer_name}' does not apply mitigations (it passes no Plan to "
@@ -334,11 +364,11 @@ def run_training(
         run = RunDir.open(run.path)
         if run.manifest().status == "finished":
             raise EmbenchError(f"{run.path} already finished; nothing to resume")
-    else:
+    elif main:
         RunDir.check_free(run.path, config.overwrite)  # before the slow model load
 
     model, tokenizer, peft_config = load_policy(config)
-    if not resume:  # the run directory appears only once the model has loaded
+    if not resume and main:  # the run directory appears only once the model has loaded
         RunDir.create(run.path, config.overwrite)
         RunManifest(
             trainer=trainer_name,
@@ -356,6 +386,7 @@ def run_training(
             git_commit=git_commit(),
             versions=versions(),
         ).save(run.path)
+    processes.wait_for_everyone()  # the other processes write into the directory main made
     callbacks = [ProgressCallback(run, config.max_steps), CompleteCheckpoints()]
     budget = TimeBudgetCallback(config.time_budget) if config.time_budget else None
     if budget is not None:
@@ -363,11 +394,11 @@ def run_training(
     try:
         trainer = build(config, run, model, tokenizer, peft_config, callbacks)
     except BaseException:
-        if not resume:  # failed before training: leave nothing behind
+        if not resume and main:  # failed before training: leave nothing behind
             shutil.rmtree(run.path, ignore_errors=True)
         raise
     if plan is not None and plan.items and not plan.attached:
-        if not resume:
+        if not resume and main:
             shutil.rmtree(run.path, ignore_errors=True)
         raise EmbenchError(
             f"trainer '{trainer_name}' built its TRL trainer without Plan.make_trainer: its "
@@ -375,18 +406,21 @@ def run_training(
         )
     trainer.remove_callback(PrinterCallback)  # our progress bar replaces the printed log dicts
     if resume:
-        for folder in run.drop_incomplete_checkpoints():
+        for folder in run.drop_incomplete_checkpoints() if main else []:
             _say(f"dropped {folder.name}: its save was cut short")
         checkpoint = run.last_checkpoint()
         step = checkpoint_step(checkpoint) if checkpoint is not None else 0
-        run.keep_rows_until(step)
+        if main:
+            run.keep_rows_until(step)
+        processes.wait_for_everyone()
         where = f"from {checkpoint.name} (the newest complete)" if checkpoint else "from step 0"
         _say(f"resuming {run.path} {where}")
 
     args = trainer.args
     world = world_size or int(getattr(args, "world_size", 1) or 1)
     global_batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * world
-    run.update_manifest(
+    update = run.update_manifest if main else (lambda **fields: None)  # one process writes
+    update(
         status="running",
         trl_config=_jsonable(args.to_dict()),
         world_size=world,
@@ -403,10 +437,10 @@ def run_training(
     with sigterm_as_interrupt():
         try:
             trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-            records = _save_final(trainer, tokenizer, run, plan)
+            records = _save_final(trainer, tokenizer, run, plan, processes)
         except KeyboardInterrupt as ex:
             last = run.last_checkpoint()
-            run.update_manifest(
+            update(
                 status="interrupted",
                 interrupted_at=_now(),
                 last_checkpoint=str(last) if last else None,
@@ -416,7 +450,7 @@ def run_training(
             _say(f"interrupted by {cause} ({kept}); continue with:\n  {resume_command(run)}")
             raise
         except BaseException as ex:
-            run.update_manifest(status="failed", error=f"{type(ex).__name__}: {ex}")
+            update(status="failed", error=f"{type(ex).__name__}: {ex}")
             raise
     steps = trainer.state.global_step
     _, machine = machine_precision(config)
@@ -433,10 +467,16 @@ def run_training(
         **reward_summary(run.read_jsonl(run.metrics)),
         **(summary or {}),
     }
+    per_process = _per_process(summary or {}, processes)  # collective: every process calls it
+    if len(per_process) > 1:
+        figures["processes"] = per_process
+    if not main:
+        processes.wait_for_everyone()  # until main has written the finished manifest
+        return run.manifest()
     manifest = run.manifest()
     stages = [s.model_copy(update={"steps": steps}) if s.run == "." else s for s in manifest.stages]
     generated = len(run.read_jsonl(run.rollouts)) if run.rollouts.exists() else None
-    return manifest.updated(
+    finished = manifest.updated(
         status="finished",
         finished_at=_now(),
         summary=figures,
@@ -446,6 +486,8 @@ def run_training(
         error=None,
         last_checkpoint=None,
     ).save(run.path)
+    processes.wait_for_everyone()
+    return finished
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
