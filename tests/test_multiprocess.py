@@ -1,9 +1,10 @@
-"""Two training processes on CPU (gloo): one run directory, global sample counts, and each process
-trains on different data (issue 13 §2).
+"""`accelerate launch` with two CPU processes (gloo): one run directory, global sample counts, and
+each process trains on different data (issue 13 §2).
 
-Launched with torchrun (`python -m torch.distributed.run`), the engine `accelerate launch` uses
-for several GPUs: `accelerate launch --cpu --num_processes 2` starts ONE process unless an MPI
-hostfile is given (accelerate 1.15 `simple_launcher`), so it cannot exercise two processes here.
+The launch uses the shipped DDP config with `--num_processes 2`: accelerate's multi-process
+launcher (torchrun underneath) starts both processes, and with no GPU each one joins a gloo
+group. (`accelerate launch --cpu --num_processes 2` would start ONE process: accelerate 1.15's
+CPU path needs an MPI hostfile to start several.)
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -29,8 +32,9 @@ def launch(tmp_path: Path, *train_args: str) -> dict:
     """Run `embench train` under a 2-process CPU launch; return the manifest."""
     out = tmp_path / "run"
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master_port", str(_free_port()),
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--config_file", str(ROOT / "configs" / "accelerate" / "ddp.yaml"),
+        "--num_processes", "2", "--mixed_precision", "no", "--main_process_port", str(_free_port()),
         "-m", "embench", "train", *train_args, "--output", str(out),
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
