@@ -158,7 +158,7 @@ def test_bad_configs_fail_before_training(tmp_path, tiny_model_dir, monkeypatch,
     path = write_config(tmp_path, tiny_model_dir, **changes)
     with pytest.raises(EmbenchError, match=message.replace("(", r"\(").replace(")", r"\)")):
         run_experiment(load_experiment(path), tmp_path / "out")
-    assert not (tmp_path / "out" / "cells").exists()
+    assert not (tmp_path / "out").exists()  # nothing written
 
 
 def test_default_reward_cells_train_with_the_grid_judge(tmp_path, tiny_model_dir):

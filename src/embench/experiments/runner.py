@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import resource
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -126,6 +127,28 @@ def preflight(config: ExperimentConfig, out: Path) -> dict[str, Any]:
             raise EmbenchError(
                 f"{config.source}: unknown domain '{domain}'; available: {', '.join(DOMAINS)}"
             )
+    _check_task_args(config)
+    cells = config.cells()
+    by_label = {c.label: c for c in cells}
+    scratch_dir = Path(tempfile.mkdtemp(prefix="embench-preflight-"))  # nothing lands in out
+    for cell in cells:
+        lora = bool(cell.options.get("lora", False))
+        try:
+            parse_all(list(cell.mitigation), lora)
+        except EmbenchError as error:
+            raise EmbenchError(f"{config.source}: cell {cell.label}: {error}") from None
+        matched = by_label.get(cell.match_label) if cell.match_label else None
+        matched_run = out / "cells" / matched.folder / "run" if matched else None
+        scratch = scratch_dir / f"{cell.folder}.yaml"
+        atomic_write_text(scratch, yaml.safe_dump(train_yaml(cell, out, matched_run)))
+        try:
+            _trainer_config(plugins[cell.trainer], scratch)
+        except EmbenchError as error:
+            raise EmbenchError(f"{config.source}: cell {cell.label}: {error}") from None
+        finally:
+            scratch.unlink(missing_ok=True)
+    scratch_dir.rmdir()
+    # last, the checks that may load a local judge
     for judge in (config.judge, *config.extra_judges):
         _check_judge(judge)
     for domain in config.domains:
@@ -135,25 +158,6 @@ def preflight(config: ExperimentConfig, out: Path) -> dict[str, Any]:
                 build_rewards(list(rewards) or default_rewards(domain), domain, judge)
             except EmbenchError as error:
                 raise EmbenchError(f"{config.source}: {error}") from None
-    _check_task_args(config)
-    cells = config.cells()
-    by_label = {c.label: c for c in cells}
-    for cell in cells:
-        lora = bool(cell.options.get("lora", False))
-        try:
-            parse_all(list(cell.mitigation), lora)
-        except EmbenchError as error:
-            raise EmbenchError(f"{config.source}: cell {cell.label}: {error}") from None
-        matched = by_label.get(cell.match_label) if cell.match_label else None
-        matched_run = out / "cells" / matched.folder / "run" if matched else None
-        scratch = out / ".preflight" / f"{cell.folder}.yaml"
-        atomic_write_text(scratch, yaml.safe_dump(train_yaml(cell, out, matched_run)))
-        try:
-            _trainer_config(plugins[cell.trainer], scratch)
-        except EmbenchError as error:
-            raise EmbenchError(f"{config.source}: cell {cell.label}: {error}") from None
-        finally:
-            scratch.unlink(missing_ok=True)
     return plugins
 
 
