@@ -204,3 +204,29 @@ def test_training_curves_say_what_was_not_logged(tmp_path):
     (tmp_path / "metrics.jsonl").write_text('{"step": 1, "reward": 0.5, "loss": 1.0}\n')
     _, svg = write_training_curves(tmp_path)
     assert "not logged: KL needs a reference model" in svg.read_text()
+
+
+def test_unknown_option_is_reported_without_trl_once_its_fields_are_cached(tmp_path):
+    """TRL config field names are cached per TRL version, so `--set colour=red` (an unknown
+    option: neither a trainer option nor a TRL field) needs no TRL import after the first time."""
+    code = (
+        "import sys\n"
+        "from embench.cli import main\n"
+        "try:\n"
+        "    main(['train', '--set', 'colour=red'], prog_name='embench')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print('heavy:' + ','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    env = {"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin", "EMBENCH_CACHE": str(tmp_path)}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env
+        )
+        for _ in range(2)
+    ]
+    for run in runs:
+        assert "unknown option 'colour'" in run.stderr, run.stderr
+    assert list((tmp_path / "config-fields").glob("trl.GRPOConfig-*.json"))
+    heavy = runs[1].stdout.strip().splitlines()[-1].removeprefix("heavy:")
+    assert heavy == "", f"the second run imported {heavy}"

@@ -18,10 +18,12 @@ One place sets each value:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import functools
 import importlib
+import json
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,7 @@ import yaml
 from annotated_types import Ge, Gt, Le, Lt
 
 from embench.errors import EmbenchError
+from embench.fsutil import atomic_write_text
 
 PositiveInt = Annotated[int, Ge(1)]
 NonNegativeInt = Annotated[int, Ge(0)]
@@ -283,9 +286,16 @@ class _Collected:
 
     @functools.cached_property
     def trl_names(self) -> set[str]:
+        if self.trl_config is None:
+            return set()
+        cached = _cached_field_names(self.trl_config)
+        if cached is not None:  # an unknown option is reported without importing TRL
+            return cached
         if self.trl_config_class is None:
             return set()
-        return {f.name for f in dataclasses.fields(self.trl_config_class) if f.init}
+        names = {f.name for f in dataclasses.fields(self.trl_config_class) if f.init}
+        _store_field_names(self.trl_config, names)
+        return names
 
     def _claim(self, key: str, origin: str, label: str) -> None:
         previous = self.sources.get(key)
@@ -301,7 +311,11 @@ class _Collected:
             self._claim(key, origin, label)
             self.values[key] = parse_value(key, value, self.hints[key], label)
             return
-        trl_class = getattr(self.trl_config_class, "__name__", "the TRL config")
+        trl_class = (  # named without importing TRL when it is given as "module:Class"
+            self.trl_config.partition(":")[2]
+            if isinstance(self.trl_config, str)
+            else getattr(self.trl_config, "__name__", "the TRL config")
+        )
         if key.startswith("trl."):
             name = key[4:]
             if name in self.names:
@@ -349,6 +363,37 @@ class _Collected:
             return self.config_class(**values)
         except (TypeError, ValueError) as ex:
             raise EmbenchError(f"invalid {self.config_class.__name__}: {ex}") from None
+
+
+def _field_names_file(ref: type | str) -> Path | None:
+    """Where the field names of a ``"module:Class"`` TRL config are cached, per package version."""
+    if not isinstance(ref, str):
+        return None
+    from importlib.metadata import PackageNotFoundError, version
+
+    from embench.paths import cache_dir
+
+    package = ref.partition(":")[0].split(".")[0]
+    try:
+        release = version(package)
+    except PackageNotFoundError:
+        return None
+    return cache_dir() / "config-fields" / f"{ref.replace(':', '.')}-{release}.json"
+
+
+def _cached_field_names(ref: type | str) -> set[str] | None:
+    path = _field_names_file(ref)
+    try:
+        return set(json.loads(path.read_text())) if path else None
+    except (OSError, ValueError):
+        return None
+
+
+def _store_field_names(ref: type | str, names: set[str]) -> None:
+    path = _field_names_file(ref)
+    if path is not None:
+        with contextlib.suppress(OSError):
+            atomic_write_text(path, json.dumps(sorted(names)))
 
 
 def resolve_class(ref: type | str | None) -> type | None:
