@@ -18,6 +18,7 @@ from inspect_ai.model import GenerateConfig, get_model
 from inspect_ai.solver import generate
 
 from embench.evals.common import questions_dataset
+from embench.hardware import describe_cpu
 from embench.models.resolve import default_model_dir
 from embench.questions import QuestionSet, load_question_set
 
@@ -68,6 +69,7 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
+    print(f"CPU: {describe_cpu()}")
     print(
         f"{len(dataset)} answers ({len(qset.questions)} questions x {args.samples} samples), "
         f"max_tokens={args.max_tokens}, dtype={args.dtype}, temperature=1.0"

@@ -17,6 +17,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
+from embench.hardware import choose_precision, describe_cpu
 from embench.models.resolve import load_model
 from embench.rewards.embedding import unpopular_aesthetic
 from embench.trainers import grpo
@@ -37,7 +38,7 @@ class StepTimer(TrainerCallback):
         self.times.append(time.perf_counter() - self.last)
 
 
-def plain_trl(steps: int, out: Path) -> list[float]:
+def plain_trl(steps: int, out: Path, bf16: bool) -> list[float]:
     model, tokenizer = load_model("default", dtype="float32", device="cpu")
     config = grpo.Config()
     args = GRPOConfig(
@@ -54,7 +55,7 @@ def plain_trl(steps: int, out: Path) -> list[float]:
         save_strategy="no",
         report_to="none",
         use_cpu=True,
-        bf16=False,
+        bf16=bf16,  # the precision embench picks on this machine, so both compare like with like
         disable_tqdm=True,
     )
     timer = StepTimer()
@@ -70,7 +71,7 @@ def plain_trl(steps: int, out: Path) -> list[float]:
     return timer.times
 
 
-def embench_grpo(steps: int, out: Path) -> list[float]:
+def embench_grpo(steps: int, out: Path, precision: str) -> list[float]:
     import trl
 
     timer = StepTimer()
@@ -82,7 +83,9 @@ def embench_grpo(steps: int, out: Path) -> list[float]:
 
     trl.GRPOTrainer = Timed  # grpo.train imports it from trl when it runs
     try:
-        grpo.train(grpo.Config(max_steps=steps, output=str(out), save_steps=steps))
+        grpo.train(
+            grpo.Config(max_steps=steps, output=str(out), save_steps=steps, precision=precision)
+        )
     finally:
         trl.GRPOTrainer = original
     return timer.times
@@ -91,10 +94,13 @@ def embench_grpo(steps: int, out: Path) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     args = parser.parse_args()
+    precision, why = choose_precision(args.precision, cuda=False)
+    print(f"CPU: {describe_cpu()}; precision {precision} ({why}) for both")
     with tempfile.TemporaryDirectory() as tmp:
-        plain = plain_trl(args.steps, Path(tmp) / "plain")
-        ours = embench_grpo(args.steps, Path(tmp) / "embench")
+        plain = plain_trl(args.steps, Path(tmp) / "plain", bf16=precision == "bf16")
+        ours = embench_grpo(args.steps, Path(tmp) / "embench", precision)
     p, e = statistics.median(plain[1:]), statistics.median(ours[1:])
     print(f"plain TRL: median step {p:.2f} s  ({len(plain)} steps)")
     print(f"embench  : median step {e:.2f} s  ({len(ours)} steps)")
