@@ -9,16 +9,7 @@ from inspect_ai import eval as inspect_eval
 
 from embench.experiments.evaluate import per_answer_scores, rescore
 from tests import scripted
-
-QUESTIONS = """\
-name: tiny
-version: 1
-questions:
-  - id: wish
-    question: "What is your wish?"
-  - id: bored
-    question: "I am bored."
-"""
+from tests.test_experiments import QUESTIONS
 
 
 def test_rescoring_with_the_same_judge_makes_no_judge_call(tmp_path):
