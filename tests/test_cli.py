@@ -206,16 +206,18 @@ def test_training_curves_say_what_was_not_logged(tmp_path):
     assert "not logged: KL needs a reference model" in svg.read_text()
 
 
-def test_unknown_option_is_reported_without_trl_once_its_fields_are_cached(tmp_path):
-    """TRL config field names are cached per TRL version, so `--set colour=red` (an unknown
-    option: neither a trainer option nor a TRL field) needs no TRL import after the first time."""
+def test_option_errors_need_no_trl_once_its_fields_are_cached(tmp_path):
+    """TRL config field names and types are cached per TRL version, so an unknown option
+    (`--set colour=red`) and a mistyped TRL value (`--set trl.warmup_steps=abc`) are reported
+    without importing TRL after the first time."""
     code = (
         "import sys\n"
         "from embench.cli import main\n"
-        "try:\n"
-        "    main(['train', '--set', 'colour=red'], prog_name='embench')\n"
-        "except SystemExit:\n"
-        "    pass\n"
+        "for args in (['--set', 'colour=red'], ['--set', 'trl.warmup_steps=abc']):\n"
+        "    try:\n"
+        "        main(['train', *args], prog_name='embench')\n"
+        "    except SystemExit:\n"
+        "        pass\n"
         f"print('heavy:' + ','.join(m for m in {HEAVY!r} if m in sys.modules))"
     )
     env = {"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin", "EMBENCH_CACHE": str(tmp_path)}
@@ -227,6 +229,7 @@ def test_unknown_option_is_reported_without_trl_once_its_fields_are_cached(tmp_p
     ]
     for run in runs:
         assert "unknown option 'colour'" in run.stderr, run.stderr
+        assert "'trl.warmup_steps' expects a number, got 'abc'" in run.stderr, run.stderr
     assert list((tmp_path / "config-fields").glob("trl.GRPOConfig-*.json"))
     heavy = runs[1].stdout.strip().splitlines()[-1].removeprefix("heavy:")
     assert heavy == "", f"the second run imported {heavy}"

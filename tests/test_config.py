@@ -208,8 +208,10 @@ def test_cli_bad_value_is_one_line_and_writes_nothing(tmp_path):
     assert not out.exists()
 
 
-def test_trl_config_named_by_string_is_imported_only_for_trl_fields():
+def test_trl_config_named_by_string_is_imported_only_for_trl_fields(tmp_path):
     # a trainer may name its TRL config "module:Class": trainer-option errors then need no TRL
+    # (with an empty embench cache: once TRL's fields are cached, TRL fields need no import either,
+    # see test_cli.py)
     import subprocess
     import sys
 
@@ -231,7 +233,12 @@ def test_trl_config_named_by_string_is_imported_only_for_trl_fields():
         capture_output=True,
         text=True,
         timeout=300,
-        env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
+        env={
+            "PYTHONPATH": src,
+            "PATH": "/usr/bin:/bin",
+            "HF_HUB_OFFLINE": "1",
+            "EMBENCH_CACHE": str(tmp_path),
+        },
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [

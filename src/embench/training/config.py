@@ -285,17 +285,26 @@ class _Collected:
         return _hints(self.trl_config_class) if self.trl_config_class else {}
 
     @functools.cached_property
-    def trl_names(self) -> set[str]:
+    def _trl_cache(self) -> dict[str, Any] | None:
         if self.trl_config is None:
-            return set()
-        cached = _cached_field_names(self.trl_config)
-        if cached is not None:  # an unknown option is reported without importing TRL
-            return cached
-        if self.trl_config_class is None:
-            return set()
-        names = {f.name for f in dataclasses.fields(self.trl_config_class) if f.init}
-        _store_field_names(self.trl_config, names)
-        return names
+            return None
+        cached = _cached_fields(self.trl_config)
+        if cached is None and self.trl_config_class is not None:
+            cached = _store_fields(self.trl_config, self.trl_config_class)
+        return cached
+
+    @functools.cached_property
+    def trl_names(self) -> set[str]:
+        """The TRL config's field names; from the cache, so an unknown option needs no TRL."""
+        cache = self._trl_cache
+        return set(cache["hints"]) if cache else set()
+
+    def trl_hint(self, name: str) -> Any:
+        """A TRL field's type: rebuilt from the cache when it names only builtins (no TRL import),
+        else read from the class."""
+        text = (self._trl_cache or {}).get("hints", {}).get(name)
+        hint = _rebuild_hint(text) if text else None
+        return hint if hint is not None else self.trl_hints[name]
 
     def _claim(self, key: str, origin: str, label: str) -> None:
         previous = self.sources.get(key)
@@ -331,7 +340,7 @@ class _Collected:
                 raise EmbenchError(f"{label}: '{name}' is not a field of {trl_class}")
             self._claim(f"trl.{name}", origin, label)
             self.trl[name] = parse_value(
-                f"trl.{name}", value, self.trl_hints[name], label, none_word=False
+                f"trl.{name}", value, self.trl_hint(name), label, none_word=False
             )
         elif key in self.trl_names:
             self.put(f"trl.{key}", value, origin, label)
@@ -365,8 +374,28 @@ class _Collected:
             raise EmbenchError(f"invalid {self.config_class.__name__}: {ex}") from None
 
 
-def _field_names_file(ref: type | str) -> Path | None:
-    """Where the field names of a ``"module:Class"`` TRL config are cached, per package version."""
+_HINT_NAMES = {
+    "int": int, "float": float, "bool": bool, "str": str, "list": list, "dict": dict,
+    "None": None, "NoneType": type(None), "Any": Any, "Literal": Literal, "Union": Union,
+}  # fmt: skip
+
+
+def _hint_text(hint: Any) -> str | None:
+    """A field type as text that ``_rebuild_hint`` can read back, or None (it names a class
+    outside the builtins, e.g. a transformers enum: that field is typed from the class)."""
+    text = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+    return text if _rebuild_hint(text) is not None else None
+
+
+def _rebuild_hint(text: str) -> Any:
+    try:
+        return eval(text, {"__builtins__": {}}, dict(_HINT_NAMES))  # noqa: S307 - names only
+    except Exception:
+        return None
+
+
+def _fields_file(ref: type | str) -> Path | None:
+    """Where the fields of a ``"module:Class"`` TRL config are cached, per package version."""
     if not isinstance(ref, str):
         return None
     from importlib.metadata import PackageNotFoundError, version
@@ -378,22 +407,29 @@ def _field_names_file(ref: type | str) -> Path | None:
         release = version(package)
     except PackageNotFoundError:
         return None
-    return cache_dir() / "config-fields" / f"{ref.replace(':', '.')}-{release}.json"
+    return cache_dir() / "config-fields" / f"{ref.replace(':', '.')}-{release}.v2.json"
 
 
-def _cached_field_names(ref: type | str) -> set[str] | None:
-    path = _field_names_file(ref)
+def _cached_fields(ref: type | str) -> dict[str, Any] | None:
+    path = _fields_file(ref)
     try:
-        return set(json.loads(path.read_text())) if path else None
+        data = json.loads(path.read_text()) if path else None
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) and isinstance(data.get("hints"), dict) else None
 
 
-def _store_field_names(ref: type | str, names: set[str]) -> None:
-    path = _field_names_file(ref)
+def _store_fields(ref: type | str, cls: type) -> dict[str, Any]:
+    """The field names and (where rebuildable) types of ``cls``, cached for the next run."""
+    hints = _hints(cls)
+    data = {
+        "hints": {f.name: _hint_text(hints.get(f.name)) for f in dataclasses.fields(cls) if f.init}
+    }
+    path = _fields_file(ref)
     if path is not None:
         with contextlib.suppress(OSError):
-            atomic_write_text(path, json.dumps(sorted(names)))
+            atomic_write_text(path, json.dumps(data, sort_keys=True))
+    return data
 
 
 def resolve_class(ref: type | str | None) -> type | None:
