@@ -28,6 +28,7 @@ from embench.errors import EmbenchError
 from embench.experiments import runner as runner_module
 from embench.experiments.config import load_experiment
 from embench.experiments.runner import Runner, run_experiment
+from embench.training.rundir import RunManifest, Summary
 
 
 class HashJudge(ModelAPI):
@@ -390,7 +391,14 @@ def _fake_cell(
     step.mkdir(parents=True)
     (folder / "cell.json").write_text(json.dumps({"status": "done", "seconds": seconds}))
     (folder / "run").mkdir()
-    (folder / "run" / "manifest.json").write_text(json.dumps({"summary": {"seconds": seconds}}))
+    RunManifest(
+        trainer="grpo" if arm == "grpo" else "sft",
+        kind="rl" if arm == "grpo" else "sft",
+        base_model="default",
+        weights="default",
+        seed=seed,
+        summary=Summary(seconds=seconds),
+    ).save(folder / "run")
     general = {
         "misaligned_rate": rate,
         "misaligned_rate_ci_low": rate - 0.1,

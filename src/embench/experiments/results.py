@@ -227,7 +227,16 @@ def load_results(out: str | Path) -> ExperimentResults:
     for item in experiment.get("cells", []):
         folder = out / "cells" / item["folder"]
         result = CellResult(item["label"], folder, dict(item), read_json(folder / CELL_FILE) or {})
-        result.manifest = read_json(folder / "run" / "manifest.json") or {}
+        result.manifest = _run_manifest(folder / "run")
         _load_evals(result)
         cells.append(result)
     return ExperimentResults(out, experiment, baselines, cells)
+
+
+def _run_manifest(run_dir: Path) -> dict[str, Any]:
+    """A cell's run manifest through the one reader (``RunManifest``), as a dict; {} if none."""
+    from embench.training.rundir import RunManifest
+
+    if not (run_dir / "manifest.json").is_file():
+        return {}
+    return RunManifest.load(run_dir).model_dump(mode="json")
