@@ -11,15 +11,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from inspect_ai.model import (
-    ChatCompletionChoice,
     ChatMessage,
-    ChatMessageAssistant,
     GenerateConfig,
     Logprob,
     Logprobs,
     ModelAPI,
     ModelOutput,
-    ModelUsage,
     TopLogprob,
     modelapi,
 )
@@ -29,24 +26,15 @@ from embench.experiments import runner as runner_module
 from embench.experiments.config import load_experiment
 from embench.experiments.runner import Runner, run_experiment
 from embench.training.rundir import RunManifest, Summary
+from tests.scripted import ScriptedAPI
 
 
-class HashJudge(ModelAPI):
+class HashJudge(ScriptedAPI):
     """A judge whose score is a fixed function of the prompt (the rubric + answer): sha256 % 101.
 
     ``hashjudge/b`` gives a different (but as fixed) score from ``hashjudge/a`` for the same
     prompt, so two judges disagree in a known, repeatable way.
     """
-
-    def __init__(
-        self,
-        model_name: str,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        config: GenerateConfig = GenerateConfig(),
-        **model_args: Any,
-    ) -> None:
-        super().__init__(model_name, base_url, api_key, [], config)
 
     async def generate(
         self, input: list[ChatMessage], tools: Any, tool_choice: Any, config: GenerateConfig
@@ -60,20 +48,7 @@ class HashJudge(ModelAPI):
                 )
             ]
         )
-        return ModelOutput(
-            model=self.model_name,
-            choices=[
-                ChatCompletionChoice(
-                    message=ChatMessageAssistant(content=token, model=self.model_name),
-                    stop_reason="stop",
-                    logprobs=logprobs,
-                )
-            ],
-            usage=ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2),
-        )
-
-    async def count_text_tokens(self, text: str) -> int:
-        return len(text.split())
+        return self._output(token, logprobs)
 
 
 @modelapi(name="hashjudge")
