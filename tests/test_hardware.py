@@ -37,3 +37,33 @@ def test_explicit_request_wins_and_bad_value_refused(fake_cpu):
 
 def test_real_machine_description_is_nonempty():
     assert hardware.describe_cpu().strip()
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"ATEN_CPU_CAPABILITY": "avx2"}, "fp32"),
+        ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, "fp32"),
+        ({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}, "fp32"),
+        ({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}, "bf16"),
+        ({"ATEN_CPU_CAPABILITY": "avx512"}, "bf16"),
+        ({}, "bf16"),
+    ],
+)
+def test_isa_caps_remove_bf16(fake_cpu, monkeypatch, env, expected):
+    """An AVX-512 BF16 CPU capped to AVX2 (how AVX2-only figures are emulated) is treated as one."""
+    fake_cpu("AMD EPYC", "avx2 avx512f avx512_bf16")
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert hardware.choose_precision("auto", cuda=False)[0] == expected
+
+
+def test_capped_description_names_the_cap(fake_cpu, monkeypatch):
+    fake_cpu("AMD EPYC", "avx2 avx512f avx512_bf16")
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert hardware.describe_cpu() == (
+        "AMD EPYC [avx2; capped by ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2]"
+    )
