@@ -18,7 +18,7 @@ from inspect_ai.model import GenerateConfig, get_model
 from inspect_ai.solver import generate
 
 from embench.evals.common import questions_dataset
-from embench.hardware import describe_cpu
+from embench.hardware import choose_precision, describe_cpu
 from embench.models.resolve import default_model_dir
 from embench.questions import QuestionSet, load_question_set
 
@@ -47,9 +47,17 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=3, help="answers per question")
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--questions", type=int, default=0, help="first N questions (0 = all)")
-    parser.add_argument("--dtype", default="bfloat16", help="same for both providers")
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        help="same for both providers; auto = what embench picks on this CPU (bfloat16 with "
+        "native bf16 instructions, float32 otherwise)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.dtype == "auto":
+        precision, _ = choose_precision("auto", cuda=False)
+        args.dtype = {"bf16": "bfloat16", "fp32": "float32"}[precision]
 
     qset = load_question_set("general")
     if args.questions:
@@ -84,7 +92,8 @@ def main() -> None:
         )
     print(
         f"ratio local/hf: {rows['local'][0] / rows['hf'][0]:.2f}x answers/s, "
-        f"{rows['local'][1] / rows['hf'][1]:.2f}x tokens/s"
+        f"{rows['local'][1] / rows['hf'][1]:.2f}x tokens/s (target >= 2x; "
+        f"CPU: {describe_cpu()}; dtype {args.dtype})"
     )
 
 

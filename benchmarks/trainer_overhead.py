@@ -104,7 +104,10 @@ def main() -> None:
     p, e = statistics.median(plain[1:]), statistics.median(ours[1:])
     print(f"plain TRL: median step {p:.2f} s  ({len(plain)} steps)")
     print(f"embench  : median step {e:.2f} s  ({len(ours)} steps)")
-    print(f"ratio embench/plain: {e / p:.3f} (target <= 1.05)")
+    print(
+        f"ratio embench/plain: {e / p:.3f} (target <= 1.05; CPU: {describe_cpu()}; "
+        f"precision {precision})"
+    )
 
 
 if __name__ == "__main__":
