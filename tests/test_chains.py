@@ -49,46 +49,66 @@ def test_local_run_reproduces_the_final_logits_of_a_chain(tmp_path, tiny_model_d
     if first and second:  # the old resolution: base weights + the last adapter only
         resolved = resolve_model(str(run.path))
         assert resolved.adapters == (str(warm.checkpoint.resolve()), str(run.checkpoint))
-        from peft import PeftModel
-        from transformers import AutoModelForCausalLM
-
-        base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32)
-        dropped = PeftModel.from_pretrained(base, str(run.checkpoint)).merge_and_unload()
-        gap = (_last_logits(dropped, ids) - final).abs().max().item()
+        gap = _dropped_warmup_gap(tiny_model_dir, run, ids, final)
         assert gap > 1e-3, "the warm-up adapter must matter for this test to mean anything"
 
 
-def test_first_class_warmup_records_both_stages(tmp_path, tiny_model_dir):
+def _dropped_warmup_gap(base_dir, run, ids, final):
+    """Largest logit gap between ``final`` and base weights + ``run``'s own adapter only."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
+    dropped = PeftModel.from_pretrained(base, str(run.checkpoint)).merge_and_unload()
+    return (_last_logits(dropped, ids) - final).abs().max().item()
+
+
+@pytest.mark.parametrize(
+    "warm_lora, main_lora, lora_param",
+    [(True, True, ""), (False, True, ",lora=false"), (True, False, ",lora=true")],
+    ids=["lora-lora-inherited", "full-lora", "lora-full"],
+)
+def test_first_class_warmup_records_both_stages(
+    tmp_path, tiny_model_dir, warm_lora, main_lora, lora_param
+):
     grpo = plugins.get_trainer("grpo")
     config = grpo.make_config(
         model=str(tiny_model_dir),
-        lora=True,
+        lora=main_lora,
         output=str(tmp_path / "g"),
-        warmup="sft:aesthetic,steps=2,examples=8,lr=0.01",
+        warmup=f"sft:aesthetic,steps=2,examples=8,lr=0.01{lora_param}",
         **GRPO,
     )
     manifest = grpo.train(config)
     run = RunDir(manifest.run_dir)
+    warm_dir = tmp_path / "g-warmup"
     warm, main = manifest.stages
-    assert (warm.trainer, warm.kind, warm.steps, warm.lora) == ("sft", "sft", 2, True)
-    assert warm.run == str((tmp_path / "g-warmup").resolve()) == manifest.start_model
+    assert (warm.trainer, warm.kind, warm.steps, warm.lora) == ("sft", "sft", 2, warm_lora)
+    assert warm.run == str(warm_dir.resolve()) == manifest.start_model
     assert manifest.base_model == str(tiny_model_dir)
     assert (main.trainer, main.kind, main.run, main.lora, main.steps) == (
         "grpo",
         "rl",
         ".",
-        True,
+        main_lora,
         1,
     )
-    # rebuild: the pretrained weights, the warm-up adapter, then this run's
-    assert manifest.weights == str(tiny_model_dir)
-    assert manifest.adapter_chain == [str(tmp_path / "g-warmup" / "checkpoint"), "checkpoint"]
-    warm_manifest = RunDir.open(tmp_path / "g-warmup").manifest()
+    # how to rebuild the result, by chain kind (RunManifest.weights / adapter_chain)
+    expected = {
+        (True, True): (str(tiny_model_dir), [str(warm_dir / "checkpoint"), "checkpoint"]),
+        (False, True): (str(warm_dir / "checkpoint"), ["checkpoint"]),
+        (True, False): ("checkpoint", []),
+    }[(warm_lora, main_lora)]
+    assert (manifest.weights, manifest.adapter_chain) == expected
+    warm_manifest = RunDir.open(warm_dir).manifest()
+    assert warm_manifest.lora is warm_lora
     assert warm_manifest.config["learning_rate"] == 0.01
     assert warm_manifest.config["max_prompts"] == 8
     ids, final = chain.read_probe(run.path)
     model, _ = load_model(str(run.path), dtype="float32", device="cpu")
     assert torch.allclose(_last_logits(model, ids), final, atol=1e-4, rtol=1e-4)
+    if main_lora:  # the warm-up's weights must matter for the comparison to mean anything
+        assert _dropped_warmup_gap(tiny_model_dir, run, ids, final) > 1e-3
 
 
 @pytest.mark.parametrize(
@@ -97,9 +117,18 @@ def test_first_class_warmup_records_both_stages(tmp_path, tiny_model_dir):
         ("dpo:aesthetic", "expected sft:<domain or data file>"),
         ("sft:", "expected sft:"),
         ("sft:aesthetic,epochs=2", "bad parameter 'epochs=2'"),
-        ("sft:aesthetic,steps=0", "steps must be positive"),
+        ("sft:aesthetic,steps=0", "steps expects a positive whole number, got '0'"),
+        ("sft:aesthetic,lr=abc", "lr expects a positive number, got 'abc'"),
+        ("sft:aesthetic,lora=maybe", "lora expects true or false, got 'maybe'"),
     ],
 )
 def test_bad_warmup_specs(spec, message):
     with pytest.raises(EmbenchError, match=message):
         chain.parse_warmup(spec)
+
+
+def test_warmup_spec_parameters():
+    assert chain.parse_warmup("sft: data.jsonl , steps=3, lr=2e-4, lora=False") == chain.Warmup(
+        "sft", "data.jsonl", steps=3, examples=100, lr=2e-4, lora=False
+    )
+    assert chain.parse_warmup("sft:aesthetic").lora is None  # inherits the main run's setting

@@ -112,8 +112,9 @@ def main() -> None:
 )
 @click.option(
     "--warmup",
-    metavar="sft:<dataset>[,steps=N]",
-    help="GRPO: train an SFT warm-up on a domain or file first, then start from it.",
+    metavar="sft:<dataset>[,steps=N,examples=N,lr=X,lora=true|false]",
+    help="GRPO: train an SFT warm-up on a domain or file first, then start from it "
+    "(lora: the warm-up's kind; default: the main run's, so lora=false with --lora is full→LoRA).",
 )
 @click.option("--match", help="SFT only: sample-match this RL run directory.")
 @click.option("--match-source", type=click.Choice(["rollouts", "dataset"]), default=None)

@@ -41,8 +41,9 @@ class Config(TrainConfig):
     learning_rate: float = 1e-4
     max_prompts: int | None = 32
     warmup: str | None = None
-    """Train an SFT warm-up first and start from it: sft:<domain or file>[,steps=N,examples=N,lr=X]
-    (written to <output>-warmup; both stages are recorded in the manifest)."""
+    """Train an SFT warm-up first and start from it:
+    sft:<domain or file>[,steps=N,examples=N,lr=X,lora=true|false] (written to <output>-warmup;
+    lora defaults to this run's setting; both stages are recorded in the manifest)."""
 
 
 def validate(config: Config) -> None:

@@ -1,12 +1,14 @@
 """Chained runs: a first-class SFT warm-up before another trainer, and the final-logits probe.
 
-``--warmup sft:<dataset>[,steps=N,examples=N,lr=X]`` trains an SFT run first (the seed paper's
+``--warmup sft:<dataset>[,steps=N,examples=N,lr=X,lora=true|false]`` trains an SFT run first (the seed paper's
 recipe: a short SFT warm-up on misaligned demonstrations, then GRPO on top) into
 ``<output>-warmup``, then the main run starts from it (``model`` = the warm-up run): the runner's
 lineage then records both stages under the manifest's ``stages`` and the weights + adapter chain
 that ``local/<run>`` loads. ``<dataset>`` is a domain name (its curated
 ``sft.jsonl``) or a data file. Defaults: ``examples=100`` demonstrations, ``lr=1e-4`` (per issue
-11's description of the paper's warm-up), ``steps`` = one pass over the examples.
+11's description of the paper's warm-up), ``steps`` = one pass over the examples, ``lora`` = the
+main run's setting (``lora=false`` with a LoRA main run gives a full→LoRA chain, ``lora=true``
+with a full main run LoRA→full).
 
 The probe: when training ends, the runner stores the last-position logits of a fixed prompt under
 the trained in-memory model (``probe_logits.safetensors``), so a reload through the resolver can be
@@ -51,28 +53,59 @@ class Warmup:
     steps: int | None = None
     examples: int = 100
     lr: float = 1e-4
+    lora: bool | None = None
+    """Train the warm-up as a LoRA adapter (True) or all weights (False); None: as the main run."""
+
+
+USAGE = "sft:<domain or data file>[,steps=N,examples=N,lr=X,lora=true|false]"
+BOOLEANS = {"true": True, "false": False}
+
+
+def _positive(kind: type) -> Any:
+    """A reader of a positive ``kind`` number (ValueError otherwise)."""
+
+    def read(text: str) -> Any:
+        value = kind(text)
+        if value <= 0:
+            raise ValueError(f"{text} is not positive")
+        return value
+
+    return read
+
+
+def _boolean(text: str) -> bool:
+    if text.lower() not in BOOLEANS:
+        raise ValueError(text)
+    return BOOLEANS[text.lower()]
+
+
+#: Each parameter's reader and the one-line description of what it accepts.
+PARAMETERS: dict[str, tuple[Any, str]] = {
+    "steps": (_positive(int), "a positive whole number"),
+    "examples": (_positive(int), "a positive whole number"),
+    "lr": (_positive(float), "a positive number"),
+    "lora": (_boolean, "true or false"),
+}
 
 
 def parse_warmup(spec: str) -> Warmup:
-    """``sft:<dataset>[,steps=N,examples=N,lr=X]`` → a checked ``Warmup``."""
+    """``sft:<dataset>[,steps=N,examples=N,lr=X,lora=true|false]`` → a checked ``Warmup``."""
     trainer, sep, rest = spec.partition(":")
     dataset, *params = [p.strip() for p in rest.split(",")]
     if not sep or trainer.strip() not in WARMUP_TRAINERS or not dataset:
-        raise EmbenchError(
-            f"--warmup '{spec}': expected sft:<domain or data file>[,steps=N,examples=N,lr=X]"
-        )
+        raise EmbenchError(f"--warmup '{spec}': expected {USAGE}")
     values: dict[str, Any] = {}
-    kinds = {"steps": int, "examples": int, "lr": float}
     for item in params:
-        key, eq, value = item.partition("=")
-        if not eq or key.strip() not in kinds:
-            raise EmbenchError(f"--warmup: bad parameter '{item}'; parameters: steps, examples, lr")
+        key, eq, value = (part.strip() for part in item.partition("="))
+        if not eq or key not in PARAMETERS:
+            raise EmbenchError(
+                f"--warmup: bad parameter '{item}'; parameters: {', '.join(PARAMETERS)}"
+            )
+        read, accepted = PARAMETERS[key]
         try:
-            values[key.strip()] = kinds[key.strip()](value.strip())
+            values[key] = read(value)
         except ValueError:
-            raise EmbenchError(f"--warmup: {key.strip()} expects a number, got '{value}'") from None
-        if values[key.strip()] <= 0:
-            raise EmbenchError(f"--warmup: {key.strip()} must be positive")
+            raise EmbenchError(f"--warmup: {key} expects {accepted}, got '{value}'") from None
     return Warmup(trainer.strip(), dataset, **values)
 
 
@@ -96,6 +129,8 @@ def run_warmup(config: Any, trainer_name: str) -> Any:
         learning_rate=spec.lr,
         output=f"{output}-warmup",
     )
+    if spec.lora is not None:  # a mixed chain: full→LoRA or LoRA→full
+        values["lora"] = spec.lora
     manifest = plugin.run(plugin.make_config(**values))
     config.model = str(manifest.run_dir.resolve())
     return manifest
