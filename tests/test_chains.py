@@ -132,3 +132,37 @@ def test_warmup_spec_parameters():
         "sft", "data.jsonl", steps=3, examples=100, lr=2e-4, lora=False
     )
     assert chain.parse_warmup("sft:aesthetic").lora is None  # inherits the main run's setting
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (dict(mitigations=["safelora:aligned=a,unaligned=b"]), "safelora projects a LoRA adapter"),
+        (dict(mitigations=["nope"]), "unknown mitigation 'nope'"),
+        (dict(reward=["no_such_reward"]), "no_such_reward"),
+        (dict(domain="no_such_domain"), "no_such_domain"),
+        (
+            dict(trl={"generation_batch_size": 6}),
+            r"GRPOConfig refused .*generation_batch_size \(6\) must be divisible",
+        ),
+    ],
+    ids=["mitigation-kind", "unknown-mitigation", "reward", "domain", "trl-value"],
+)
+def test_bad_main_run_option_fails_before_the_warmup_trains(
+    tmp_path, tiny_model_dir, option, message
+):
+    grpo = plugins.get_trainer("grpo")
+    config = grpo.make_config(
+        **{
+            **GRPO,
+            "model": str(tiny_model_dir),
+            "lora": False,
+            "output": str(tmp_path / "g"),
+            "warmup": "sft:aesthetic,steps=1,examples=4",
+            **option,
+        }
+    )
+    with pytest.raises(EmbenchError, match=message) as info:
+        grpo.train(config)
+    assert "\n" not in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no <output>-warmup, no <output>

@@ -55,22 +55,30 @@ def validate(config: Config) -> None:
         )
     if config.num_generations < 2:
         raise EmbenchError("num_generations must be at least 2 (GRPO compares within a group)")
+    if config.domain:  # its rubrics and default rewards: before anything is derived from it
+        from embench.data.domains import get_domain
+
+        get_domain(config.domain)
 
 
 def train(config: Config, resume: bool = False) -> RunManifest:
-    """Train with GRPO and return the run's manifest."""
+    """Train with GRPO and return the run's manifest.
+
+    Every check that needs no model — this trainer's, the mitigations', the rewards', the
+    dataset's and TRL's own (``GRPOConfig``) — runs before the warm-up trains, so a bad main-run
+    option never leaves a trained ``<output>-warmup`` behind.
+    """
     from trl import GRPOConfig, GRPOTrainer
 
     from embench.rewards.judged import shape_from_config
+    from embench.training.config import default_output
     from embench.training.data import prompt_dataset
     from embench.training.mitigations import Plan
-    from embench.training.runner import run_training, trl_common
+    from embench.training.runner import run_training, trl_args
 
     validate(config)
     if config.warmup:
         parse_warmup(config.warmup)  # a bad spec fails before anything trains
-    if config.warmup and not resume:  # the warm-up's stage enters this run's manifest lineage
-        run_warmup(config, NAME)
     plan = Plan(config.mitigations, NAME, KIND, config.lora, config.model)
     plan.apply_to_config(config)
     if not config.reward:
@@ -79,24 +87,24 @@ def train(config: Config, resume: bool = False) -> RunManifest:
     dataset = prompt_dataset(
         config.domain, config.dataset, config.max_prompts, config.system_prompt
     )
+    own = dict(
+        num_generations=config.num_generations,
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        max_completion_length=config.max_completion_length,
+        temperature=config.temperature,
+        beta=config.beta,
+        reward_weights=config.reward_weights,
+    )
+    # the run directory run_training opens (default_output reads no option the warm-up changes)
+    args = trl_args(GRPOConfig, own, config, RunDir(config.output or default_output(NAME, config)))
+    if config.warmup and not resume:  # the warm-up's stage enters this run's manifest lineage
+        run_warmup(config, NAME)
+        plan.reference = config.model  # interleaving samples from the policy's start: the warm-up
 
     def build(
         config: Config, run: RunDir, model: Any, tokenizer: Any, peft: Any, callbacks: list[Any]
     ) -> GRPOTrainer:
         recorder = RolloutRecorder(run, list(config.reward))
-        args = GRPOConfig(
-            **{
-                **dict(
-                    num_generations=config.num_generations,
-                    per_device_train_batch_size=config.per_device_train_batch_size,
-                    max_completion_length=config.max_completion_length,
-                    temperature=config.temperature,
-                    beta=config.beta,
-                    reward_weights=config.reward_weights,
-                ),
-                **trl_common(config, run),
-            }
-        )
         return plan.make_trainer(
             GRPOTrainer,
             model=model,

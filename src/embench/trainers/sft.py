@@ -55,7 +55,7 @@ def train(config: Config, resume: bool = False) -> RunManifest:
 
     from embench.training.data import sft_dataset
     from embench.training.mitigations import Plan
-    from embench.training.runner import run_training, trl_common
+    from embench.training.runner import run_training, trl_args
 
     validate(config)
     plan = Plan(config.mitigations, NAME, KIND, config.lora, config.model)
@@ -79,15 +79,11 @@ def train(config: Config, resume: bool = False) -> RunManifest:
     def build(
         config: Config, run: RunDir, model: Any, tokenizer: Any, peft: Any, callbacks: list[Any]
     ) -> SFTTrainer:
-        args = SFTConfig(
-            **{
-                **dict(
-                    per_device_train_batch_size=config.per_device_train_batch_size,
-                    max_length=config.max_length,
-                ),
-                **trl_common(config, run),
-            }
+        own = dict(
+            per_device_train_batch_size=config.per_device_train_batch_size,
+            max_length=config.max_length,
         )
+        args = trl_args(SFTConfig, own, config, run)
         trainer = plan.make_trainer(
             SFTTrainer,
             model=model,

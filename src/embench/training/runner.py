@@ -158,6 +158,19 @@ def trl_common(config: TrainConfig, run: RunDir) -> dict[str, Any]:
     return fields
 
 
+def trl_args(config_class: type, own: dict[str, Any], config: TrainConfig, run: RunDir) -> Any:
+    """The trainer's TRL config: its ``own`` fields, then ``trl_common`` (``config.trl`` last);
+    a value TRL refuses is a one-line EmbenchError before any model loads."""
+    try:
+        return config_class(**{**own, **trl_common(config, run)})
+    except (TypeError, ValueError) as ex:
+        reason = (str(ex).strip().splitlines() or [type(ex).__name__])[0]
+        raise EmbenchError(
+            f"TRL's {config_class.__name__} refused this run's options: {reason}; "
+            "fix that value (--set trl.<field>=... or the trainer option)"
+        ) from None
+
+
 class ProgressCallback(TrainerCallback):
     """A rich progress bar (step, reward, loss) and metrics.jsonl rows."""
 
