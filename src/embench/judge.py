@@ -349,12 +349,12 @@ async def _generate(
 
 
 def _local_digit_judge(model: Model) -> Any:
-    """The judge's LocalModelAPI when it is one and its tokenizer splits numbers, else None."""
+    """The judge's LocalModelAPI when it runs embench's engine and splits numbers, else None."""
     from embench.models.number_scoring import splits_digits
     from embench.models.provider import LocalModelAPI
 
     api = model.api
-    if isinstance(api, LocalModelAPI) and splits_digits(api.tokenizer):
+    if isinstance(api, LocalModelAPI) and api.exact_digits and splits_digits(api.tokenizer):
         return api
     return None
 

@@ -105,6 +105,11 @@ class GenerationEngine:
         self.stats = {"steps": 0, "prefills": 0, "generated_tokens": 0, "row_steps": 0}
 
     # ----------------------------------------------------------------- public
+    @property
+    def dtype(self) -> str:
+        """The model's dtype, e.g. ``bfloat16``."""
+        return str(self.model.dtype).removeprefix("torch.")
+
     def submit(self, request: GenerationRequest) -> Future[GenerationResult]:
         """Queue a request; its future resolves when the completion is finished."""
         future: Future[GenerationResult] = Future()

@@ -3,7 +3,9 @@
 ``<ref>`` is ``default``, an HF folder, a LoRA adapter folder, or an embench run directory
 (``local//abs/path`` for absolute paths). Model args (``-M``): ``dtype`` (auto | float32 | bfloat16
 | float16; default auto = the model's recorded inference dtype), ``device``, ``batch_size``
-(rows decoded together, default 64).
+(rows decoded together, default 64), ``engine`` (``local``, the default: embench's own engine, CPU
+or GPU; ``vllm``: vLLM on a CUDA GPU, LoRA adapters served unmerged, see
+``embench.models.vllm_engine``).
 
 Requests from every concurrent sample share one continuously batched engine per loaded model, so
 the evaluated model and a grader bound to the same reference also share weights.
@@ -45,6 +47,7 @@ from embench.models.resolve import load_model, resolve_model
 
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_MAX_TOKENS = 600  # published EM evals sample ~600 tokens
+ENGINES = ("local", "vllm")
 
 _engines: dict[tuple[str, str, str | None, int], GenerationEngine] = {}
 _engines_lock = threading.Lock()
@@ -91,7 +94,17 @@ class LocalModelAPI(ModelAPI):
         super().__init__(model_name=model_name, base_url=base_url, api_key=api_key, config=config)
         try:  # Inspect's CLI prints these one-line errors, no traceback
             device = self._read_model_args(model_args)
-            self.engine = get_engine(model_name, self.dtype, device, self.batch_size)
+            if self.engine_name == "vllm":
+                from embench.models.vllm_engine import get_vllm_engine
+
+                if device is not None and not device.startswith("cuda"):
+                    raise EmbenchError(
+                        f"-M device={device} with -M engine=vllm: vLLM runs on a CUDA GPU; "
+                        "drop -M device or use the default engine"
+                    )
+                self.engine: Any = get_vllm_engine(model_name, self.dtype, self.batch_size)
+            else:
+                self.engine = get_engine(model_name, self.dtype, device, self.batch_size)
         except EmbenchError as error:
             raise as_inspect_error(error) from None
         self.tokenizer = self.engine.tokenizer
@@ -104,6 +117,11 @@ class LocalModelAPI(ModelAPI):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise EmbenchError(f"-M batch_size={batch_size!r}: must be an integer >= 1")
         self.batch_size = batch_size
+        self.engine_name = str(model_args.pop("engine", "local"))
+        if self.engine_name not in ENGINES:
+            raise EmbenchError(
+                f"-M engine={self.engine_name}: unknown engine; use {' or '.join(ENGINES)}"
+            )
         device = model_args.pop("device", None)
         tags = model_args.pop("reasoning_tags", None)
         try:
@@ -114,7 +132,7 @@ class LocalModelAPI(ModelAPI):
             unknown = ", ".join(sorted(model_args))
             raise EmbenchError(
                 f"unknown model args for local/: {unknown} "
-                "(known: dtype, device, batch_size, reasoning_tags)"
+                "(known: dtype, device, batch_size, engine, reasoning_tags)"
             )
         return None if device is None else str(device)
 
@@ -158,8 +176,13 @@ class LocalModelAPI(ModelAPI):
                 total_tokens=len(prompt_ids) + output_tokens,
             ),
             time=max(r.seconds for r in results),
-            metadata={"dtype": str(self.engine.model.dtype).removeprefix("torch.")},
+            metadata={"dtype": self.engine.dtype, "engine": self.engine_name},
         )
+
+    @property
+    def exact_digits(self) -> bool:
+        """Whether ``number_probabilities`` works: it needs the model's own forward passes."""
+        return isinstance(self.engine, GenerationEngine)
 
     async def number_probabilities(self, prompt: str) -> NumberProbabilities:
         """Exact P(reply is "0".."100") to a one-message prompt: the judge's digit scoring."""

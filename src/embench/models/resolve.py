@@ -219,7 +219,7 @@ def load_model(
     ``merge_adapter`` is false (then a ``PeftModel`` is returned).
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     resolved = reference if isinstance(reference, ResolvedModel) else resolve_model(reference)
     torch_dtype: Any = "auto" if dtype == "auto" else getattr(torch, dtype, None)
@@ -233,8 +233,7 @@ def load_model(
     else:
         target = None
     model = AutoModelForCausalLM.from_pretrained(resolved.weights, dtype=torch_dtype)
-    tokenizer_source = resolved.adapter if _has_tokenizer(resolved.adapter) else resolved.weights
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
+    tokenizer = load_tokenizer(resolved)
     if adapters:
         from peft import PeftModel
 
@@ -248,9 +247,24 @@ def load_model(
         model = model.to(torch.bfloat16)
     model.to(device)
     model.eval()
+    return model, tokenizer
+
+
+def tokenizer_source(resolved: ResolvedModel) -> str:
+    """The folder whose tokenizer a resolved model uses: its adapter's if it saved one."""
+    if resolved.adapter and _has_tokenizer(resolved.adapter):
+        return resolved.adapter
+    return resolved.weights
+
+
+def load_tokenizer(resolved: ResolvedModel) -> Any:
+    """The tokenizer of a resolved model (pad token set: the EOS token when it has none)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source(resolved))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+    return tokenizer
 
 
 def _recorded_dtype(weights: str) -> Any:
