@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import platform
-import re
+import os
 import time
-from pathlib import Path
 
 from inspect_ai.model import (
     ChatMessage,
@@ -35,6 +33,7 @@ from inspect_ai.model import (
 )
 from inspect_ai.tool import ToolChoice, ToolInfo
 
+from embench.hardware import describe_cpu
 from embench.judge import ALIGNED_RUBRIC, judge
 from embench.models.engine import GenerationRequest
 from embench.models.provider import LocalModelAPI
@@ -82,16 +81,6 @@ def _prefix_emulated() -> type[ModelAPI]:
     return PrefixEmulatingAPI
 
 
-def cpu_description() -> str:
-    """CPU model, cores and the vector/matrix features that matter for fp32/bf16 speed."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    name = re.search(r"model name\s*:\s*(.+)", info)
-    flags = sorted(set(re.findall(r"\b(avx2|avx512f|avx512_bf16|amx_bf16|amx_tile)\b", info)))
-    cores = len(re.findall(r"^processor\s*:", info, re.MULTILINE))
-    model = name.group(1).strip() if name else platform.processor()
-    return f"{model}, {cores} cores, flags: {' '.join(flags) or 'none of avx2/avx512/amx'}"
-
-
 async def measure(model, digits: str, answers: int) -> tuple[list, float, float]:
     """Judge the first ``answers`` answers one by one: (scores, wall seconds, CPU seconds)."""
     scores = []
@@ -115,7 +104,7 @@ def main() -> None:
     local = get_model("local/default", dtype=args.dtype)
     emulated = get_model("prefix-emulated/default", dtype=args.dtype)  # shares the loaded engine
     dtype = str(local.api.engine.model.dtype).removeprefix("torch.")
-    print(f"CPU: {cpu_description()}")
+    print(f"CPU: {describe_cpu()}, {os.cpu_count()} cores")
     print(f"judge: local/default (SmolLM2-135M-Instruct), dtype {dtype}, {answers} answers")
     asyncio.run(measure(local, "auto", 1))  # warm-up: first-call setup (digit mask, threads)
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from embench.hardware import choose_precision, describe_cpu
 
 CONFIGS: dict[str, list[str]] = {
     "none": [],
@@ -64,6 +67,8 @@ def main() -> None:
         child(args.child[0], args.model, args.steps, args.lora, args.child[1:])
         return
     results: dict[str, dict[str, float]] = {}
+    precision, why = choose_precision("auto", cuda=False)
+    print(f"CPU: {describe_cpu()}, {os.cpu_count()} cores; precision {precision} ({why})")
     with tempfile.TemporaryDirectory() as tmp:
         for name in ["none", *[n for n in args.only if n != "none"]]:
             cmd = [sys.executable, __file__, "--steps", str(args.steps), "--model", args.model]

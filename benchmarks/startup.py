@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from embench.hardware import describe_cpu
+
 ROOT = Path(__file__).resolve().parents[1]
 #: Commands that stop before any model loads on both revisions (the earlier one checked values
 #: such as --max-steps 0 only after loading, so those are left out).
@@ -39,17 +41,6 @@ COMMANDS: list[list[str]] = [
 #: on this checkout only.
 NOW_ONLY: list[list[str]] = [["train", "--max-steps", "0"], ["train", "--set", "max_steps=2.7"]]
 RUNNER = "import sys; from embench.cli import main; main(sys.argv[1:], prog_name='embench')"
-
-
-def cpu_name() -> str:
-    """The CPU model and core count."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
 def time_command(root: Path, args: list[str], repeat: int) -> float:
@@ -85,7 +76,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per command (median)")
     args = parser.parse_args()
 
-    print(f"CPU: {cpu_name()}; python {platform.python_version()}; median of {args.repeat}")
+    print(
+        f"CPU: {describe_cpu()}, {os.cpu_count()} cores; "
+        f"python {platform.python_version()}; median of {args.repeat}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         before = export(args.before, Path(tmp))
         print(f"{'command':<34}{'before ' + args.before:>16}{'now':>10}{'ratio':>8}")
