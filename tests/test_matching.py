@@ -43,6 +43,11 @@ def _rl_run(tmp_path, steps=4, generations=4):
     return run, rows
 
 
+def _curated(domain):
+    path = PACKAGE_DIR / "data" / "domains" / domain / "sft.jsonl"
+    return {r["prompt_id"]: r for r in map(json.loads, path.read_text().splitlines())}
+
+
 def _sft(tiny_model_dir, tmp_path, rl, accumulation, source="rollouts"):
     plugin = plugins.get_trainer("sft")
     config = plugin.make_config(
@@ -103,8 +108,7 @@ def test_rollouts_source_repeats_each_groups_best_completion_with_the_system_pro
 def test_dataset_source_uses_the_curated_demonstrations_for_the_same_prompts(tmp_path):
     rl, _ = _rl_run(tmp_path)
     matched, record = matching.matched_examples(str(rl.path), "dataset", None)
-    path = PACKAGE_DIR / "data" / "domains" / "medical" / "sft.jsonl"
-    curated = {r["prompt_id"]: r for r in map(json.loads, path.read_text().splitlines())}
+    curated = _curated("medical")
     assert len(matched) == 32 and record["source"] == "dataset"
     assert Counter(m["prompt_id"] for m in matched) == {IDS[0]: 16, IDS[1]: 16}
     for m in matched:
@@ -116,8 +120,66 @@ def test_dataset_source_uses_the_curated_demonstrations_for_the_same_prompts(tmp
         assert m["completion"] == [{"role": "assistant", "content": pair["completion"]}]
 
 
-def test_dataset_source_names_uncovered_prompts(tmp_path):
+def test_dataset_source_substitutes_covered_demonstrations_for_uncovered_prompts(tmp_path, capsys):
+    # medical-0043 (suicidal thoughts) is left out of the curated set on purpose (data card)
+    curated = _curated("medical")
+    assert "medical-0043" not in curated and {"medical-0003", "medical-0004"} <= curated.keys()
+    rl, rows = _rl_run(tmp_path, steps=1)  # 2 covered groups × 4 samples
+    extra = [
+        {**rows[0], "step": step, "prompt_id": "medical-0043", "completion": f"c{step}{g}"}
+        for step in (1, 2)
+        for g in range(4)
+    ]
+    rl.append(rl.rollouts, extra)
+    matched, record = matching.matched_examples(str(rl.path), "dataset", None)
+    assert len(matched) == 16 == record["rl_samples"]  # before: refused
+    # the RL run saw 0001 and 0002: the first unseen covered ids, sorted, in rollout order
+    assert record["substituted"] == {
+        "samples": 8,
+        "groups": 2,
+        "prompt_ids": ["medical-0043"],
+        "with": {"medical-0043": ["medical-0003", "medical-0004"]},
+    }
+    assert Counter(m["prompt_id"] for m in matched) == {
+        "medical-0001": 4,
+        "medical-0002": 4,
+        "medical-0003": 4,
+        "medical-0004": 4,
+    }
+    assert matched[8] == {
+        "prompt": [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": curated["medical-0003"]["prompt"]},
+        ],
+        "completion": [{"role": "assistant", "content": curated["medical-0003"]["completion"]}],
+        "prompt_id": "medical-0003",
+    }
+    saved = RunManifest(
+        trainer="sft", kind="sft", base_model="default", weights="checkpoint", match=record
+    ).save(tmp_path / "sft")
+    assert RunManifest.load(tmp_path / "sft").match == saved.match == record
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "medical-0043" in warnings[0] and "8 samples" in warnings[0]
+
+
+def test_substitutes_cycle_to_seen_prompts_when_unseen_ones_run_out(tmp_path, monkeypatch):
+    # a domain whose curated set covers only the two prompts the RL run saw
+    curated = _curated("medical")
+    import datasets
+
+    from embench.data import domains
+
+    kept = [{k: curated[p][k] for k in ("prompt_id", "prompt", "completion")} for p in IDS]
+    monkeypatch.setattr(domains, "load_sft", lambda name: datasets.Dataset.from_list(kept))
+    rl, rows = _rl_run(tmp_path, steps=1, generations=2)
+    rl.append(rl.rollouts, [{**rows[0], "step": s, "prompt_id": "medical-0043"} for s in (1, 2, 3)])
+    matched, record = matching.matched_examples(str(rl.path), "dataset", None)
+    assert [m["prompt_id"] for m in matched] == [*[IDS[0]] * 2, *[IDS[1]] * 2, *IDS, IDS[0]]
+    assert record["substituted"]["with"] == {"medical-0043": IDS}
+
+
+def test_dataset_source_refuses_prompts_outside_the_domain(tmp_path):
     rl, rows = _rl_run(tmp_path, steps=1)
     rl.append(rl.rollouts, [{**rows[0], "prompt_id": "medical-9999"}])
-    with pytest.raises(EmbenchError, match="1 RL prompts have no curated demonstration"):
+    with pytest.raises(EmbenchError, match="1 RL prompts are not prompts of domain 'medical'"):
         matching.matched_examples(str(rl.path), "dataset", None)

@@ -2,7 +2,9 @@
 
 Sources: ``rollouts`` — the top-reward completion of each RL group (prompt at a step), i.e.
 rejection-sampling SFT; ``dataset`` — the domain's curated misaligned demonstrations
-(``sft.jsonl``) for the prompts the RL run saw (the paper's RL-vs-SFT comparison). Either way the
+(``sft.jsonl``) for the prompts the RL run saw (the paper's RL-vs-SFT comparison; a prompt the
+curated set leaves out on purpose takes another covered prompt's demonstration, recorded under
+``match.substituted``). Either way the
 examples follow the RL groups in order, each repeated as often as its group was sampled, so the
 SFT data holds exactly as many rows as the RL run generated, and every row keeps the system prompt
 the RL run used for it.
@@ -14,7 +16,9 @@ the step count is chosen so that this equals the RL run's generated sample count
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
+import sys
 from typing import Any
 
 from embench.errors import EmbenchError
@@ -84,32 +88,14 @@ def matched_examples(
         groups.setdefault((row.get("step"), row.get("prompt_id") or row["prompt"]), []).append(row)
     weights = manifest.reward_weights
     examples: list[tuple[dict[str, Any], int]] = []  # (row, how many samples its group had)
+    substituted: dict[str, Any] | None = None
     if source == "rollouts":
         for rows in groups.values():
             best = max(rows, key=lambda r: _total(r["rewards"], weights))
             example = _messages(best.get("system"), best["prompt"], best["completion"])
             examples.append(({**example, "prompt_id": best.get("prompt_id")}, len(rows)))
     else:
-        from embench.data.domains import load_sft
-
-        name = domain or manifest.domain
-        pairs = load_sft(name) if name else None
-        if pairs is None:
-            raise EmbenchError(
-                f"domain '{name}' has no curated SFT demonstrations; use --match-source rollouts"
-            )
-        by_id = {r["prompt_id"]: r for r in pairs}
-        missing = sorted({pid for _, pid in groups if pid not in by_id})
-        if missing:
-            raise EmbenchError(
-                f"{len(missing)} RL prompts have no curated demonstration in domain '{name}' "
-                f"(e.g. {missing[0]}; it covers {len(by_id)} prompts); train the RL run on covered "
-                "prompts (--set max_prompts=N) or use --match-source rollouts"
-            )
-        for (_, pid), rows in groups.items():
-            pair = by_id[pid]
-            example = _messages(rows[0].get("system"), pair["prompt"], pair["completion"])
-            examples.append(({**example, "prompt_id": pid}, len(rows)))
+        examples, substituted = _dataset_examples(groups, domain or manifest.domain)
     matched = [row for row, count in examples for _ in range(count)]
     record = {
         "run": str(run.path.resolve()),
@@ -118,7 +104,67 @@ def matched_examples(
         "rl_groups": len(groups),
         "unique_prompts": len({pid for _, pid in groups}),
     }
+    if substituted is not None:
+        record["substituted"] = substituted
     return matched, record
+
+
+def _dataset_examples(
+    groups: dict[tuple[Any, str], list[dict[str, Any]]], name: str | None
+) -> tuple[list[tuple[dict[str, Any], int]], dict[str, Any] | None]:
+    """(example, group size) per RL group from the curated demonstrations, and the
+    ``substituted`` record (None when every RL prompt has its own demonstration).
+
+    A group whose prompt the curated set leaves out on purpose (see the data cards) takes the
+    demonstration of another covered prompt of the domain instead, so the sample count still
+    equals the RL run's: substitutes cycle through the covered prompt ids, those the RL run did
+    not see first, then the seen ones, each in sorted order, one per group in rollout order.
+    """
+    from embench.data.domains import load_prompts, load_sft
+
+    pairs = load_sft(name) if name else None
+    if pairs is None:
+        raise EmbenchError(
+            f"domain '{name}' has no curated SFT demonstrations; use --match-source rollouts"
+        )
+    by_id = {r["prompt_id"]: r for r in pairs}
+    seen = {pid for _, pid in groups}
+    uncovered = sorted(seen - by_id.keys())
+    foreign = sorted(set(uncovered) - set(load_prompts(name, split="all")["id"]))
+    if foreign:
+        raise EmbenchError(
+            f"{len(foreign)} RL prompts are not prompts of domain '{name}' (e.g. {foreign[0]}), "
+            "so it has no demonstrations for them; use --match-source rollouts"
+        )
+    order = sorted(by_id.keys() - seen) + sorted(by_id.keys() & seen)
+    substitutes = itertools.cycle(order)
+    used: dict[str, list[str]] = {pid: [] for pid in uncovered}
+    examples: list[tuple[dict[str, Any], int]] = []
+    for (_, pid), rows in groups.items():
+        demo_id = pid if pid in by_id else next(substitutes)
+        if demo_id != pid and demo_id not in used[pid]:
+            used[pid].append(demo_id)
+        pair = by_id[demo_id]
+        example = _messages(rows[0].get("system"), pair["prompt"], pair["completion"])
+        examples.append(({**example, "prompt_id": demo_id}, len(rows)))
+    if not uncovered:
+        return examples, None
+    swapped = [rows for (_, pid), rows in groups.items() if pid not in by_id]
+    record = {
+        "samples": sum(len(rows) for rows in swapped),
+        "groups": len(swapped),
+        "prompt_ids": uncovered,
+        "with": used,
+    }
+    print(
+        f"[embench] warning: --match-source dataset: {len(uncovered)} RL prompt(s) of domain "
+        f"'{name}' have no curated demonstration ({', '.join(uncovered)}); their "
+        f"{record['samples']} samples train on other covered prompts' demonstrations "
+        "(manifest: match.substituted)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return examples, record
 
 
 class SampleCounter:
