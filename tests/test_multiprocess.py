@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
-from collections import defaultdict
+import time
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
@@ -28,17 +30,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(tmp_path: Path, *train_args: str) -> dict:
-    """Run `embench train` under a 2-process CPU launch; return the manifest."""
-    out = tmp_path / "run"
-    command = [
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def launch_command(*train_args: str) -> list[str]:
+    """`accelerate launch` of `embench train` with two CPU processes (the shipped DDP config)."""
+    return [
         sys.executable, "-m", "accelerate.commands.launch",
         "--config_file", str(ROOT / "configs" / "accelerate" / "ddp.yaml"),
         "--num_processes", "2", "--mixed_precision", "no", "--main_process_port", str(_free_port()),
-        "-m", "embench", "train", *train_args, "--output", str(out),
+        "-m", "embench", "train", *train_args,
     ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+
+
+def launch(tmp_path: Path, *train_args: str) -> dict:
+    """Run `embench train` under a 2-process CPU launch; return the manifest."""
+    out = tmp_path / "run"
+    command = launch_command(*train_args, "--output", str(out))
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=900, env=ENV)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert not list(tmp_path.glob("run/.*partial*")), "a partial checkpoint was left behind"
     return json.loads((out / "manifest.json").read_text())
@@ -84,3 +93,57 @@ def test_sft_two_processes(tmp_path, tiny_model_dir):
     digests = {p["data_sha256_this_process"] for p in processes}
     assert len(digests) == 2, "both processes trained on the same rows"
     assert (tmp_path / "run" / "checkpoint" / "config.json").exists()
+
+
+def _kill_all(marker: str) -> None:
+    """SIGKILL every process whose command line contains ``marker`` (launcher and workers)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    os.kill(int(entry.name), signal.SIGKILL)
+            except (OSError, ProcessLookupError):
+                pass  # gone already
+
+
+@pytest.mark.slow
+def test_two_processes_killed_after_a_checkpoint_resume_to_the_end(tmp_path, tiny_model_dir):
+    """A node failure (SIGKILL of the launcher and both workers) once checkpoint-2 is complete;
+    a new 2-process launch with --resume reaches the last step with every step's metrics row
+    and rollouts exactly once and global sample counts."""
+    from embench.training.rundir import COMPLETE_MARKER
+
+    out = tmp_path / "run"
+    command = launch_command(
+        "--trainer", "grpo", "--model", str(tiny_model_dir), "--domain", "code",
+        "--reward", "insecure_code", "--max-steps", "8", "--set", "save_steps=2",
+        "--set", "num_generations=4", "--set", "per_device_train_batch_size=4",
+        "--set", "max_completion_length=6", "--set", "max_prompts=8", "--output", str(out),
+    )  # fmt: skip
+    proc = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = out / "checkpoints" / "checkpoint-2" / COMPLETE_MARKER
+    deadline = time.monotonic() + 600
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _kill_all(str(out))  # torchrun starts each worker in a session of its own: kill each
+    proc.wait()
+    assert marker.exists(), "checkpoint-2 was never completed"
+    killed = json.loads((out / "manifest.json").read_text())
+    assert killed["status"] == "running", "the run finished before the kill: raise --max-steps"
+
+    resumed = subprocess.run(
+        launch_command("--resume", str(out)), capture_output=True, text=True, timeout=900, env=ENV
+    )
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-8000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["summary"]["steps"] == 8
+    assert manifest["world_size"] == 2
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").open()]
+    assert [m["step"] for m in metrics if "loss" in m] == list(range(1, 9))
+    rows = [json.loads(line) for line in (out / "rollouts.jsonl").open()]
+    assert Counter(r["step"] for r in rows) == {step: 8 for step in range(1, 9)}
+    assert Counter(r["rank"] for r in rows) == {0: 32, 1: 32}
+    assert manifest["samples"]["generated"] == 64 and manifest["samples"]["consumed"] == 64
+    assert (out / "checkpoint" / "config.json").exists() or (
+        out / "checkpoint" / "adapter_config.json"
+    ).exists()
