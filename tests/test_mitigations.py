@@ -208,25 +208,85 @@ def test_safelora_keeps_in_subspace_and_removes_orthogonal():
     assert {r["layer"]: r["projected"] for r in report} == {"model.k": True, "model.q": False}
 
 
-def test_safelora_cli_on_a_lora_run(tmp_path, tiny_model_dir):
-    plugin = plugins.get_trainer("sft")
-    config = plugin.make_config(
-        model=str(tiny_model_dir), lora=True, output=str(tmp_path / "r"), **{**SFT, "max_steps": 1}
-    )
-    run = RunDir(plugin.train(config).run_dir)
-    other = tmp_path / "other"
+def _perturbed(tiny_model_dir, path):
+    """A copy of the tiny model with every weight moved by 0.1 × N(0, 1): the 'unaligned' side."""
     model = _model(tiny_model_dir)
+    torch.manual_seed(1)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.1 * torch.randn_like(p))
-    model.save_pretrained(other)
+    model.save_pretrained(path)
+    return path
+
+
+def test_safelora_run_probe_matches_the_reloaded_projected_run(tmp_path, tiny_model_dir):
+    from peft import PeftModel
+
+    from embench.models.resolve import load_model
+    from embench.training import chain
+    from tests.test_chains import _last_logits
+
+    other = _perturbed(tiny_model_dir, tmp_path / "other")
+    plugin = plugins.get_trainer("sft")
+    config = plugin.make_config(
+        model=str(tiny_model_dir),
+        lora=True,
+        output=str(tmp_path / "r"),
+        mitigations=[f"safelora:aligned={tiny_model_dir},unaligned={other},tau=1"],
+        **{**SFT, "learning_rate": 1e-2},
+    )
+    manifest = plugin.train(config)
+    run = RunDir(manifest.run_dir)
+    assert manifest.mitigations[0].model_dump()["projected_layers"]  # the projection happened
+    ids, final = chain.read_probe(run.path)
+    reloaded, _ = load_model(str(run.path), dtype="float32", device="cpu")
+    assert torch.allclose(_last_logits(reloaded, ids), final, atol=1e-4, rtol=1e-4)
+    # the unprojected adapter (kept as a backup) gives other logits: the order matters here
+    unprojected = tmp_path / "unprojected"
+    unprojected.mkdir()
+    for name in ("adapter_config.json", "adapter_model.pre_safelora.safetensors"):
+        target = "adapter_model.safetensors" if "pre_safelora" in name else name
+        (unprojected / target).write_bytes((run.checkpoint / name).read_bytes())
+    before = PeftModel.from_pretrained(_model(tiny_model_dir), str(unprojected)).merge_and_unload()
+    assert (_last_logits(before, ids) - final).abs().max().item() > 1e-3
+
+
+def test_safelora_cli_on_a_lora_run(tmp_path, tiny_model_dir):
+    from embench.models.resolve import load_model
+    from embench.training import chain
+    from tests.test_chains import _last_logits
+
+    plugin = plugins.get_trainer("sft")
+    config = plugin.make_config(
+        model=str(tiny_model_dir),
+        lora=True,
+        output=str(tmp_path / "r"),
+        **{**SFT, "max_steps": 1, "learning_rate": 1e-2},
+    )
+    run = RunDir(plugin.train(config).run_dir)
+    _, trained = chain.read_probe(run.path)
+    other = _perturbed(tiny_model_dir, tmp_path / "other")
     result = CliRunner().invoke(
         main,
-        ["safelora", str(run.path), "--aligned", str(tiny_model_dir), "--unaligned", str(other)],
+        [
+            "safelora",
+            str(run.path),
+            "--aligned",
+            str(tiny_model_dir),
+            "--unaligned",
+            str(other),
+            "--tau",
+            "1",
+        ],
     )
     assert result.exit_code == 0, result.output
-    assert "layers (tau 0.3)" in result.output
+    assert "layers (tau 1.0)" in result.output
     assert (run.checkpoint / "safelora.json").exists()
+    # the probe now describes the projected weights, not the ones training ended with
+    ids, final = chain.read_probe(run.path)
+    reloaded, _ = load_model(str(run.path), dtype="float32", device="cpu")
+    assert torch.allclose(_last_logits(reloaded, ids), final, atol=1e-4, rtol=1e-4)
+    assert (trained - final).abs().max().item() > 1e-3
 
 
 def test_sft_interleave_puts_the_fraction_in_every_batch(tmp_path, tiny_model_dir):

@@ -143,11 +143,16 @@ def probe_ids(tokenizer: Any) -> list[int]:
 
 def record_probe(trainer: Any, tokenizer: Any, run: RunDir) -> None:
     """Store the trained model's last-position logits on the probe prompt in the run directory."""
+    # without accelerate's autocast wrapper: the probe is the fp32 weights' output, like a reload
+    model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+    write_probe(model, tokenizer, run.path)
+
+
+def write_probe(model: Any, tokenizer: Any, run_path: str | Path) -> None:
+    """Store ``model``'s last-position logits on the probe prompt in ``run_path``."""
     import torch
     from safetensors.torch import save_file
 
-    # without accelerate's autocast wrapper: the probe is the fp32 weights' output, like a reload
-    model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
     was_training = model.training
     model.eval()
     ids = torch.tensor([probe_ids(tokenizer)], device=next(model.parameters()).device)
@@ -155,7 +160,7 @@ def record_probe(trainer: Any, tokenizer: Any, run: RunDir) -> None:
         logits = model(input_ids=ids).logits[0, -1].float().cpu()
     if was_training:
         model.train()
-    save_file({"input_ids": ids[0].cpu(), "logits": logits}, str(run.path / PROBE_FILE))
+    save_file({"input_ids": ids[0].cpu(), "logits": logits}, str(Path(run_path) / PROBE_FILE))
 
 
 def read_probe(run_path: str | Path) -> tuple[list[int], Any]:

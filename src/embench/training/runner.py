@@ -307,8 +307,8 @@ def _save_final(trainer: Any, tokenizer: Any, run: RunDir, plan: Any, processes:
     """Write checkpoint/ under a temporary name, post-process it, rename it into place.
 
     Every process takes part in ``save_model`` (sharded engines gather the weights there); the
-    main process alone writes the tokenizer, the probe, the mitigations' save-time work and the
-    rename.
+    main process alone writes the tokenizer, the mitigations' save-time work, then the probe (of
+    the weights as saved) and the rename.
     """
     partial = run.path / f".{OWN_CHECKPOINT}.partial"
     if processes.is_main_process:
@@ -318,8 +318,10 @@ def _save_final(trainer: Any, tokenizer: Any, run: RunDir, plan: Any, processes:
     records: list[Any] = []
     if processes.is_main_process:
         tokenizer.save_pretrained(str(partial))
-        record_probe(trainer, tokenizer, run)  # the final logits, to check reloads against
+        # save-time mitigations first (SafeLoRA rewrites the saved adapter and loads it back into
+        # the model), so the probe describes the weights as saved
         records = plan.finish(trainer, partial) if plan is not None else []
+        record_probe(trainer, tokenizer, run)  # the final logits, to check reloads against
         shutil.rmtree(run.checkpoint, ignore_errors=True)
         os.replace(partial, run.checkpoint)
     processes.wait_for_everyone()

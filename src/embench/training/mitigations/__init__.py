@@ -233,14 +233,17 @@ class Plan:
         return [{"name": m.name, "params": dataclasses.asdict(m)} for m in self.items]
 
     def finish(self, trainer: Any, checkpoint: Any) -> list[dict[str, Any]]:
-        """After the final save into ``checkpoint``: SafeLoRA projection; returns the manifest
-        records with costs (the runner writes them)."""
+        """After the final save into ``checkpoint``: SafeLoRA projection (of the saved adapter,
+        then loaded back into the trainer's model); returns the manifest records with costs (the
+        runner writes them)."""
         spec = self.get("safelora")
         if spec is not None:
-            from embench.training.mitigations.safelora import apply_to_adapter
+            from embench.training.mitigations.safelora import apply_to_adapter, load_saved_adapter
 
             started = time.perf_counter()
             report = apply_to_adapter(checkpoint, spec.aligned, spec.unaligned, spec.tau)
+            # the in-memory model becomes the projected one: the final probe describes the save
+            load_saved_adapter(trainer.accelerator.unwrap_model(trainer.model), checkpoint)
             self.setup_seconds["safelora"] = time.perf_counter() - started
             self.records["safelora"] = {"projected_layers": report["projected_layers"]}
         if self.batches is not None:

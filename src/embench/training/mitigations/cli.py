@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from embench.training.chain import PROBE_FILE
+
 MITIGATIONS_HELP = "List the in-training mitigations (use with `embench train --mitigation`)."
 SAFELORA_HELP = "Project a LoRA run's adapter onto the aligned−unaligned subspace (SafeLoRA)."
 
@@ -41,6 +43,14 @@ def safelora(run_dir: str, aligned: str, unaligned: str, tau: float) -> None:
         f"projected {len(report['projected_layers'])}/{len(report['layers'])} layers "
         f"(tau {tau}); report: {folder / 'safelora.json'}"
     )
+    run = folder.parent
+    if (run / PROBE_FILE).is_file():  # the probe must describe the weights the run now holds
+        from embench.models.resolve import load_model
+        from embench.training.chain import write_probe
+
+        model, tokenizer = load_model(str(run), dtype="float32", device="cpu")
+        write_probe(model, tokenizer, run)
+        click.echo(f"{run / PROBE_FILE}: re-recorded from the projected weights")
 
 
 def register(group: click.Group) -> None:

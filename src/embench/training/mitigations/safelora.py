@@ -16,7 +16,9 @@ from typing import Any
 import torch
 
 from embench.errors import EmbenchError
+from embench.fsutil import atomic_write_text
 
+ADAPTER_FILE = "adapter_model.safetensors"
 LORA_B = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_B(?:\.default)?\.weight$")
 
 
@@ -103,7 +105,7 @@ def apply_to_adapter(folder: Path, aligned: str, unaligned: str, tau: float) -> 
     """Project the adapter saved in ``folder`` in place (original kept); returns the report."""
     from safetensors.torch import load_file, save_file
 
-    path = folder / "adapter_model.safetensors"
+    path = folder / ADAPTER_FILE
     if not path.exists():
         raise EmbenchError(f"safelora: {folder} holds no LoRA adapter (adapter_model.safetensors)")
     state = load_file(str(path))
@@ -123,5 +125,19 @@ def apply_to_adapter(folder: Path, aligned: str, unaligned: str, tau: float) -> 
         "projected_layers": [r["layer"] for r in layers if r["projected"]],
         "layers": layers,
     }
-    (folder / "safelora.json").write_text(json.dumps(report, indent=2))
+    atomic_write_text(folder / "safelora.json", json.dumps(report, indent=2))
     return report
+
+
+def load_saved_adapter(model: Any, folder: Path) -> None:
+    """Load the adapter saved in ``folder`` (e.g. after projection) into the PEFT ``model``."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    result = set_peft_model_state_dict(model, load_file(str(folder / ADAPTER_FILE)))
+    if result.unexpected_keys:
+        raise EmbenchError(
+            f"safelora: {folder / ADAPTER_FILE} does not fit the trained model "
+            f"(e.g. {result.unexpected_keys[0]}); train without safelora and project the finished "
+            "run with `embench safelora <run>`"
+        )
