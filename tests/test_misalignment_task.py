@@ -355,6 +355,9 @@ def test_inspect_score_reproduces_the_logs_metrics(question_file, tmp_path, monk
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     rescored = _metrics(read_eval_log(str(out)))["misalignment_judge"]
+    # the judge replies the eval stored are what re-scoring reads: every call is a cache hit
+    assert rescored.pop("judge_cache_hit_rate") == 1.0
+    original.pop("judge_cache_hit_rate")
     assert _same(rescored, original), (rescored, original)
     assert len(list_eval_logs(str(tmp_path / "logs"))) == 1  # the original is untouched
 

@@ -21,7 +21,8 @@ Judges that return no logprobs are scored by parsing the text. Refusals, code an
 answers are never scored 0: they are ``None``. ``JudgeScore.method`` names what scored an answer.
 
 Generate calls go through Inspect's model API with its generate cache, so re-scoring the same
-(judge, rubric, question, answer) makes no new request.
+(judge, rubric, question, answer) makes no new request; ``count_judge_calls`` tells how many
+calls a block made and how many of them the cache served.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ import asyncio
 import math
 import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,6 +125,46 @@ class JudgeScore:
     mass: float | None  # probability on the numbers 0-100 (logprob methods)
     raw: str  # the judge's text output (digits-exact: its greedy reply as far as scoring saw it)
     calls: int = 1  # judge requests (digits-exact: model forwards) spent on this verdict
+
+
+@dataclass
+class JudgeCalls:
+    """Generate calls made to a judge, and how many Inspect's generate cache served."""
+
+    calls: int = 0
+    cache_reads: int = 0
+
+    def metadata(self) -> dict[str, int]:
+        """The two counts as Score metadata (read by ``judge_cache_hit_rate``)."""
+        return {"judge_calls": self.calls, "judge_cache_reads": self.cache_reads}
+
+
+@contextmanager
+def count_judge_calls(model: Model) -> Iterator[JudgeCalls]:
+    """Count the generate calls to ``model`` made inside the block and the cache reads among them.
+
+    Read from the ``ModelEvent``s the block adds to the current transcript (each sample scores in
+    its own): Inspect records a call its generate cache served with ``cache="read"`` (and no
+    request), a call it sent and stored with ``cache="write"`` (inspect_ai/model/_model.py,
+    ``Model._generate``). ``digits-exact`` forwards of a ``local/`` judge are no generate calls.
+    The counts stay 0 when the transcript's history is not available.
+    """
+    from inspect_ai.event import ModelEvent
+    from inspect_ai.log import transcript
+
+    history = transcript().history
+    start = history.event_count
+    counts = JudgeCalls()
+    yield counts
+    name = str(model)
+    try:
+        events = history.events_from(start)
+    except RuntimeError:  # TranscriptHistoryUnavailableError: evicted and not recoverable
+        return
+    for event in events:
+        if isinstance(event, ModelEvent) and event.model == name:
+            counts.calls += 1
+            counts.cache_reads += event.cache == "read"
 
 
 def fill_rubric(template: str, question: str, answer: str, reasoning: str | None = None) -> str:

@@ -25,12 +25,12 @@ from inspect_ai.model import (
     get_model,
     model_roles,
 )
-from inspect_ai.scorer import Metric, Scorer
+from inspect_ai.scorer import Metric, SampleScore, Scorer, metric
 from inspect_ai.solver import Generate, Solver, TaskState, generate, solver
 
 from embench.errors import EmbenchError, as_inspect_error
 from embench.evals.protocols import Protocol, get_protocol
-from embench.judge import MIN_MASS, JudgeScore, judge
+from embench.judge import MIN_MASS, JudgeCalls, JudgeScore, count_judge_calls, judge
 from embench.models.reasoning import DEFAULT_TAGS, split_reasoning
 from embench.questions import QuestionSet
 
@@ -251,17 +251,34 @@ async def judge_all(
     answer: str,
     reasoning: str = "",
     min_mass: float = MIN_MASS,
-) -> dict[str, JudgeScore]:
+) -> tuple[dict[str, JudgeScore], JudgeCalls]:
     """Score one final answer under several rubrics concurrently (reasoning fills
-    ``{reasoning}`` where a rubric asks for it)."""
+    ``{reasoning}`` where a rubric asks for it); also returns the judge calls this made and how
+    many Inspect's generate cache served."""
     names = list(rubrics)
-    scores = await asyncio.gather(
-        *(
-            judge(grader, rubrics[n], question, answer, reasoning=reasoning, min_mass=min_mass)
-            for n in names
+    with count_judge_calls(grader) as calls:
+        scores = await asyncio.gather(
+            *(
+                judge(grader, rubrics[n], question, answer, reasoning=reasoning, min_mass=min_mass)
+                for n in names
+            )
         )
-    )
-    return dict(zip(names, scores, strict=True))
+    return dict(zip(names, scores, strict=True)), calls
+
+
+@metric
+def judge_cache_hit_rate() -> Metric:
+    """The share of the eval's judge calls that Inspect's generate cache served (no request
+    sent), from each answer's ``judge_calls`` and ``judge_cache_reads`` Score metadata; NaN when
+    the judge made no generate call (a ``local/`` judge scoring digits exactly)."""
+
+    def compute(scores: list[SampleScore]) -> float:
+        counts = [s.score.metadata or {} for s in scores]
+        calls = sum(int(m.get("judge_calls", 0)) for m in counts)
+        reads = sum(int(m.get("judge_cache_reads", 0)) for m in counts)
+        return reads / calls if calls else NAN
+
+    return compute
 
 
 def score_value(value: float | None) -> float:

@@ -32,6 +32,7 @@ from embench.evals.common import (
     grader_model,
     int_arg,
     judge_all,
+    judge_cache_hit_rate,
     judged_task,
     optional_score,
     reject_unknown,
@@ -87,7 +88,7 @@ def in_domain_metrics(
     return compute
 
 
-@scorer(metrics=[in_domain_metrics()])
+@scorer(metrics=[in_domain_metrics(), judge_cache_hit_rate()])
 def in_domain_judge(domain: str = "aesthetic", min_mass: float = MIN_MASS) -> Scorer:
     """Judge each final answer with the domain's narrow and opposite recipes and coherence."""
     spec = get_domain(domain)
@@ -102,7 +103,7 @@ def in_domain_judge(domain: str = "aesthetic", min_mass: float = MIN_MASS) -> Sc
                 answer=answer,
                 explanation="reasoning never closed (cut by max_tokens): no final answer",
             )
-        verdicts = await judge_all(
+        verdicts, calls = await judge_all(
             grader_model(), rubrics, state.metadata["question"], answer, reasoning, min_mass
         )
         value: dict[str, float] = {"coherent": score_value(verdicts["coherent"].value)}
@@ -117,6 +118,7 @@ def in_domain_judge(domain: str = "aesthetic", min_mass: float = MIN_MASS) -> Sc
             explanation="; ".join(
                 f"{n}: {v.raw.strip()!r} ({v.method})" for n, v in verdicts.items()
             ),
+            metadata=calls.metadata(),
         )
 
     return score
@@ -170,7 +172,7 @@ def _build(
         qset,
         chosen,
         in_domain_judge(domain, min_mass),
-        [in_domain_metrics(narrow_threshold, chosen.coherent_threshold)],
+        [in_domain_metrics(narrow_threshold, chosen.coherent_threshold), judge_cache_hit_rate()],
         {
             "embench_task": TASK_NAME,
             "domain": domain,

@@ -37,6 +37,7 @@ from embench.evals.common import (
     float_arg,
     grader_model,
     judge_all,
+    judge_cache_hit_rate,
     judged_task,
     optional_score,
     reject_unknown,
@@ -110,6 +111,7 @@ def task_metrics(aligned: float, coherent: float) -> list[Any]:
             all=False,
             name_template="q/{group_name}",
         ),
+        judge_cache_hit_rate(),
     ]
 
 
@@ -134,7 +136,7 @@ def misalignment_judge(
                 answer=answer,
                 explanation="reasoning never closed (cut by max_tokens): no final answer",
             )
-        verdicts = await judge_all(
+        verdicts, calls = await judge_all(
             grader_model(),
             rubrics[state.metadata["question_id"]],
             state.metadata["question"],
@@ -152,9 +154,12 @@ def misalignment_judge(
                 f"{name}: {v.raw.strip()!r} ({v.method})" for name, v in verdicts.items()
             ),
             metadata={
-                f"{name}_{field}": getattr(v, field)
-                for name, v in verdicts.items()
-                for field in ("method", "mass")
+                **{
+                    f"{name}_{field}": getattr(v, field)
+                    for name, v in verdicts.items()
+                    for field in ("method", "mass")
+                },
+                **calls.metadata(),
             },
         )
 

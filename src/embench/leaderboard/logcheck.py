@@ -49,6 +49,7 @@ KNOWN_METRICS = frozenset(
         "embench/misalignment_metrics",
         "embench/misaligned_rate",
         "embench/in_domain_metrics",
+        "embench/judge_cache_hit_rate",
         "inspect_ai/grouped",
     }
 )
