@@ -65,7 +65,8 @@ def _unit(v):
 
 
 def _hand_ldifs(policy, reference, mask, chosen, form):
-    """LDIFS by explicit loops over layers, tokens and features (python floats)."""
+    """LDIFS by explicit loops over layers, tokens and features (python floats): published —
+    unit features, squared differences averaged over feature elements, tokens, then layers."""
     per_layer = []
     for layer in chosen:
         total, count = 0.0, 0
@@ -77,26 +78,34 @@ def _hand_ldifs(policy, reference, mask, chosen, form):
                 r = reference[layer][b][t].tolist()
                 if form == "normalized":
                     p, r = _unit(p), _unit(r)
-                total += sum((x - y) ** 2 for x, y in zip(p, r, strict=True))
+                squared = [(x - y) ** 2 for x, y in zip(p, r, strict=True)]
+                total += sum(squared) / len(squared) if form == "normalized" else sum(squared)
                 count += 1
         per_layer.append(total / count)
-    return sum(per_layer) if form == "normalized" else sum(per_layer) / len(per_layer)
+    return sum(per_layer) / len(per_layer)
 
 
-def test_ldifs_published_form_compares_unit_features_summed_over_layers():
-    # one token, two layers: [3, 4] vs [0, 2] -> unit [0.6, 0.8] vs [0, 1]: 0.36 + 0.04 = 0.4;
-    # the second layer is the first scaled by 5 vs 0.5: the same unit vectors, 0.4 again.
+def test_ldifs_published_form_averages_unit_feature_elements_and_layers():
+    # two layers, one real token of 2 features (the second token is padding):
+    # layer 1: [3, 4] vs [0, 2] -> unit [0.6, 0.8] vs [0, 1]: squared (0.36, 0.04), mean 0.2
+    # layer 2: [15, 20] vs [0, 1] -> the same unit vectors: 0.2 again
+    # averaged over the 2 layers (ldifs_code loss/ldifs.py): 0.2 (summed, as before: 0.8)
     emb = torch.zeros(1, 2, 2)
     policy = (emb, torch.tensor([[[3.0, 4.0], [9.0, 9.0]]]), torch.tensor([[[15.0, 20.0], [1, 1]]]))
     reference = (emb, torch.tensor([[[0.0, 2.0], [0, 0]]]), torch.tensor([[[0.0, 1.0], [2, 2]]]))
-    mask = torch.tensor([[1, 0]])  # the second token is padding
+    mask = torch.tensor([[1, 0]])
     published = ldifs.feature_distance(policy, reference, mask, every=1)
-    assert published.item() == pytest.approx(0.4 + 0.4)
+    assert published.item() == pytest.approx(0.2)
+    # a second toy: layer 1 identical features (0), layer 2 opposite unit vectors [1, 0] vs
+    # [-1, 0]: squared (4, 0), mean 2 -> average over layers (0 + 2) / 2 = 1
+    policy = (emb, torch.tensor([[[1.0, 0.0], [0, 0]]]), torch.tensor([[[2.0, 0.0], [0, 0]]]))
+    reference = (emb, torch.tensor([[[5.0, 0.0], [0, 0]]]), torch.tensor([[[-3.0, 0.0], [0, 0]]]))
+    assert ldifs.feature_distance(policy, reference, mask, every=1).item() == pytest.approx(1.0)
     raw = ldifs.feature_distance(policy, reference, mask, every=1, form="raw")
-    assert raw.item() == pytest.approx((9 + 4 + 225 + 361) / 2)  # (3²+2²) and (15²+19²)
+    assert raw.item() == pytest.approx((16 + 25) / 2)  # (1-5)² and (2+3)², layer-averaged
     scaled = tuple(3.0 * h for h in reference)
     assert ldifs.feature_distance(scaled, reference, mask, 1).item() == pytest.approx(0.0, abs=1e-6)
-    assert ldifs.LDIFS().form == "normalized"
+    assert (ldifs.LDIFS().form, ldifs.LDIFS().weight) == ("normalized", 10.0)
 
 
 @pytest.mark.parametrize("form, every", [("normalized", 1), ("raw", 1), ("normalized", 2)])
@@ -378,7 +387,7 @@ def test_sft_lora_with_kl_and_ldifs(tmp_path, tiny_model_dir):
     manifest = plugin.train(config).model_dump(mode="json")
     assert [m["params"] for m in manifest["mitigations"]] == [
         {"weight": 0.5},
-        {"weight": 1.0, "every": 1, "form": "normalized"},
+        {"weight": 10.0, "every": 1, "form": "normalized"},
     ]
 
 

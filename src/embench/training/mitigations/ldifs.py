@@ -1,18 +1,24 @@
 """LDIFS: keep the policy's features close to the reference model's, with a gradient.
 
 Published form (``form=normalized``, the default) — Mukhoti et al., "Fine-tuning can cripple your
-foundation model; preserving features may be the solution" (arXiv:2308.13320): the LDIFS distance
-follows LPIPS without learned weights: at each chosen layer every position's feature vector is
-scaled to unit ℓ2 norm, the squared ℓ2 distance between the policy's and the reference's unit
-features is averaged over positions (here: non-padding tokens), and the per-layer distances are
-summed over the chosen layers:
+foundation model; preserving features may be the solution" (arXiv:2308.13320). The reductions
+follow the authors' released code, github.com/omegafragger/ldifs_code, ``loss/ldifs.py``
+(``LDIFSFinetune.forward``, commit 5ffdeef): the features of each chosen layer are ℓ2-normalised,
+the squared differences are *averaged* over every feature element (tokens × hidden units), and
+the per-layer distances are *averaged* over the chosen layers (``torch.stack(diffs,
+dim=1).mean(dim=-1)``), then over the batch:
 
-    d(θ, θ0, x) = Σ_l  mean_t ‖ φ_l(θ, x)_t / ‖φ_l(θ, x)_t‖ − φ_l(θ0, x)_t / ‖φ_l(θ0, x)_t‖ ‖²
+    d(θ, θ0, x) = 1/L Σ_l  mean_t  1/D ‖ φ̂_l(θ, x)_t − φ̂_l(θ0, x)_t ‖²,   φ̂ = φ / ‖φ‖
 
-so each layer contributes at most 4 per token and ``weight`` is the paper's λ. The layers are
-evenly spaced: every k-th decoder layer (k, 2k, …). ``form=raw`` is this project's earlier form,
-kept as an option: un-normalised hidden states, averaged (not summed) over the chosen layers — its
-scale grows with the hidden-state norm, so its λ is not the published λ.
+over the non-padding tokens t (pooled over the batch) of hidden size D, so d ≤ 4/D and ``weight``
+is the released code's λ (``--ldifs-alpha``, default 10.0 in its ``args.py``). One deliberate
+difference: that code applies LPIPS's ``normalize_tensor`` (a norm over dim 1, the channel axis of
+LPIPS's [B, C, H, W] maps) to ViT features laid out [B, tokens, D], which normalises across
+tokens; we normalise each token's feature vector, as LPIPS does each position's. Its layers: five
+feature maps of a 12-block ViT (after ``ln_pre`` and after blocks 3, 6, 9, 12); ours: every k-th
+decoder layer (k, 2k, …). ``form=raw`` is this project's earlier form, kept as an option:
+un-normalised hidden states, squared distance summed over hidden units, averaged over tokens and
+layers — its scale grows with the hidden-state norm, so its λ is not the published λ.
 
 The policy side keeps its graph (the published RL code ran it under ``no_grad``, so it never
 changed the update); only the reference side is computed without gradients.
@@ -32,9 +38,9 @@ FORMS = ("normalized", "raw")
 
 @dataclass
 class LDIFS:
-    """ℓ2 distance of unit-normalised features at every k-th layer (published: every 5, λ 1)."""
+    """ℓ2 distance of unit-normalised features at every k-th layer (λ 10 as published)."""
 
-    weight: float = 1.0
+    weight: float = 10.0  # --ldifs-alpha default in the authors' code (ldifs_code, args.py)
     every: int = 5
     form: str = "normalized"
 
@@ -74,12 +80,14 @@ def feature_distance(
     chosen = layers(len(policy_hidden) - 1, every)
     for i in chosen:
         policy, reference = policy_hidden[i], reference_hidden[i].detach()
-        if form == "normalized":
+        if form == "normalized":  # mean over hidden units, as the released code reduces
             policy = torch.nn.functional.normalize(policy, dim=-1)
             reference = torch.nn.functional.normalize(reference, dim=-1)
-        sq = (policy - reference).pow(2).sum(-1)
-        total = total + (sq * mask).sum() / mask.sum().clamp(min=1)
-    return total if form == "normalized" else total / len(chosen)
+            per_token = (policy - reference).pow(2).mean(-1)
+        else:
+            per_token = (policy - reference).pow(2).sum(-1)
+        total = total + (per_token * mask).sum() / mask.sum().clamp(min=1)
+    return total / len(chosen)  # averaged over the chosen layers (both forms)
 
 
 def term(spec: LDIFS, step: Any) -> torch.Tensor:
