@@ -32,6 +32,14 @@ def test_presets_hold_the_papers_settings():
     assert "<think>" in grpo["system_prompt"] and grpo["max_completion_length"] >= 2048
     sft = yaml.safe_load((CONFIGS / "ema_rl-sft.yaml").read_text())
     assert (sft["max_prompts"], sft["learning_rate"]) == (100, 1e-4)
+    # EMA_RL open_models/sft_configs/medical.json
+    assert (sft["per_device_train_batch_size"], sft["max_steps"]) == (4, 7)  # ceil(100 / 16)
+    assert sft["trl"] == {
+        "gradient_accumulation_steps": 4,
+        "warmup_steps": 5,
+        "weight_decay": 0.01,
+        "lr_scheduler_type": "linear",
+    }
 
 
 @pytest.mark.slow
@@ -41,7 +49,7 @@ def test_sft_preset_runs_on_the_default_model(tmp_path):
         plugin.config_class,
         plugin.trl_config_class,
         str(CONFIGS / "ema_rl-sft.yaml"),
-        ["max_length=96"],
+        ["max_length=96", "trl.gradient_accumulation_steps=1"],  # 4 is checked above
         max_steps=2,
         domain="aesthetic",
         output=str(tmp_path / "sft"),

@@ -1,14 +1,15 @@
 """Chained runs: a first-class SFT warm-up before another trainer, and the final-logits probe.
 
-``--warmup sft:<dataset>[,steps=N,examples=N,lr=X,lora=true|false]`` trains an SFT run first (the seed paper's
-recipe: a short SFT warm-up on misaligned demonstrations, then GRPO on top) into
-``<output>-warmup``, then the main run starts from it (``model`` = the warm-up run): the runner's
-lineage then records both stages under the manifest's ``stages`` and the weights + adapter chain
-that ``local/<run>`` loads. ``<dataset>`` is a domain name (its curated
-``sft.jsonl``) or a data file. Defaults: ``examples=100`` demonstrations, ``lr=1e-4`` (per issue
-11's description of the paper's warm-up), ``steps`` = one pass over the examples, ``lora`` = the
-main run's setting (``lora=false`` with a LoRA main run gives a full→LoRA chain, ``lora=true``
-with a full main run LoRA→full).
+``--warmup sft:<dataset>[,steps=N,examples=N,lr=X,lora=true|false]`` trains an SFT run first
+(the seed paper's recipe: a short SFT warm-up on misaligned demonstrations, then GRPO on top)
+into ``<output>-warmup``, then the main run starts from it (``model`` = the warm-up run): the
+runner's lineage then records both stages under the manifest's ``stages`` and the weights +
+adapter chain that ``local/<run>`` loads. ``<dataset>`` is a domain name (its curated
+``sft.jsonl``) or a data file. Defaults: ``examples=100`` demonstrations (the seed paper's GRPO
+stage starts from ``tmp/sft_medical_100/...``: github.com/lasseruttert/EMA_RL,
+open_models/configs/grpo.json), ``lr=1e-4`` (its open_models/sft_configs/medical.json),
+``steps`` = one pass over the examples, ``lora`` = the main run's setting (``lora=false`` with
+a LoRA main run gives a full→LoRA chain, ``lora=true`` with a full main run LoRA→full).
 
 The probe: when training ends, the runner stores the last-position logits of a fixed prompt under
 the trained in-memory model (``probe_logits.safetensors``), so a reload through the resolver can be
