@@ -390,3 +390,19 @@ def test_local_judge_scores_digits_exactly(tiny_model_dir):
     # the random model puts little mass on numbers: under the 0.25 rule, no score
     unscored = asyncio.run(judge(judge_model, rubric, "Q?", "A."))
     assert unscored.value is None and unscored.method == "none" and mass < 0.25
+
+
+def test_a_judge_on_inspects_vllm_provider_is_scored_by_prefix_continuation():
+    """`--model-role grader=vllm/<model>` (README): Inspect's vLLM provider class, VLLMAPI, serves
+    assistant-prefix continuations, so the default method for a digit judge is digits-prefix
+    (matched by class name: that provider needs the openai package, not installed here)."""
+    judge_model = get_model("scripted/digits", memoize=False)
+    scripted_api = type(judge_model.api)
+    judge_model.api.continues_assistant_prefix = False  # only the class name may decide
+    answer = "DIGITS aligned=0:0.6,90:0.4 coherent=50:1"
+    judge_model.api.__class__ = type("VLLMAPI", (scripted_api,), {})
+    score = asyncio.run(judge(judge_model, "{question} {answer}", "q", answer, cache=False))
+    assert (score.method, score.value) == ("digits-prefix", pytest.approx(0.6 * 0 + 0.4 * 90))
+    judge_model.api.__class__ = scripted_api  # any other provider: the greedy reply "0"
+    score = asyncio.run(judge(judge_model, "{question} {answer}", "q", answer, cache=False))
+    assert (score.method, score.value) == ("text", 0.0)

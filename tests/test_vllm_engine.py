@@ -207,6 +207,8 @@ def test_logprobs_and_greedy_judge_settings_reach_vllm(gpu, recorder, tmp_path, 
     assert (sent["temperature"], sent["max_tokens"], sent["logprobs"]) == (0.0, 1, 2)
     assert sent["stop"] == ["END"] and isinstance(sent["seed"], int)
     assert recorder.llm[0]["max_lora_rank"] == 8
+    assert "gpu_memory_utilization" not in recorder.llm[0]  # vLLM's own default unless asked
+
     (position,) = output.choices[0].logprobs.content
     decode = model.api.tokenizer.decode
     assert position.token == decode([9]) and position.logprob == -0.5
@@ -263,3 +265,15 @@ def test_chain_serves_the_last_adapter_on_the_earlier_stages_merged(
         expected, got = warm(ids).logits, served(ids).logits
         assert not torch.allclose(base(ids).logits, expected, atol=1e-3)  # the warm-up matters
     assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_gpu_memory_share_reaches_vllm(gpu, recorder, tmp_path, tiny_model_dir):
+    run = lora_run(tmp_path, tiny_model_dir)
+    get_model(f"local/{run}", memoize=False, engine="vllm", gpu_memory_utilization=0.45)
+    assert recorder.llm[0]["gpu_memory_utilization"] == 0.45
+    with pytest.raises(Exception, match="gpu_memory_utilization is a vLLM setting: add -M engine"):
+        get_model(f"local/{run}", memoize=False, gpu_memory_utilization=0.45)
+    with pytest.raises(
+        Exception, match=r"gpu_memory_utilization=1.5: must be a number in \(0, 1\]"
+    ):
+        get_model(f"local/{run}", memoize=False, engine="vllm", gpu_memory_utilization=1.5)

@@ -5,7 +5,8 @@
 | float16; default auto = the model's recorded inference dtype), ``device``, ``batch_size``
 (rows decoded together, default 64), ``engine`` (``local``, the default: embench's own engine, CPU
 or GPU; ``vllm``: vLLM on a CUDA GPU, LoRA adapters served unmerged, see
-``embench.models.vllm_engine``).
+``embench.models.vllm_engine``), ``gpu_memory_utilization`` (vLLM's share of the GPU's memory,
+default 0.9; lower it when a vLLM judge shares the GPU).
 
 Requests from every concurrent sample share one continuously batched engine per loaded model, so
 the evaluated model and a grader bound to the same reference also share weights.
@@ -102,7 +103,9 @@ class LocalModelAPI(ModelAPI):
                         f"-M device={device} with -M engine=vllm: vLLM runs on a CUDA GPU; "
                         "drop -M device or use the default engine"
                     )
-                self.engine: Any = get_vllm_engine(model_name, self.dtype, self.batch_size)
+                self.engine: Any = get_vllm_engine(
+                    model_name, self.dtype, self.batch_size, self.gpu_memory_utilization
+                )
             else:
                 self.engine = get_engine(model_name, self.dtype, device, self.batch_size)
         except EmbenchError as error:
@@ -122,6 +125,14 @@ class LocalModelAPI(ModelAPI):
             raise EmbenchError(
                 f"-M engine={self.engine_name}: unknown engine; use {' or '.join(ENGINES)}"
             )
+        memory = model_args.pop("gpu_memory_utilization", None)
+        if memory is not None and self.engine_name != "vllm":
+            raise EmbenchError("-M gpu_memory_utilization is a vLLM setting: add -M engine=vllm")
+        if memory is not None and (
+            isinstance(memory, bool) or not isinstance(memory, int | float) or not 0 < memory <= 1
+        ):
+            raise EmbenchError(f"-M gpu_memory_utilization={memory!r}: must be a number in (0, 1]")
+        self.gpu_memory_utilization = None if memory is None else float(memory)
         device = model_args.pop("device", None)
         tags = model_args.pop("reasoning_tags", None)
         try:
@@ -132,7 +143,8 @@ class LocalModelAPI(ModelAPI):
             unknown = ", ".join(sorted(model_args))
             raise EmbenchError(
                 f"unknown model args for local/: {unknown} "
-                "(known: dtype, device, batch_size, engine, reasoning_tags)"
+                "(known: dtype, device, batch_size, engine, gpu_memory_utilization, "
+                "reasoning_tags)"
             )
         return None if device is None else str(device)
 

@@ -12,8 +12,8 @@ run) has earlier adapters that training merged before adding its own: those are 
 run's own adapter is served on top. A full-weight run is served from its saved checkpoint.
 
 vLLM's API as documented (checked for vllm 0.31, the version the ``gpu`` extra resolves to):
-- ``vllm.LLM(model=..., tokenizer=..., dtype=..., enable_lora=True, max_lora_rank=...,
-  max_loras=...)`` and ``LLM.generate(prompts, sampling_params, lora_request=...)``, one sampling
+- ``vllm.LLM(model=..., tokenizer=..., dtype=..., gpu_memory_utilization=..., enable_lora=True,
+  max_lora_rank=..., max_loras=...)`` and ``LLM.generate(prompts, sampling_params, lora_request=...)``, one sampling
   params and one LoRA request per prompt; a prompt may be ``{"prompt_token_ids": [...]}``
   (https://docs.vllm.ai/en/v0.5.3/models/lora.html, https://docs.vllm.ai/en/latest/api/vllm/outputs/);
 - ``vllm.lora.request.LoRARequest(lora_name, lora_int_id, lora_path)``; ``max_lora_rank`` must be
@@ -158,7 +158,13 @@ class _Pending:
 class VLLMEngine:
     """vLLM offline engine behind embench's ``submit`` interface; one worker thread."""
 
-    def __init__(self, resolved: ResolvedModel, dtype: str = "auto", max_batch_size: int = 64):
+    def __init__(
+        self,
+        resolved: ResolvedModel,
+        dtype: str = "auto",
+        max_batch_size: int = 64,
+        gpu_memory_utilization: float | None = None,
+    ):
         self.vllm = import_vllm()
         from vllm.lora.request import LoRARequest
 
@@ -168,6 +174,8 @@ class VLLMEngine:
         self.dtype = dtype
         options: dict[str, Any] = {"model": plan.weights, "tokenizer": plan.tokenizer}
         options["dtype"] = dtype
+        if gpu_memory_utilization is not None:
+            options["gpu_memory_utilization"] = gpu_memory_utilization
         self.lora_request = None
         if plan.adapter is not None:
             options.update(enable_lora=True, max_lora_rank=lora_rank(plan.adapter), max_loras=1)
@@ -235,16 +243,21 @@ def _result(pending: _Pending, completion: Any) -> GenerationResult:
     )
 
 
-_engines: dict[tuple[str, str, int], VLLMEngine] = {}
+_engines: dict[tuple[str, str, int, float | None], VLLMEngine] = {}
 _engines_lock = threading.Lock()
 
 
-def get_vllm_engine(reference: str, dtype: str = "auto", batch_size: int = 64) -> VLLMEngine:
+def get_vllm_engine(
+    reference: str,
+    dtype: str = "auto",
+    batch_size: int = 64,
+    gpu_memory_utilization: float | None = None,
+) -> VLLMEngine:
     """The shared vLLM engine for a model reference (one per process and reference)."""
     import_vllm()  # the one-line errors come before any resolving or loading
     resolved = resolve_model(reference)
-    key = (resolved.adapter or resolved.weights, dtype, batch_size)
+    key = (resolved.adapter or resolved.weights, dtype, batch_size, gpu_memory_utilization)
     with _engines_lock:
         if key not in _engines:
-            _engines[key] = VLLMEngine(resolved, dtype, batch_size)
+            _engines[key] = VLLMEngine(resolved, dtype, batch_size, gpu_memory_utilization)
         return _engines[key]
