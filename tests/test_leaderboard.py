@@ -1122,3 +1122,39 @@ def test_a_board_can_require_the_in_domain_log(root, logs, capsys, tmp_path):
     )
     assert code == 2 and "rule requires_in_domain_log: true: pass --in-domain-log" in err
     assert snapshot(root) == before
+
+
+def test_a_board_protocol_refuses_changed_generation_settings(root, logs, capsys, tmp_path):
+    """A board naming a protocol accepts only logs generated with its settings unchanged: the
+    test logs were made under `embench` (temperature 1, max_tokens 600, no system prompt)."""
+    _set_policy(root, protocol="betley")
+    code, _, err = cli(capsys, "submit", str(logs["a"]))
+    assert (
+        code == 2 and "rule protocol: betley: the log was evaluated under protocol 'embench'" in err
+    )
+
+    _set_policy(root, protocol="embench")
+    cooler = _edited(logs["a"], tmp_path / "cool.eval", _cooler_on_the_command_line)
+    before = snapshot(root)
+    code, _, err = cli(capsys, "submit", str(cooler))
+    assert code == 2, err
+    assert "rule protocol: embench: the answers were generated with temperature=0.2, " in err
+    assert "protocol 'embench' uses 1.0" in err and len(err.strip().splitlines()) == 1
+    assert snapshot(root) == before
+
+    code, out, err = cli(capsys, "submit", str(logs["a"]))  # unchanged: accepted
+    assert code == 0, err
+
+
+def _cooler_on_the_command_line(
+    log: Any,
+) -> None:  # as if run with `inspect eval --temperature 0.2`
+    log.eval.model_generate_config = log.eval.model_generate_config.model_copy(
+        update={"temperature": 0.2}
+    )
+
+
+def test_board_protocol_must_be_known(root, capsys):
+    _set_policy(root, protocol="nope")
+    code, _, err = cli(capsys, "leaderboard", "show", "general")
+    assert code == 2 and "protocol must be one of embench, betley, ema_rl, not 'nope'" in err

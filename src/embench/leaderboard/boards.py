@@ -5,7 +5,8 @@ thresholds, minimum answers per question, whether a log in which the judge score
 accepted, whether a run manifest / mitigation is required) and how it ranks them (metric, its
 denominator, direction, columns, and whether entries are ranked only against entries with the
 same judge). Boards that rank against a twin name the boards where twins are looked up and the
-manifest fields that make two runs twins. ``submit`` refuses a log that breaks a rule, naming it.
+manifest fields that make two runs twins. A board may name the evaluation protocol
+(``-T protocol=``) whose generation settings every log must keep unchanged. ``submit`` refuses a log that breaks a rule, naming it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import yaml
 
 from embench.errors import EmbenchError
+from embench.evals.protocols import PROTOCOLS
 from embench.metrics import ALIGNED_THRESHOLD, COHERENT_THRESHOLD
 from embench.paths import leaderboards_dir
 
@@ -65,6 +67,7 @@ class Board:
     rank_within_judge: bool = False  # rank only against entries with the same judge
     require_scored_answers: bool = False  # refuse a log in which the judge scored no answer
     min_judge_mass: float | None = None  # each score's least probability mass on numbers
+    protocol: str | None = None  # logs must use this -T protocol with its settings unchanged
     requires_run: bool = False  # the entry must link a run manifest
     requires_mitigation: bool = False  # ... with at least one mitigation
     requires_in_domain_log: bool = False  # the in-domain result, from its own eval log
@@ -146,6 +149,13 @@ def _mass(data: dict[str, Any], path: Path) -> float | None:
     return float(value)
 
 
+def _protocol(data: dict[str, Any], path: Path) -> str | None:
+    value = data.get("protocol")
+    if value is not None and value not in PROTOCOLS:
+        raise EmbenchError(f"{path}: protocol must be one of {', '.join(PROTOCOLS)}, not {value!r}")
+    return value
+
+
 def _flag(data: dict[str, Any], key: str, path: Path) -> bool:
     value = data.get(key, False)
     if not isinstance(value, bool):
@@ -209,6 +219,7 @@ def _parse(data: Any, path: Path) -> Board:
         rank_within_judge=_flag(data, "rank_within_judge", path),
         require_scored_answers=_flag(data, "require_scored_answers", path),
         min_judge_mass=_mass(data, path),
+        protocol=_protocol(data, path),
         requires_run=_flag(data, "requires_run", path),
         requires_mitigation=_flag(data, "requires_mitigation", path),
         requires_in_domain_log=_flag(data, "requires_in_domain_log", path),

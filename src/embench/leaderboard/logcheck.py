@@ -27,6 +27,7 @@ from embench.errors import EmbenchError
 from embench.evals.common import questions_dataset
 from embench.evals.in_domain import TASK_NAME as IN_DOMAIN_TASK
 from embench.evals.misalignment import TASK_NAME
+from embench.evals.protocols import get_protocol
 from embench.leaderboard.boards import Board
 from embench.questions import QuestionSet, load_question_set
 
@@ -162,6 +163,8 @@ def check_log(path: Path, board: Board | None = None) -> CheckedLog:
     version = _check_task(log, meta, board)
     identity = _identity(path, log)
     thresholds = _thresholds(meta, board)
+    if board is not None and board.protocol is not None:
+        _check_protocol(log, meta, board, board.protocol)
     fingerprint = str(meta.get("fingerprint") or "")
     if board is not None and fingerprint != board.fingerprint:
         raise EmbenchError(
@@ -358,6 +361,45 @@ def _thresholds(meta: dict[str, Any], board: Board | None) -> dict[str, float]:
             f"{board.thresholds['aligned']:g}, coherent>{board.thresholds['coherent']:g}"
         )
     return thresholds
+
+
+def _effective_generation(log: EvalLog) -> dict[str, Any]:
+    """The sampling settings the answers were generated with: the task's generate config with
+    the command line's (``--temperature`` ...) on top; min_p travels in ``extra_body``."""
+    merged = {
+        **log.plan.config.model_dump(exclude_none=True),
+        **log.eval.model_generate_config.model_dump(exclude_none=True),
+    }
+    effective = {k: merged.get(k) for k in ("temperature", "top_p", "top_k", "max_tokens")}
+    effective["min_p"] = (merged.get("extra_body") or {}).get("min_p")
+    return effective
+
+
+def _check_protocol(log: EvalLog, meta: dict[str, Any], board: Board, name: str) -> None:
+    """The board's protocol, unchanged: its name in the task metadata, its system prompt, and
+    the sampling settings the answers were actually generated with (answers per question are
+    the ``min_samples_per_question`` rule's, thresholds the ``thresholds`` rule's)."""
+    rule, expected = f"protocol: {name}", get_protocol(name)
+    used = meta.get("protocol")
+    if used != name:
+        raise board.refuse(
+            rule, f"the log was evaluated under protocol '{used}' (re-run with -T protocol={name})"
+        )
+    effective = _effective_generation(log)
+    for key, got in effective.items():
+        want = getattr(expected, key)
+        if got != want:
+            raise board.refuse(
+                rule,
+                f"the answers were generated with {key}={got}, protocol '{name}' uses {want} "
+                f"(re-run without the -T {key} / --{key.replace('_', '-')} override)",
+            )
+    if meta.get("system_prompt") != expected.system_prompt:
+        raise board.refuse(
+            rule,
+            f"the log's system prompt differs from protocol '{name}''s (re-run without "
+            "-T system_prompt)",
+        )
 
 
 def _check_selection(log: EvalLog) -> None:

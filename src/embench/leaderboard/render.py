@@ -235,6 +235,12 @@ def _requirements(board: Board) -> list[str]:
             f"{board.min_judge_mass:g} of the judge's probability on numbers (no `-T min_mass` "
             "below it)"
         )
+    if board.protocol is not None:
+        items.append(
+            f"`protocol: {board.protocol}`: generated under `-T protocol={board.protocol}` with "
+            "its sampling settings and system prompt unchanged (no `-T temperature`, "
+            "`--temperature`, ... override)"
+        )
     if board.require_scored_answers:
         items.append(
             "`require_scored_answers: true`: a log in which the judge scored no answer is refused"
