@@ -32,6 +32,7 @@ CONFIGS: dict[str, list[str]] = {
 def child(output: str, model: str, steps: int, lora: bool, specs: list[str]) -> None:
     """Train once and print {step_seconds, peak_rss_mb} as JSON."""
     from embench.training import plugins
+    from embench.training.rundir import RunDir
 
     plugin = plugins.get_trainer("grpo")
     config = plugin.make_config(
@@ -47,7 +48,7 @@ def child(output: str, model: str, steps: int, lora: bool, specs: list[str]) -> 
         overwrite=True,
         mitigations=specs,
     )
-    run = plugin.train(config)
+    run = RunDir(plugin.train(config).run_dir)
     times = [r["time"] for r in run.read_jsonl(run.metrics)]
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)] or [float("nan")]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -6,7 +6,7 @@ import pytest
 import torch
 from inspect_ai.model import ChatMessageSystem, ChatMessageUser, GenerateConfig, get_model
 
-from embench.models.engine import GenerationEngine, GenerationRequest
+from embench.models.engine import GenerationEngine, GenerationRequest, kv_bytes_per_token
 from embench.models.resolve import load_model
 
 PROMPTS = [
@@ -54,6 +54,38 @@ def test_greedy_matches_transformers_generate_with_rows_joining_midway(tiny):
         assert result.token_ids == expected
         assert len(result.token_ids) <= 12 + 3 * i
     assert engine.stats["prefills"] >= 3  # rows joined a running batch
+
+
+def test_kv_budget_caps_rows_in_flight_and_keeps_answers_exact(tiny):
+    """Rows wait for KV memory instead of joining: never more rows than the budget allows, and
+    every greedy answer still equals transformers' own generate."""
+    model, tokenizer = tiny
+    prompts = [encode(tokenizer, p) for p in PROMPTS]
+    longest = max(len(p) for p in prompts) + 10
+    config = model.config
+    per_token = (
+        2
+        * config.num_hidden_layers
+        * config.num_key_value_heads
+        * (config.hidden_size // config.num_attention_heads)
+        * 4
+    )  # keys and values of every layer, fp32
+    assert kv_bytes_per_token(model) == per_token
+    engine = GenerationEngine(
+        model, tokenizer, max_batch_size=64, max_kv_bytes=2 * longest * per_token
+    )
+    results = engine.generate(
+        [GenerationRequest(p, max_new_tokens=10, temperature=0) for p in prompts]
+    )
+    assert engine.stats["max_rows"] == 2 < len(prompts)
+    for p, result in zip(prompts, results, strict=True):
+        expected = model.generate(
+            torch.tensor([p]), max_new_tokens=10, do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+        )[0, len(p) :].tolist()  # fmt: skip
+        if tokenizer.eos_token_id in expected:
+            expected = expected[: expected.index(tokenizer.eos_token_id)]
+        assert result.token_ids == expected
 
 
 def test_logprobs_match_log_softmax(tiny):

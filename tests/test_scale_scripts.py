@@ -43,3 +43,20 @@ def test_gpu_check_dry_run_on_cpu():
     step_time = float(table[1].split("|")[2].split()[0])
     tokens_per_second = float(table[3].split("|")[3].split()[0])
     assert 0 < step_time < 600 and tokens_per_second > 0
+
+
+def test_mitigation_cost_benchmark_runs_on_the_tiny_model(tiny_model_dir):
+    """The benchmark trains through the same plugin API as `embench train` (it broke once when
+    `train` started returning the manifest): two configurations, two steps, a ratio each."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "mitigation_cost.py"), "--steps", "3",
+         "--model", str(tiny_model_dir), "--only", "none", "kl"],
+        capture_output=True, text=True, timeout=600, env=env, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("CPU: ") and "precision" in lines[0]
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert set(rows) == {"none", "kl"}, proc.stdout + proc.stderr[-2000:]
+    assert "(x1.00)" in rows["none"] and "peak RSS" in rows["kl"]

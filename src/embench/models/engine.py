@@ -5,6 +5,11 @@ collection window; freed slots are refilled in groups of 1/8 of the batch, since
 copies the KV cache once), finished answers are returned at once, and only the last position's
 logits are computed. Rows keep left padding inside one shared KV cache: a joining group is prefilled on its
 own, then both caches are left-padded to a common length and concatenated along the batch.
+
+Rows are admitted while the KV cache they could grow to fits ``max_kv_bytes`` (approximately:
+the cache holds every row at the longest row's prompt + max_new_tokens; compaction trims the
+padding of rows that joined later), so long generations (a reasoning protocol's 4,096 tokens)
+run fewer rows at once instead of exhausting memory.
 """
 
 from __future__ import annotations
@@ -79,13 +84,16 @@ class GenerationEngine:
         self,
         model: Any,
         tokenizer: Any,
-        max_batch_size: int = 64,
+        max_batch_size: int = 128,
         max_prefill_tokens: int = 4096,
+        max_kv_bytes: int = 4 << 30,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
         self.max_prefill_tokens = max_prefill_tokens
+        self.max_kv_bytes = max_kv_bytes
+        self.kv_bytes_per_token = kv_bytes_per_token(model)
         self.refill_size = max(1, max_batch_size // 8)
         self.device = next(model.parameters()).device
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -99,10 +107,13 @@ class GenerationEngine:
         _live_engines.add(self)
         # running batch state
         self._rows: list[_Row] = []
+        self._pending: _Row | None = None  # taken from the queue but waiting for KV memory
         self._cache: DynamicCache | None = None
         self._mask: torch.Tensor | None = None  # [B, L] 1 = real token
         self._next: torch.Tensor | None = None  # [B] token to feed next
-        self.stats = {"steps": 0, "prefills": 0, "generated_tokens": 0, "row_steps": 0}
+        self.stats = {
+            "steps": 0, "prefills": 0, "generated_tokens": 0, "row_steps": 0, "max_rows": 0,
+        }  # fmt: skip
 
     # ----------------------------------------------------------------- public
     @property
@@ -157,8 +168,11 @@ class GenerationEngine:
                     self._reset()
                 free = self.max_batch_size - live
                 # refill in groups: every batch edit copies the whole KV cache once
-                if live == 0 or (free >= self.refill_size and not self._queue.empty()):
-                    waiting = self._take_waiting(block=live == 0, free=free)
+                queued = self._pending is not None or not self._queue.empty()
+                if live == 0 or (free >= self.refill_size and queued):
+                    waiting = self._take_waiting(
+                        block=live == 0 and self._pending is None, free=free
+                    )
             except queue.Empty:
                 with self._lock:  # idle for a while: end the thread; submit() starts a new one
                     if self._queue.empty():
@@ -183,7 +197,8 @@ class GenerationEngine:
     def _abandon(self) -> None:
         """Fail every row in flight or queued (shutdown)."""
         error = RuntimeError("generation stopped: the process is exiting")
-        rows = list(self._rows)
+        rows = list(self._rows) + ([self._pending] if self._pending is not None else [])
+        self._pending = None
         while True:
             try:
                 rows.append(self._queue.get_nowait())
@@ -202,19 +217,31 @@ class GenerationEngine:
     def _take_waiting(self, block: bool, free: int) -> list[_Row]:
         taken: list[_Row] = []
         budget = self.max_prefill_tokens
+        live = [r for r in self._rows if r.finish_reason is None]
+        longest = max((_full_length(r) for r in live), default=0)
         if block:
             row = self._wait_for_request(idle_seconds=30)
-            if not row.future.cancelled():
+            if not row.future.cancelled():  # the first row is always taken, whatever its size
                 taken.append(row)
                 budget -= len(row.request.prompt_ids)
+                longest = max(longest, _full_length(row))
         while len(taken) < free and budget > 0:
-            try:
-                row = self._queue.get_nowait()
-            except queue.Empty:
-                break
+            if self._pending is not None:
+                row, self._pending = self._pending, None
+            else:
+                try:
+                    row = self._queue.get_nowait()
+                except queue.Empty:
+                    break
             if row.future.cancelled():  # the sample was cancelled while it waited
                 continue
+            length = max(longest, _full_length(row))
+            rows = len(live) + len(taken) + 1
+            if rows > 1 and rows * length * self.kv_bytes_per_token > self.max_kv_bytes:
+                self._pending = row  # first in line once rows finish and free memory
+                break
             taken.append(row)
+            longest = length
             budget -= len(row.request.prompt_ids)
         return taken
 
@@ -289,6 +316,7 @@ class GenerationEngine:
         )
         self.stats["steps"] += 1
         self.stats["row_steps"] += len(self._rows)
+        self.stats["max_rows"] = max(self.stats["max_rows"], len(self._rows))
         self._next = self._sample(out.logits[:, -1, :], self._rows)
 
     def _sample(self, logits: torch.Tensor, rows: list[_Row]) -> torch.Tensor:
@@ -394,6 +422,21 @@ _live_engines: weakref.WeakSet[GenerationEngine] = weakref.WeakSet()
 def _stop_engines() -> None:
     for engine in list(_live_engines):
         engine.stop()
+
+
+def _full_length(row: _Row) -> int:
+    """Tokens a row may occupy in the KV cache: its prompt and every token it may generate."""
+    return len(row.request.prompt_ids) + row.request.max_new_tokens
+
+
+def kv_bytes_per_token(model: Any) -> int:
+    """Bytes one token's keys and values take across all layers (attention models)."""
+    config = model.config
+    layers = getattr(config, "num_hidden_layers", 1)
+    heads = getattr(config, "num_attention_heads", 1)
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    return 2 * layers * kv_heads * head_dim * torch.finfo(model.dtype).bits // 8
 
 
 def _left_pad(tensor: torch.Tensor, length: int, dim: int = 2) -> torch.Tensor:

@@ -46,7 +46,7 @@ from embench.models.number_scoring import NumberProbabilities, number_probabilit
 from embench.models.reasoning import parse_tags, split_reasoning
 from embench.models.resolve import load_model, resolve_model
 
-DEFAULT_BATCH_SIZE = 64
+DEFAULT_BATCH_SIZE = 128  # rows per decode step (fewer when long answers fill the KV budget)
 DEFAULT_MAX_TOKENS = 600  # published EM evals sample ~600 tokens
 ENGINES = ("local", "vllm")
 
@@ -55,7 +55,10 @@ _engines_lock = threading.Lock()
 
 
 def get_engine(
-    reference: str, dtype: str = "auto", device: str | None = None, batch_size: int = 64
+    reference: str,
+    dtype: str = "auto",
+    device: str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> GenerationEngine:
     """The shared engine for a model reference (loaded once per process)."""
     resolved = resolve_model(reference)
