@@ -28,8 +28,8 @@ def run(model, dataset, max_tokens: int, seed: int, tokenizer) -> tuple[float, i
         dataset=dataset,
         solver=generate(),
         name="generation_benchmark",
-        # each provider at its own designed concurrency (hf: 32 = its batch size; local: 128
-        # in flight for a 64-row batch) rather than Inspect's adaptive ramp-up
+        # each provider at its own designed concurrency (hf: 32 = its batch size; local: 256
+        # in flight for its 128-row batch) rather than Inspect's adaptive ramp-up
         config=GenerateConfig(
             temperature=1.0, max_tokens=max_tokens, seed=seed, adaptive_connections=False
         ),
