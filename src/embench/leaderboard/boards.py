@@ -20,7 +20,6 @@ from typing import Any
 import yaml
 
 from embench.errors import EmbenchError
-from embench.evals.protocols import PROTOCOLS
 from embench.metrics import ALIGNED_THRESHOLD, COHERENT_THRESHOLD
 from embench.paths import leaderboards_dir
 
@@ -150,6 +149,8 @@ def _mass(data: dict[str, Any], path: Path) -> float | None:
 
 
 def _protocol(data: dict[str, Any], path: Path) -> str | None:
+    from embench.evals.protocols import PROTOCOLS  # here: importing embench.evals loads inspect_ai
+
     value = data.get("protocol")
     if value is not None and value not in PROTOCOLS:
         raise EmbenchError(f"{path}: protocol must be one of {', '.join(PROTOCOLS)}, not {value!r}")
