@@ -92,3 +92,36 @@ def test_unknown_local_model_is_one_line_in_inspect():
     with pytest.raises(PrerequisiteError) as caught:
         LocalModelAPI("does-not-exist")
     assert caught.value.message.startswith("embench: unknown model reference 'does-not-exist'")
+
+
+@pytest.mark.parametrize(
+    ("flags", "requested", "expected"),
+    [
+        ("avx2 fma", "auto", "float32"),  # bf16 would be emulated: auto loads fp32
+        ("avx2 avx512f avx512_bf16", "auto", "bfloat16"),  # native bf16: the recorded dtype
+        ("amx_bf16 avx2", "auto", "bfloat16"),
+        ("avx2 fma", "bfloat16", "bfloat16"),  # an explicit dtype is kept
+    ],
+)
+def test_auto_dtype_on_cpu_follows_bf16_support(
+    tiny_model_dir, tmp_path, monkeypatch, flags, requested, expected
+):
+    """A model recorded in bf16 loads in bf16 only where the CPU executes bf16 natively."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from embench import hardware
+    from embench.models.resolve import load_model
+
+    folder = tmp_path / "bf16-model"
+    shutil.copytree(tiny_model_dir, folder)
+    AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16).save_pretrained(
+        folder
+    )
+    monkeypatch.setattr(hardware, "cpu_info", lambda: ("test CPU", frozenset(flags.split())))
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    model, _ = load_model(str(folder), dtype=requested, device="cpu")
+    assert str(model.dtype) == f"torch.{expected}"

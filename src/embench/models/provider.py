@@ -2,8 +2,9 @@
 
 ``<ref>`` is ``default``, an HF folder, a LoRA adapter folder, or an embench run directory
 (``local//abs/path`` for absolute paths). Model args (``-M``): ``dtype`` (auto | float32 | bfloat16
-| float16; default auto = the model's recorded inference dtype), ``device``, ``batch_size``
-(rows decoded together, default 64), ``engine`` (``local``, the default: embench's own engine, CPU
+| float16; default auto = the model's recorded inference dtype, fp32 on a CPU without native
+bf16), ``device``, ``batch_size`` (rows decoded together, default 128, fewer when long answers
+fill the KV budget), ``engine`` (``local``, the default: embench's own engine, CPU
 or GPU; ``vllm``: vLLM on a CUDA GPU, LoRA adapters served unmerged, see
 ``embench.models.vllm_engine``), ``gpu_memory_utilization`` (vLLM's share of the GPU's memory,
 default 0.9; lower it when a vLLM judge shares the GPU).

@@ -213,7 +213,8 @@ def load_model(
 ) -> tuple[Any, Any]:
     """Load (model, tokenizer) for a reference.
 
-    ``dtype``: ``auto`` (the model's recorded inference dtype), ``float32``, ``bfloat16`` or
+    ``dtype``: ``auto`` (the model's recorded inference dtype; on a CPU without native bf16
+    instructions a 16-bit recorded dtype becomes float32), ``float32``, ``bfloat16`` or
     ``float16``. LoRA adapters (a chain of runs may have several) are merged in training order in
     float32, then the model is cast to ``dtype``; the last adapter stays unmerged when
     ``merge_adapter`` is false (then a ``PeftModel`` is returned).
@@ -243,7 +244,13 @@ def load_model(
                 model = model.merge_and_unload()
     if target is not None:
         model = model.to(target)
-    if model.dtype == torch.float16 and device == "cpu":
+    if dtype == "auto" and device == "cpu" and model.dtype in (torch.float16, torch.bfloat16):
+        from embench.hardware import cpu_has_fast_bf16
+
+        # without AMX / AVX-512 BF16 PyTorch emulates bf16: sampling took 1.7x as long as fp32
+        # (benchmarks/cpu_precision.py, README "Benchmarks"), so auto means fp32 there
+        model = model.to(torch.bfloat16 if cpu_has_fast_bf16() else torch.float32)
+    elif model.dtype == torch.float16 and device == "cpu":
         model = model.to(torch.bfloat16)
     model.to(device)
     model.eval()
