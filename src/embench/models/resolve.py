@@ -242,16 +242,11 @@ def load_model(
             model = PeftModel.from_pretrained(model, adapter)
             if merge_adapter or i < len(adapters) - 1:
                 model = model.merge_and_unload()
-    if target is not None:
-        model = model.to(target)
-    if dtype == "auto" and device == "cpu" and model.dtype in (torch.float16, torch.bfloat16):
-        from embench.hardware import cpu_has_fast_bf16
-
-        # without AMX / AVX-512 BF16 PyTorch emulates bf16: sampling took 1.7x as long as fp32
-        # (benchmarks/cpu_precision.py, README "Benchmarks"), so auto means fp32 there
-        model = model.to(torch.bfloat16 if cpu_has_fast_bf16() else torch.float32)
-    elif model.dtype == torch.float16 and device == "cpu":
-        model = model.to(torch.bfloat16)
+    final = target if target is not None else model.dtype
+    if device == "cpu":
+        final = _cpu_dtype(final, dtype)
+    if model.dtype != final:  # one cast: merged fp32 weights never round-trip through 16 bits
+        model = model.to(final)
     model.to(device)
     model.eval()
     return model, tokenizer
@@ -272,6 +267,22 @@ def load_tokenizer(resolved: ResolvedModel) -> Any:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def _cpu_dtype(dtype: Any, requested: str) -> Any:
+    """The dtype to run ``dtype`` in on a CPU: float16 has no fast CPU kernels (bf16 instead);
+    under ``auto`` a 16-bit dtype becomes float32 where the CPU has no native bf16 (PyTorch
+    emulates it there: sampling took 1.7x as long as fp32, benchmarks/cpu_precision.py and
+    README "Benchmarks")."""
+    import torch
+
+    if dtype not in (torch.float16, torch.bfloat16):
+        return dtype
+    if requested == "auto":
+        from embench.hardware import cpu_has_fast_bf16
+
+        return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+    return torch.bfloat16
 
 
 def _recorded_dtype(weights: str) -> Any:
