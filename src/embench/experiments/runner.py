@@ -130,24 +130,21 @@ def preflight(config: ExperimentConfig, out: Path) -> dict[str, Any]:
     _check_task_args(config)
     cells = config.cells()
     by_label = {c.label: c for c in cells}
-    scratch_dir = Path(tempfile.mkdtemp(prefix="embench-preflight-"))  # nothing lands in out
-    for cell in cells:
-        lora = bool(cell.options.get("lora", False))
-        try:
-            parse_all(list(cell.mitigation), lora)
-        except EmbenchError as error:
-            raise EmbenchError(f"{config.source}: cell {cell.label}: {error}") from None
-        matched = by_label.get(cell.match_label) if cell.match_label else None
-        matched_run = out / "cells" / matched.folder / "run" if matched else None
-        scratch = scratch_dir / f"{cell.folder}.yaml"
-        atomic_write_text(scratch, yaml.safe_dump(train_yaml(cell, out, matched_run)))
-        try:
-            _trainer_config(plugins[cell.trainer], scratch)
-        except EmbenchError as error:
-            raise EmbenchError(f"{config.source}: cell {cell.label}: {error}") from None
-        finally:
-            scratch.unlink(missing_ok=True)
-    scratch_dir.rmdir()
+    with tempfile.TemporaryDirectory(prefix="embench-preflight-") as scratch_dir:
+        for cell in cells:  # each cell's trainer config, checked as its run will read it
+            lora = bool(cell.options.get("lora", False))
+            try:
+                parse_all(list(cell.mitigation), lora)
+            except EmbenchError as error:
+                raise EmbenchError(f"{config.source}: cell {cell.label}: {error}") from None
+            matched = by_label.get(cell.match_label) if cell.match_label else None
+            matched_run = out / "cells" / matched.folder / "run" if matched else None
+            scratch = Path(scratch_dir) / f"{cell.folder}.yaml"  # nothing lands in out
+            atomic_write_text(scratch, yaml.safe_dump(train_yaml(cell, out, matched_run)))
+            try:
+                _trainer_config(plugins[cell.trainer], scratch)
+            except EmbenchError as error:
+                raise EmbenchError(f"{config.source}: cell {cell.label}: {error}") from None
     # last, the checks that may load a local judge
     for judge in (config.judge, *config.extra_judges):
         _check_judge(judge)
