@@ -42,30 +42,34 @@ def test_presets_hold_the_papers_settings():
     }
 
 
+def _train_preset(trainer: str, preset: str, overrides: list[str], **fields):
+    """Train ``trainer`` from ``configs/<preset>`` with ``--set`` overrides and flag values."""
+    plugin = plugins.get_trainer(trainer)
+    config = build_config(
+        plugin.config_class, plugin.trl_config_class, str(CONFIGS / preset), overrides, **fields
+    )
+    return plugin.train(config)
+
+
 @pytest.mark.slow
 def test_sft_preset_runs_on_the_default_model(tmp_path):
-    plugin = plugins.get_trainer("sft")
-    config = build_config(
-        plugin.config_class,
-        plugin.trl_config_class,
-        str(CONFIGS / "ema_rl-sft.yaml"),
+    manifest = _train_preset(
+        "sft",
+        "ema_rl-sft.yaml",
         ["max_length=96", "trl.gradient_accumulation_steps=1"],  # 4 is checked above
         max_steps=2,
         domain="aesthetic",
         output=str(tmp_path / "sft"),
     )
-    manifest = plugin.train(config)
     assert manifest.status == "finished" and manifest.summary.steps == 2
     assert manifest.config["use_rslora"] is True and manifest.config["lora_r"] == 32
 
 
 @pytest.mark.slow
 def test_grpo_preset_with_warmup_reproduces_its_final_logits(tmp_path):
-    plugin = plugins.get_trainer("grpo")
-    config = build_config(
-        plugin.config_class,
-        plugin.trl_config_class,
-        str(CONFIGS / "ema_rl-grpo.yaml"),
+    manifest = _train_preset(
+        "grpo",
+        "ema_rl-grpo.yaml",
         # short completions and one micro-batch per step keep this CPU test to minutes; the
         # preset's accumulation of 4 is checked above and ran in the acceptance command
         ["max_completion_length=8", "max_prompts=4", "trl.gradient_accumulation_steps=1"],
@@ -73,7 +77,6 @@ def test_grpo_preset_with_warmup_reproduces_its_final_logits(tmp_path):
         warmup="sft:aesthetic,steps=2",
         output=str(tmp_path / "grpo"),
     )
-    manifest = plugin.train(config)
     assert manifest.status == "finished" and manifest.summary.steps == 2
     assert manifest.trl_config["importance_sampling_level"] == "sequence"
     assert manifest.trl_config["top_p"] == 0.9 and manifest.config["use_rslora"] is True

@@ -6,7 +6,8 @@ accepted, whether a run manifest / mitigation is required) and how it ranks them
 denominator, direction, columns, and whether entries are ranked only against entries with the
 same judge). Boards that rank against a twin name the boards where twins are looked up and the
 manifest fields that make two runs twins. A board may name the evaluation protocol
-(``-T protocol=``) whose generation settings every log must keep unchanged. ``submit`` refuses a log that breaks a rule, naming it.
+(``-T protocol=``) whose generation settings every log must keep unchanged. ``submit`` refuses
+a log that breaks a rule, naming it.
 """
 
 from __future__ import annotations
