@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,6 +76,34 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bf16_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model re-saved with bf16 weights, so its config records bf16."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path_factory.mktemp("tiny-bf16") / "model"
+    shutil.copytree(tiny_model_dir, out)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16)
+    model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture
+def cpu_flags(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``cpu_flags("avx2 fma")``: embench.hardware sees a CPU with these flags and no ISA cap."""
+    from embench import hardware
+
+    def use(flags: str) -> None:
+        monkeypatch.setattr(hardware, "cpu_info", lambda: ("test CPU", frozenset(flags.split())))
+        monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+
+    return use
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

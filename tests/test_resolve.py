@@ -104,42 +104,18 @@ def test_unknown_local_model_is_one_line_in_inspect():
     ],
 )
 def test_auto_dtype_on_cpu_follows_bf16_support(
-    tiny_model_dir, tmp_path, monkeypatch, flags, requested, expected
+    tiny_bf16_model_dir, cpu_flags, flags, requested, expected
 ):
     """A model recorded in bf16 loads in bf16 only where the CPU executes bf16 natively."""
     from embench.models.resolve import load_model
 
-    folder = _bf16_copy(tiny_model_dir, tmp_path)
-    _cpu_flags(monkeypatch, flags)
-    model, _ = load_model(str(folder), dtype=requested, device="cpu")
+    cpu_flags(flags)
+    model, _ = load_model(str(tiny_bf16_model_dir), dtype=requested, device="cpu")
     assert str(model.dtype) == f"torch.{expected}"
 
 
-def _bf16_copy(tiny_model_dir, tmp_path):
-    """The tiny model re-saved with bf16 weights (so its config records bf16)."""
-    import shutil
-
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    folder = tmp_path / "bf16-model"
-    shutil.copytree(tiny_model_dir, folder)
-    AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16).save_pretrained(
-        folder
-    )
-    return folder
-
-
-def _cpu_flags(monkeypatch, flags):
-    from embench import hardware
-
-    monkeypatch.setattr(hardware, "cpu_info", lambda: ("test CPU", frozenset(flags.split())))
-    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
-    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
-
-
 def test_adapter_on_a_bf16_base_merges_in_fp32_without_a_bf16_round_trip(
-    tiny_model_dir, tmp_path, monkeypatch
+    tiny_bf16_model_dir, tmp_path, cpu_flags
 ):
     """On a CPU without native bf16, auto keeps the float32 merge as it is: the weights equal a
     float32 merge done by hand (a cast to the recorded bf16 and back would round them)."""
@@ -149,7 +125,7 @@ def test_adapter_on_a_bf16_base_merges_in_fp32_without_a_bf16_round_trip(
 
     from embench.models.resolve import load_model
 
-    base = _bf16_copy(tiny_model_dir, tmp_path)
+    base = tiny_bf16_model_dir
     torch.manual_seed(0)
     lora = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     fp32_base = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
@@ -157,7 +133,7 @@ def test_adapter_on_a_bf16_base_merges_in_fp32_without_a_bf16_round_trip(
     expected = PeftModel.from_pretrained(
         AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32), tmp_path / "adapter"
     ).merge_and_unload()
-    _cpu_flags(monkeypatch, "avx2 fma")
+    cpu_flags("avx2 fma")
     model, _ = load_model(str(tmp_path / "adapter"), dtype="auto", device="cpu")
     assert model.dtype == torch.float32
     name = "model.layers.0.self_attn.q_proj.weight"

@@ -277,3 +277,26 @@ def test_gpu_memory_share_reaches_vllm(gpu, recorder, tmp_path, tiny_model_dir):
         Exception, match=r"gpu_memory_utilization=1.5: must be a number in \(0, 1\]"
     ):
         get_model(f"local/{run}", memoize=False, engine="vllm", gpu_memory_utilization=1.5)
+
+
+def test_chain_merge_keeps_the_base_dtype_whatever_the_host_cpu(
+    gpu, recorder, monkeypatch, tmp_path, tiny_bf16_model_dir, cpu_flags
+):
+    """The merge only passes through the host CPU: under dtype auto the merged folder vLLM
+    serves keeps the base's recorded bf16 even where that CPU has no native bf16 (where
+    load_model's own auto would compute in fp32)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    monkeypatch.setenv("EMBENCH_CACHE", str(tmp_path / "cache"))
+    cpu_flags("avx2 fma")
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_bf16_model_dir), dtype=torch.float32)
+    warm = _random_adapter(base, tmp_path / "warm", seed=1)
+    _random_adapter(warm, tmp_path / "last", seed=2)
+    run = lora_run(tmp_path, tiny_bf16_model_dir)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["adapter_chain"] = [str(tmp_path / "warm"), str(tmp_path / "last")]
+    (run / "manifest.json").write_text(json.dumps(manifest))
+
+    get_model(f"local/{run}", memoize=False, engine="vllm")
+    (options,) = recorder.llm
+    assert str(AutoConfig.from_pretrained(options["model"]).dtype) == "torch.bfloat16"

@@ -229,7 +229,7 @@ def load_model(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     adapters = resolved.adapters
     if adapters and torch_dtype != torch.float32:  # merge in float32, as training did
-        target = torch_dtype if torch_dtype != "auto" else _recorded_dtype(resolved.weights)
+        target = torch_dtype if torch_dtype != "auto" else recorded_dtype(resolved.weights)
         torch_dtype = torch.float32
     else:
         target = None
@@ -285,7 +285,7 @@ def _cpu_dtype(dtype: Any, requested: str) -> Any:
     return torch.bfloat16
 
 
-def _recorded_dtype(weights: str) -> Any:
+def recorded_dtype(weights: str) -> Any:
     """The inference dtype a model folder records (float32 when it records none)."""
     import torch
     from transformers import AutoConfig

@@ -48,6 +48,7 @@ from embench.models.resolve import (
     _read_json,
     load_model,
     load_tokenizer,
+    recorded_dtype,
     resolve_model,
     tokenizer_source,
 )
@@ -103,7 +104,12 @@ def _merged_stages(resolved: ResolvedModel, dtype: str) -> Path:
     if (target / "config.json").exists():
         return target
     earlier = ResolvedModel(resolved.reference, resolved.weights, stages[-1], None, stages[:-1])
-    model, tokenizer = load_model(earlier, dtype=dtype, device="cpu")
+    # auto = the base's recorded dtype, not the one this host's CPU would compute in: the merge
+    # only passes through the CPU, vLLM serves it on the GPU
+    recorded = str(recorded_dtype(resolved.weights)).removeprefix("torch.")
+    model, tokenizer = load_model(
+        earlier, dtype=recorded if dtype == "auto" else dtype, device="cpu"
+    )
     target.parent.mkdir(parents=True, exist_ok=True)
     # write a temporary sibling and rename: an interrupted save leaves nothing behind
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".merge-") as tmp:
