@@ -148,6 +148,8 @@ def train(
         from embench.training.config import config_to_dict
 
         click.echo(yaml.safe_dump(config_to_dict(config), sort_keys=False).rstrip())
+        for line in _overwrite_plan(config) if not resume_dir else []:
+            click.echo(line)
         click.echo(f"# ok: trainer {plugin.name}, output {config.output}; nothing was trained")
         return
 
@@ -232,6 +234,19 @@ def _check_before_loading(plugin: Any, config: Any) -> None:
     if match:
         if not (Path(match) / "manifest.json").is_file():
             raise EmbenchError(f"--match {match}: not a run directory (no manifest.json)")
+
+
+def _overwrite_plan(config: Any) -> list[str]:
+    """Dry run: refuse an output the run could not write, and say what --overwrite removes."""
+    from embench.training.rundir import RunDir
+
+    RunDir.check_free(config.output, bool(config.overwrite))
+    doomed = RunDir.would_remove(config.output) if config.overwrite else []
+    if not doomed:
+        return []
+    return [f"# --overwrite would remove {len(doomed)} item(s) in {config.output}:"] + [
+        f"#   {path}{'/' if path.is_dir() else ''}" for path in doomed
+    ]
 
 
 def _print_outcome(manifest: Any, config: Any) -> None:

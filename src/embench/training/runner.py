@@ -362,21 +362,49 @@ def run_training(
     """
     from accelerate import PartialState
 
-    from embench.training.data import dataset_hash
-
     # under `accelerate launch`/`torchrun`: this process's rank among several (cpu=True, as
     # TrainingArguments(use_cpu=True) creates it, or the shared state would say single-process)
     processes = PartialState(cpu=not _cuda())
-    main = processes.is_main_process
     if config.mitigations and plan is None:
         raise EmbenchError(
             f"trainer '{trainer_name}' does not apply mitigations (it passes no Plan to "
             "run_training); train without --mitigation"
         )
     run = RunDir(config.output or default_output(trainer_name, config))
+    try:
+        return _train_as_writer(
+            trainer_name, kind, config, build, run, processes,
+            dataset=dataset, plan=plan, match=match, world_size=world_size, summary=summary,
+            resume=resume,
+        )  # fmt: skip
+    finally:
+        run.unlock()
+
+
+def _train_as_writer(
+    trainer_name: str,
+    kind: str,
+    config: TrainConfig,
+    build: Callable[[TrainConfig, RunDir, Any, Any, Any, list[Any]], Any],
+    run: RunDir,
+    processes: Any,
+    *,
+    dataset: Any,
+    plan: Any,
+    match: dict[str, Any] | None,
+    world_size: int | None,
+    summary: dict[str, Any] | None,
+    resume: bool,
+) -> RunManifest:
+    """``run_training``'s work, as the run directory's one writer (its main process locks it)."""
+    from embench.training.data import dataset_hash
+
+    main = processes.is_main_process
     checkpoint = None
     if resume:
         run = RunDir.open(run.path)
+        if main:
+            run.lock()
         if run.manifest().status == "finished":
             raise EmbenchError(f"{run.path} already finished; nothing to resume")
     elif main:
@@ -384,7 +412,7 @@ def run_training(
 
     model, tokenizer, peft_config = load_policy(config)
     if not resume and main:  # the run directory appears only once the model has loaded
-        RunDir.create(run.path, config.overwrite)
+        run = RunDir.create(run.path, config.overwrite)
         RunManifest(
             trainer=trainer_name,
             kind=kind,

@@ -1,0 +1,144 @@
+"""Issue 22's hostile-input battery: one regression test (or a few) per numbered item.
+
+Each test feeds the input that once crashed, overwrote or was accepted, and checks the refusal;
+where the fix is a limit, the time and the peak memory are asserted loosely.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import tracemalloc
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from embench.cli import main
+from embench.errors import EmbenchError
+from embench.training.rundir import LOCK_FILE, RunDir
+
+
+def cli(*args: str, cwd: Path | None = None):
+    if cwd is None:
+        return CliRunner().invoke(main, list(args))
+    old = Path.cwd()
+    os.chdir(cwd)
+    try:
+        return CliRunner().invoke(main, list(args))
+    finally:
+        os.chdir(old)
+
+
+def one_line_error(result) -> str:
+    """The CLI's refusal: exit code 2, a single 'error:' line, no traceback."""
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("error: "), result.output
+    assert "Traceback" not in result.output
+    return lines[-1]
+
+
+@contextmanager
+def bounded(seconds: float = 5.0, megabytes: float = 500.0):
+    """Assert the block ends within ``seconds`` and allocates under ``megabytes`` at its peak."""
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        elapsed = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert elapsed < seconds, f"took {elapsed:.1f} s"
+    assert peak < megabytes * 2**20, f"peak {peak / 2**20:.0f} MB"
+
+
+TRAIN = ("train", "--trainer", "sft", "--domain", "code", "--dry-run")
+
+
+def a_run_dir(path: Path) -> Path:
+    path.mkdir(parents=True)
+    (path / "manifest.json").write_text(json.dumps({"trainer": "sft", "kind": "sft"}))
+    (path / "metrics.jsonl").write_text("{}\n")
+    return path
+
+
+# 5. --overwrite deletes only what embench made --------------------------------------------------
+
+
+def test_5_overwrite_refuses_a_folder_embench_did_not_make(tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "thesis.txt").write_text("x")
+    with pytest.raises(EmbenchError, match="holds no manifest.json"):
+        RunDir.create(victim, overwrite=True)
+    line = one_line_error(cli(*TRAIN, "--output", str(victim), "--overwrite"))
+    assert "replaces only embench run directories" in line
+    assert (victim / "thesis.txt").read_text() == "x"
+
+
+def test_5_overwrite_refuses_the_working_directory_and_its_parents(tmp_path):
+    run = a_run_dir(tmp_path / "run")
+    (run / "sub").mkdir()
+    for output, cwd in ((".", run), (str(run), run / "sub")):
+        line = one_line_error(cli(*TRAIN, "--output", output, "--overwrite", cwd=cwd))
+        assert "holds the working directory" in line
+    assert (run / "metrics.jsonl").exists()
+
+
+def test_5_dry_run_says_what_overwrite_would_remove(tmp_path):
+    run = a_run_dir(tmp_path / "run")
+    result = cli(*TRAIN, "--output", str(run), "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert "--overwrite would remove 2 item(s)" in result.output
+    assert str(run / "metrics.jsonl") in result.output
+    assert (run / "metrics.jsonl").exists()  # a dry run removes nothing
+    fresh = RunDir.create(run, overwrite=True)  # an embench run directory is replaced
+    assert sorted(p.name for p in fresh.path.iterdir()) == [LOCK_FILE]
+    fresh.unlock()
+
+
+# 7. one writer per run directory -----------------------------------------------------------------
+
+HOLD = """
+import sys, time
+from embench.training.rundir import RunDir
+RunDir.create(sys.argv[1], overwrite=True)
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def test_7_a_second_writer_is_refused_naming_the_holder(tmp_path):
+    run = a_run_dir(tmp_path / "c")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(EmbenchError, match=f"being written by process {holder.pid}"):
+            RunDir.create(run, overwrite=True)
+        line = one_line_error(cli(*TRAIN, "--output", str(run), "--overwrite"))
+        assert f"process {holder.pid}" in line
+    finally:
+        holder.kill()
+        holder.wait()
+    RunDir.create(run, overwrite=True).unlock()  # free again once the holder is gone
+
+
+# 16 (part). --output as a symlink is refused before anything loads ------------------------------
+
+
+def test_16_output_symlink_and_dangling_symlink_are_one_line(tmp_path):
+    a_run_dir(tmp_path / "real")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    for name in ("link", "dangling"):
+        line = one_line_error(cli(*TRAIN, "--output", str(tmp_path / name), "--overwrite"))
+        assert "is a symbolic link" in line
