@@ -142,3 +142,24 @@ def test_16_output_symlink_and_dangling_symlink_are_one_line(tmp_path):
     for name in ("link", "dangling"):
         line = one_line_error(cli(*TRAIN, "--output", str(tmp_path / name), "--overwrite"))
         assert "is a symbolic link" in line
+
+
+# 6. rescore never replaces its input ------------------------------------------------------------
+
+
+def test_6_rescore_refuses_an_output_equal_to_its_input(tmp_path):
+    log = tmp_path / "L.eval"
+    log.write_bytes(b"the original log")
+    (tmp_path / "alias.eval").symlink_to(log)
+    for output in (log, tmp_path / "alias.eval", tmp_path / "." / "L.eval"):
+        line = one_line_error(cli("rescore", str(log), "--judge", "mockllm/model", "--output",
+                                  str(output)))  # fmt: skip
+        assert "is the log being re-scored" in line
+    assert log.read_bytes() == b"the original log"
+
+
+def test_16_rescore_with_an_uninstalled_judge_is_one_line_before_reading(tmp_path):
+    log = tmp_path / "L.eval"
+    log.write_bytes(b"not even a log: the judge is checked first")
+    line = one_line_error(cli("rescore", str(log), "--judge", "anthropic/claude-x"))
+    assert "needs the anthropic package" in line
