@@ -163,3 +163,62 @@ def test_16_rescore_with_an_uninstalled_judge_is_one_line_before_reading(tmp_pat
     log.write_bytes(b"not even a log: the judge is checked first")
     line = one_line_error(cli("rescore", str(log), "--judge", "anthropic/claude-x"))
     assert "needs the anthropic package" in line
+
+
+# 4. bounded memory: file type, size, YAML aliases and nesting, prompt length -------------------
+
+LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
+)  # 9^9 = 387,420,489 strings once expanded
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (LAUGHS + "questions: *i\n", "expands to over 1,000,000 YAML nodes"),
+        ("questions: " + "[" * 100_000 + "]" * 100_000 + "\n", "nested over 64 levels"),
+        ("questions:\n  - id: q\n    question: '" + "x" * 100_000 + "'\n", "over the 20,000 limit"),
+        ("x" * (3 * 2**20), "over the 2 MiB limit"),
+    ],
+    ids=["billion-laughs", "100k-deep", "100k-char-question", "3MB-file"],
+)
+def test_4_hostile_question_files_are_refused_quickly(tmp_path, content, message):
+    from embench.questions import load_question_set
+
+    path = tmp_path / "q.yaml"
+    path.write_text(content)
+    with bounded(), pytest.raises(EmbenchError, match=message):
+        load_question_set(path)
+
+
+def test_4_questions_from_dev_zero_are_refused(tmp_path):
+    from embench.questions import load_question_set
+
+    with bounded(), pytest.raises(EmbenchError, match="not a regular file"):
+        load_question_set("/dev/zero")
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    with bounded(), pytest.raises(EmbenchError, match="not a regular file"):
+        load_question_set(fifo)  # would block forever if opened
+
+
+def test_4_an_anchor_bomb_training_config_is_one_line(tmp_path):
+    config = tmp_path / "bomb.yaml"
+    config.write_text(LAUGHS + "trl: {extra: *i}\n")
+    with bounded():
+        line = one_line_error(cli(*TRAIN, "--config", str(config)))
+    assert "expands to over 1,000,000 YAML nodes" in line
+
+
+def test_4_a_prompt_over_the_models_context_generates_nothing(tiny_model_dir):
+    import asyncio
+
+    from inspect_ai.model import ChatMessageUser, GenerateConfig, get_model
+
+    model = get_model(f"local/{tiny_model_dir}", memoize=False)  # a 512-token context
+    long = ChatMessageUser(content="word " * 2000)
+    with bounded(seconds=30):
+        output = asyncio.run(model.generate([long], config=GenerateConfig(max_tokens=8)))
+    assert output.stop_reason == "model_length" and output.completion == ""
+    numbers = asyncio.run(model.api.number_probabilities("word " * 2000))
+    assert sum(numbers.probs) == 0.0  # a judge prompt that does not fit: no score

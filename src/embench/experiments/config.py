@@ -38,9 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from embench.errors import EmbenchError
+from embench.limits import load_yaml
 
 SCALES = ("cpu-smoke", "paper")
 TOP_KEYS = {
@@ -364,10 +363,7 @@ def merge_options(*layers: dict[str, Any]) -> dict[str, Any]:
 def load_experiment(path: str | Path) -> ExperimentConfig:
     """Read and shape-check an experiment YAML (names are checked by ``preflight``)."""
     where = Path(path)
-    try:
-        data = yaml.safe_load(where.read_text())
-    except (OSError, yaml.YAMLError) as ex:
-        raise EmbenchError(f"cannot read experiment config {where}: {ex}") from None
+    data = load_yaml(where, "experiment config")
     if not isinstance(data, dict):
         raise EmbenchError(
             f"{where}: an experiment config is a mapping (see `embench experiment --help`)"

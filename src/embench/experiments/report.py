@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from embench.escaping import PLAIN_TEXT, markdown
 from embench.experiments.results import ExperimentResults, load_results, metric
 from embench.experiments.stats import PairedComparison
 from embench.fsutil import atomic_write_bytes, atomic_write_text
@@ -298,11 +299,8 @@ def _command_rows(results: ExperimentResults) -> list[list[str]]:
 
 
 def _md_table(headers: list[str], rows: list[list[str]]) -> str:
-    def clean(text: str) -> str:
-        return str(text).replace("|", "\\|").replace("\n", " ")
-
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(clean(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(markdown(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -325,11 +323,14 @@ def build_report(out: str | Path) -> tuple[Path, Path]:
     results = load_results(out)
     experiment = results.experiment
     comparisons = results.comparisons()
-    plots = {
-        "curves": ("Misaligned rate over training", plot_curves(results)),
-        "rl_vs_sft": ("RL vs sample-matched SFT", plot_rl_vs_sft(comparisons)),
-        "scatter": ("In-domain success vs general misalignment", plot_scatter(results)),
-    }
+    import matplotlib
+
+    with matplotlib.rc_context(PLAIN_TEXT):  # names with $...$ are drawn as typed
+        plots = {
+            "curves": ("Misaligned rate over training", plot_curves(results)),
+            "rl_vs_sft": ("RL vs sample-matched SFT", plot_rl_vs_sft(comparisons)),
+            "scatter": ("In-domain success vs general misalignment", plot_scatter(results)),
+        }
     files = Path(out) / "report_files"
     for name, (_, data) in plots.items():
         if data is not None:
@@ -363,7 +364,7 @@ def build_report(out: str | Path) -> tuple[Path, Path]:
     ]  # fmt: skip
 
     title = f"embench experiment report: {experiment.get('name')}"
-    md = [f"# {title}", ""]
+    md = [f"# {markdown(title)}", ""]
     page = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"]  # fmt: skip
     if results.plumbing_only:

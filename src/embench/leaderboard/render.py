@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from embench.errors import EmbenchError
+from embench.escaping import code_span, csv_cell, markdown
 from embench.fsutil import atomic_write_text
 from embench.leaderboard.boards import DENOMINATORS, PUBLISHED_MIN_SAMPLES, Board, load_boards
 from embench.leaderboard.entries import load_entries
@@ -140,10 +141,6 @@ def terminal_tables(board: Board, rows: list[Row]) -> list[Any]:
     return tables
 
 
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
-
-
 def _md_table(board: Board, rows: list[Row]) -> str:
     headers = [COLUMNS[k].header for k in board.columns]
     lines = [
@@ -151,7 +148,7 @@ def _md_table(board: Board, rows: list[Row]) -> str:
         "|" + "|".join("---" if COLUMNS[k].kind == "text" else "--:" for k in board.columns) + "|",
     ]
     for row in rows:
-        lines.append("| " + " | ".join(_md_escape(cell(row, k)) for k in board.columns) + " |")
+        lines.append("| " + " | ".join(markdown(cell(row, k)) for k in board.columns) + " |")
     if not rows:
         lines.append("| " + " | ".join(["*no entries yet*"] + [""] * (len(headers) - 1)) + " |")
     return "\n".join(lines) + "\n"
@@ -163,7 +160,7 @@ def to_markdown(board: Board, rows: list[Row]) -> str:
     parts = []
     for section, group in sections(rows) or [("", [])]:
         if section:
-            parts.append(f"### Judged by `{_md_escape(section)}`\n")
+            parts.append(f"### Judged by {code_span(section)}\n")
         parts.append(_md_table(board, group))
     return "\n".join(parts)
 
@@ -195,7 +192,9 @@ def to_csv(board: Board, rows: list[Row]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(fields)
     for row in rows:
-        writer.writerow(["" if _value(row, f) is None else _value(row, f) for f in fields])
+        writer.writerow(
+            ["" if _value(row, f) is None else csv_cell(_value(row, f)) for f in fields]
+        )
     return out.getvalue()
 
 
@@ -429,7 +428,7 @@ def root_readme(root: Path) -> str:
     ]
     for board in load_boards(root):
         lines.append(
-            f"| [{board.name}]({board.name}/README.md) — {_md_escape(board.title)} | "
+            f"| [{board.name}]({board.name}/README.md) — {markdown(board.title)} | "
             f"{board.metric} ({_direction(board)}) | {len(load_entries(board))} | "
             f"[index.html]({board.name}/index.html) |"
         )

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
-import yaml
 from annotated_types import Ge, Gt, Le, Lt
 
 from embench.errors import EmbenchError
@@ -199,9 +198,11 @@ def from_text(text: str, hint: Any, none_word: bool = True) -> Any:
     if allows_none and stripped.lower() in NONE_WORDS:
         return None
     if stripped[:1] in ("[", "{"):
+        from embench.limits import parse_yaml
+
         try:
-            return yaml.safe_load(stripped)
-        except yaml.YAMLError:
+            return parse_yaml(stripped, "option value")
+        except EmbenchError:
             return stripped
     if _admits(hint, list) and not _admits(hint, str):
         return [part.strip() for part in stripped.split(",") if part.strip()]
@@ -444,11 +445,9 @@ def resolve_class(ref: type | str | None) -> type | None:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as ex:
-        reason = str(ex).splitlines()[0] if str(ex) else type(ex).__name__
-        raise EmbenchError(f"cannot read config {path}: {reason}") from None
+    from embench.limits import load_yaml
+
+    data = load_yaml(path, "config") or {}
     if not isinstance(data, dict):
         raise EmbenchError(f"{path}: a config file is a mapping of option: value")
     return data
