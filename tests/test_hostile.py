@@ -222,3 +222,68 @@ def test_4_a_prompt_over_the_models_context_generates_nothing(tiny_model_dir):
     assert output.stop_reason == "model_length" and output.completion == ""
     numbers = asyncio.run(model.api.number_probabilities("word " * 2000))
     assert sum(numbers.probs) == 0.0  # a judge prompt that does not fit: no score
+
+
+# 8. a full disk: one line, and every write of the command lands together or not at all ---------
+
+REPO_BOARDS = Path(__file__).resolve().parents[1] / "leaderboards"
+
+
+def _disk_fills_after(monkeypatch, writes: int) -> None:
+    """The disk is full from the ``writes``-th flushed file on (ENOSPC, as the kernel says it)."""
+    import errno
+
+    from embench import fsutil
+
+    count = {"n": 0}
+    real = os.fsync
+
+    def fsync(fd):
+        count["n"] += 1
+        if count["n"] >= writes:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(fd)
+
+    monkeypatch.setattr(fsutil.os, "fsync", fsync)
+
+
+def test_8_render_on_a_full_disk_changes_no_page(tmp_path, monkeypatch):
+    import shutil
+
+    root = tmp_path / "leaderboards"
+    shutil.copytree(REPO_BOARDS, root)
+    (entry,) = (root / "smoke" / "entries").glob("*.json")
+    data = json.loads(entry.read_text())
+    entry.write_text(json.dumps({**data, "name": "renamed"}))
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    _disk_fills_after(monkeypatch, 2)  # README.md written, index.html not
+    line = one_line_error(cli("leaderboard", "render", "--root", str(root)))
+    assert "the disk is full" in line
+    after = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    assert after == before  # no page changed, no temporary file left
+    monkeypatch.undo()
+    assert cli("leaderboard", "render", "--root", str(root)).exit_code == 0
+    assert "renamed" in (root / "smoke" / "README.md").read_text()
+    assert "renamed" in (root / "smoke" / "index.html").read_text()
+
+
+def test_8_training_on_a_full_disk_is_one_line_and_resumes(tmp_path, tiny_model_dir, monkeypatch):
+    import errno
+
+    from embench.training import runner
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "checkpoint/probe")
+
+    monkeypatch.setattr(runner, "record_probe", full)
+    out = tmp_path / "run"
+    args = ("train", "--trainer", "sft", "--domain", "code", "--model", str(tiny_model_dir),
+            "--max-steps", "1", "--set", "max_prompts=4", "--output", str(out))  # fmt: skip
+    line = one_line_error(cli(*args))
+    assert "the disk is full" in line and "--resume" in line
+    run = RunDir(out)
+    assert run.manifest().status == "failed" and not (out / ".checkpoint.partial").exists()
+    monkeypatch.undo()
+    result = cli("train", "--resume", str(out))
+    assert result.exit_code == 0, result.output
+    assert run.manifest().status == "finished"

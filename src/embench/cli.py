@@ -47,6 +47,20 @@ class EmbenchGroup(click.Group):
         except EmbenchError as error:
             click.echo(f"error: {error}", err=True)
             sys.exit(2)
+        except Exception as error:
+            from embench.fsutil import disk_full
+
+            full = disk_full(error)
+            if full is None:
+                raise
+            where = f" writing {full.filename}" if full.filename else ""
+            click.echo(
+                f"error: the disk is full ({full.strerror}{where}); free space and run the "
+                "command again: nothing half-written was kept (an interrupted training run "
+                "continues with `embench train --resume <run>`)",
+                err=True,
+            )
+            sys.exit(2)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_MARKDOWN = re.compile(r"([\\`*_\[\]|~])")
+_MARKDOWN = re.compile(r"([\\`*_|~]|\](?=\s*[(\[]))")  # a ']' opening a link target
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 #: Characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

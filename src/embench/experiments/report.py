@@ -20,7 +20,7 @@ import click
 from embench.escaping import PLAIN_TEXT, markdown
 from embench.experiments.results import ExperimentResults, load_results, metric
 from embench.experiments.stats import PairedComparison
-from embench.fsutil import atomic_write_bytes, atomic_write_text
+from embench.fsutil import atomic_write_bytes, atomic_write_many
 
 PLUMBING = (
     "PLUMBING ONLY: this is a cpu-smoke run (a tiny model judged by a model far too small to "
@@ -332,9 +332,9 @@ def build_report(out: str | Path) -> tuple[Path, Path]:
             "scatter": ("In-domain success vs general misalignment", plot_scatter(results)),
         }
     files = Path(out) / "report_files"
-    for name, (_, data) in plots.items():
-        if data is not None:
-            atomic_write_bytes(files / f"{name}.png", data)
+    writes: dict[Path, str | bytes] = {
+        files / f"{name}.png": data for name, (_, data) in plots.items() if data is not None
+    }
 
     protocol = experiment.get("protocol", {})
     versions = ", ".join(f"{k} {v}" for k, v in (experiment.get("versions") or {}).items())
@@ -389,8 +389,10 @@ def build_report(out: str | Path) -> tuple[Path, Path]:
             f"<h2>{html.escape(heading)}</h2><p>{html.escape(note)}</p>{_html_table(headers, rows)}"
         )
     page.append("</body></html>")
-    md_path = atomic_write_text(Path(out) / "report.md", "\n".join(md) + "\n")
-    html_path = atomic_write_text(Path(out) / "report.html", "\n".join(page) + "\n")
+    md_path, html_path = Path(out) / "report.md", Path(out) / "report.html"
+    writes[md_path] = "\n".join(md) + "\n"
+    writes[html_path] = "\n".join(page) + "\n"
+    atomic_write_many(writes)  # the pages and their figures land together or not at all
     return md_path, html_path
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from embench.errors import EmbenchError
 from embench.escaping import code_span, csv_cell, markdown
-from embench.fsutil import atomic_write_text
+from embench.fsutil import atomic_write_many
 from embench.leaderboard.boards import DENOMINATORS, PUBLISHED_MIN_SAMPLES, Board, load_boards
 from embench.leaderboard.entries import load_entries
 from embench.leaderboard.plots import misaligned_rate_plot, rl_sft_plot, twin_plot
@@ -395,15 +395,12 @@ def index_html(board: Board, rows: list[Row], plots: dict[str, tuple[str, str]])
 """
 
 
-def _write_if_changed(path: Path, text: str) -> bool:
-    if path.is_file() and path.read_text() == text:
-        return False
-    atomic_write_text(path, text)
-    return True
+def _changed(path: Path, text: str) -> bool:
+    return not (path.is_file() and path.read_text() == text)
 
 
-def render_board(board: Board, root: Path) -> list[Path]:
-    """Write a board's README.md, index.html and plots/*.svg; return the files that changed."""
+def board_files(board: Board, root: Path) -> tuple[dict[Path, str], list[Path]]:
+    """(README.md, index.html and plots/*.svg of a board with their text, stale plots)."""
     rows = rank_board(board, root)
     plots = _plots(board, rows)
     outputs = {
@@ -413,10 +410,7 @@ def render_board(board: Board, root: Path) -> list[Path]:
     for name, (_, svg) in plots.items():
         outputs[board.path / "plots" / f"{name}.svg"] = svg
     stale = [p for p in (board.path / "plots").glob("*.svg") if p not in outputs]
-    for path in stale:
-        path.unlink()
-    changed = [path for path, text in outputs.items() if _write_if_changed(path, text)]
-    return changed + stale
+    return outputs, stale
 
 
 def root_readme(root: Path) -> str:
@@ -437,14 +431,24 @@ def root_readme(root: Path) -> str:
 
 
 def render_all(root: Path) -> list[Path]:
-    """Render every board and the root index; return the files that changed."""
+    """Render every board and the root index; return the files that changed.
+
+    Every page is computed first and the changed ones are written together (``atomic_write_many``):
+    a failure (a full disk) leaves every page as it was, never a README out of step with its
+    index.html.
+    """
     boards = load_boards(root)
     if not boards:
         raise EmbenchError(f"no boards under {root} (expected <board>/board.yaml)")
-    changed: list[Path] = []
+    outputs: dict[Path, str] = {}
+    stale: list[Path] = []
     for board in boards:
         check_columns(board)
-        changed += render_board(board, root)
-    if _write_if_changed(root / "README.md", root_readme(root)):
-        changed.append(root / "README.md")
-    return changed
+        files, old = board_files(board, root)
+        outputs.update(files)
+        stale += old
+    outputs[root / "README.md"] = root_readme(root)
+    changed = atomic_write_many({p: t for p, t in outputs.items() if _changed(p, t)})
+    for path in stale:
+        path.unlink()
+    return changed + stale

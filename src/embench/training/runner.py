@@ -314,18 +314,33 @@ def _save_final(trainer: Any, tokenizer: Any, run: RunDir, plan: Any, processes:
     if processes.is_main_process:
         shutil.rmtree(partial, ignore_errors=True)
     processes.wait_for_everyone()
-    trainer.save_model(str(partial))
     records: list[Any] = []
-    if processes.is_main_process:
-        tokenizer.save_pretrained(str(partial))
-        # save-time mitigations first (SafeLoRA rewrites the saved adapter and loads it back into
-        # the model), so the probe describes the weights as saved
-        records = plan.finish(trainer, partial) if plan is not None else []
-        record_probe(trainer, tokenizer, run)  # the final logits, to check reloads against
-        shutil.rmtree(run.checkpoint, ignore_errors=True)
-        os.replace(partial, run.checkpoint)
+    try:
+        trainer.save_model(str(partial))
+        if processes.is_main_process:
+            tokenizer.save_pretrained(str(partial))
+            # save-time mitigations first (SafeLoRA rewrites the saved adapter and loads it back
+            # into the model), so the probe describes the weights as saved
+            records = plan.finish(trainer, partial) if plan is not None else []
+            record_probe(trainer, tokenizer, run)  # the final logits, to check reloads against
+            shutil.rmtree(run.checkpoint, ignore_errors=True)
+            os.replace(partial, run.checkpoint)
+    except BaseException:  # a full disk: keep no half-written checkpoint
+        if processes.is_main_process:
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
     processes.wait_for_everyone()
     return records
+
+
+def _record_failure(update: Callable[..., Any], error: BaseException) -> None:
+    """Mark the run ``failed`` with its error; a manifest that cannot be written (a full disk)
+    stays ``running``, which ``--resume`` continues like an interrupted run."""
+    reason = str(error) if isinstance(error, EmbenchError) else f"{type(error).__name__}: {error}"
+    try:
+        update(status="failed", error=reason)
+    except OSError as ex:
+        _say(f"could not record the failure in the manifest ({ex}); --resume continues the run")
 
 
 def _per_process(local: dict[str, Any], processes: Any) -> list[dict[str, Any]]:
@@ -493,7 +508,7 @@ def _train_as_writer(
             _say(f"interrupted by {cause} ({kept}); continue with:\n  {resume_command(run)}")
             raise
         except BaseException as ex:
-            update(status="failed", error=f"{type(ex).__name__}: {ex}")
+            _record_failure(update, ex)
             raise
     steps = trainer.state.global_step
     _, machine = machine_precision(config)
