@@ -399,9 +399,12 @@ def _changed(path: Path, text: str) -> bool:
     return not (path.is_file() and path.read_text() == text)
 
 
-def board_files(board: Board, root: Path) -> tuple[dict[Path, str], list[Path]]:
-    """(README.md, index.html and plots/*.svg of a board with their text, stale plots)."""
-    rows = rank_board(board, root)
+def board_files(
+    board: Board, root: Path, skipped: list[str] | None = None
+) -> tuple[dict[Path, str], list[Path]]:
+    """(README.md, index.html and plots/*.svg of a board with their text, stale plots); entries
+    a page cannot show are left out and named in ``skipped``."""
+    rows = rank_board(board, root, skipped)
     plots = _plots(board, rows)
     outputs = {
         board.path / "README.md": readme(board, rows, plots),
@@ -423,19 +426,19 @@ def root_readme(root: Path) -> str:
     for board in load_boards(root):
         lines.append(
             f"| [{board.name}]({board.name}/README.md) — {markdown(board.title)} | "
-            f"{board.metric} ({_direction(board)}) | {len(load_entries(board))} | "
+            f"{board.metric} ({_direction(board)}) | {len(load_entries(board, []))} | "
             f"[index.html]({board.name}/index.html) |"
         )
     lines += ["", f"<!-- {GENERATED_NOTE} -->", ""]
     return "\n".join(lines)
 
 
-def render_all(root: Path) -> list[Path]:
+def render_all(root: Path, skipped: list[str] | None = None) -> list[Path]:
     """Render every board and the root index; return the files that changed.
 
     Every page is computed first and the changed ones are written together (``atomic_write_many``):
     a failure (a full disk) leaves every page as it was, never a README out of step with its
-    index.html.
+    index.html. Entries a page cannot show are left out and named in ``skipped``.
     """
     boards = load_boards(root)
     if not boards:
@@ -444,7 +447,7 @@ def render_all(root: Path) -> list[Path]:
     stale: list[Path] = []
     for board in boards:
         check_columns(board)
-        files, old = board_files(board, root)
+        files, old = board_files(board, root, skipped)
         outputs.update(files)
         stale += old
     outputs[root / "README.md"] = root_readme(root)
