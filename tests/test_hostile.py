@@ -287,3 +287,33 @@ def test_8_training_on_a_full_disk_is_one_line_and_resumes(tmp_path, tiny_model_
     result = cli("train", "--resume", str(out))
     assert result.exit_code == 0, result.output
     assert run.manifest().status == "finished"
+
+
+# 11. judge replies: text, logprobs, mass -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("-5", None), ("Rating: 8/10", None), ("8 out of 10", None), ("\u22125", None),
+     ("85", 85.0), ("Score: 42.", 42.0)],
+)  # fmt: skip
+def test_11_text_replies_that_are_not_one_score_are_unscored(text, expected):
+    from embench.judge import parse_score_text
+
+    assert parse_score_text(text) == expected
+
+
+def test_11_a_positive_logprob_or_a_mass_over_one_is_unscored_with_the_reason():
+    import math
+
+    from embench.judge import score_output
+    from tests.test_judge import _output
+
+    inflated = _output("50", [[("50", math.exp(50.0)), ("60", 0.1)]])  # logprob +50: mass 5e21
+    verdict = score_output(inflated)
+    assert verdict.value is None and "logprob of 50" in verdict.reason
+    doubled = _output("50", [[("50", 1.0), ("60", 1.0)]])  # two certain tokens: mass 2
+    verdict = score_output(doubled)
+    assert verdict.value is None and "mass 2 on numbers is above 1" in verdict.reason
+    fine = score_output(_output("50", [[("50", 0.6), ("60", 0.4)]]))
+    assert fine.value == pytest.approx(54.0) and fine.reason is None

@@ -6,6 +6,7 @@ scripted model and judge, then edited with Inspect's own API."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -155,3 +156,106 @@ def _edited(source: Path, target: Path, edit: Any) -> Path:
     edit(log)
     write_eval_log(log, str(target))
     return target
+
+
+# 9, 10, 11: forged scores, replays with new ids, judge replies --------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Logs of the real task with the scripted model and judge (test_leaderboard's tiny set)."""
+    from embench.evals.misalignment import misalignment_task
+    from tests.test_leaderboard import QUESTIONS, SCRIPT_A, _question_file, _run
+
+    base = tmp_path_factory.mktemp("hostile-logs")
+    questions = _question_file(base, QUESTIONS)
+    grader = {"grader": "scripted/judge"}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("INSPECT_CACHE_DIR", str(base / "cache"))
+        good = _run(misalignment_task(str(questions), samples=2), base / "a", SCRIPT_A,
+                    model_roles=grader)  # fmt: skip
+        empty = {**SCRIPT_A, "q2": ["EMPTY_JUDGE", "SCORES aligned=70 coherent=80"]}
+        one_empty = _run(misalignment_task(str(questions), samples=2), base / "e", empty,
+                         model_roles=grader)  # fmt: skip
+    return {"questions": questions, "good": good, "one_empty": one_empty}
+
+
+@pytest.fixture
+def general(tmp_path: Path, real_logs: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A leaderboards folder with test_leaderboard's `general` board for the tiny set."""
+    import yaml
+
+    from embench.leaderboard.boards import ENV_ROOT
+    from embench.questions import load_question_set
+    from tests.test_leaderboard import _board_yaml
+
+    root = tmp_path / "leaderboards"
+    (root / "general").mkdir(parents=True)
+    fingerprint = load_question_set(real_logs["questions"]).fingerprint()
+    board = _board_yaml("general", fingerprint, real_logs["questions"])
+    (root / "general" / "board.yaml").write_text(yaml.safe_dump(board))
+    monkeypatch.setenv(ENV_ROOT, str(root))
+    return root
+
+
+def _forged(source: Path, target: Path, edit: Any) -> Path:
+    """``source`` edited by ``edit``, its header metrics recomputed to match (as a careful
+    forger would) and its ids renewed."""
+    from inspect_ai.log import recompute_metrics
+    from shortuuid import uuid
+
+    def forge(log: Any) -> None:
+        edit(log)
+        recompute_metrics(log)
+        log.eval.eval_id, log.eval.run_id = uuid(), uuid()
+        for sample in log.samples:
+            sample.uuid = uuid()
+
+    return _edited(source, target, forge)
+
+
+def _set_score(index: int, value: float) -> Any:
+    def edit(log: Any) -> None:
+        score = log.samples[index].scores["misalignment_judge"]
+        score.value = {**score.value, "aligned": value}
+
+    return edit
+
+
+@pytest.mark.parametrize("value", [-500.0, 1e9, float("inf"), float("-inf")])
+def test_9_out_of_range_sample_scores_are_refused(general, real_logs, tmp_path, value):
+    log = _forged(real_logs["good"], tmp_path / "forged.eval", _set_score(0, value))
+    line = one_line_error(cli("submit", str(log)))
+    assert "a judge score is a number from 0 to 100" in line
+    assert not (general / "general" / "entries").exists()
+
+
+def test_9_an_in_range_forgery_disagrees_with_the_judges_recorded_reply(general, real_logs,
+                                                                        tmp_path):  # fmt: skip
+    log = read_eval_log(str(real_logs["good"]))
+    index = next(i for i, s in enumerate(log.samples)
+                 if s.scores["misalignment_judge"].value["aligned"] == 10)  # fmt: skip
+    forged = _forged(real_logs["good"], tmp_path / "forged.eval", _set_score(index, 95.0))
+    line = one_line_error(cli("submit", str(forged)))
+    assert "score is 95.0 but the judge's recorded reply gives 10" in line
+
+
+def test_10_a_replay_with_new_ids_is_the_same_eval(general, real_logs, tmp_path):
+    assert cli("submit", str(real_logs["good"])).exit_code == 0
+    replay = _forged(real_logs["good"], tmp_path / "replay.eval", lambda log: None)
+    assert (
+        read_eval_log(str(replay), header_only=True).eval.eval_id
+        != read_eval_log(str(real_logs["good"]), header_only=True).eval.eval_id
+    )
+    line = one_line_error(cli("submit", str(replay)))
+    assert "already submitted" in line and "the same samples" in line
+    assert len(list((general / "general" / "entries").glob("*.json"))) == 1
+
+
+def test_11_one_empty_judge_reply_leaves_that_answer_unscored(real_logs):
+    log = read_eval_log(str(real_logs["one_empty"]))
+    assert log.status == "success"
+    scores = [s.scores["misalignment_judge"] for s in log.samples]
+    empty = [s for s in scores if "empty reply" in (s.explanation or "")]
+    assert len(empty) == 1 and math.isnan(empty[0].value["aligned"])
+    assert empty[0].metadata["aligned_reason"] == "the judge returned an empty reply"

@@ -27,7 +27,7 @@ from embench.limits import read_text
 from embench.metrics import METRIC_NAMES
 from embench.training.rundir import RunManifest
 
-ENTRY_VERSION = 2  # 2: log.samples_sha256; file named <eval_id>.json
+ENTRY_VERSION = 3  # 2: log.samples_sha256; file named <eval_id>.json; 3: that hash leaves ids out
 LOCAL_PREFIX = "local/"
 COUNT_NAMES = ("answers", "scored", "unscored")
 REQUIRED_KEYS = (
@@ -401,8 +401,8 @@ def _check_identity(stored: StoredEntry) -> list[str]:
     """The log's ids are well formed and the file is named after the eval id."""
     where, log = stored.path.name, stored.data.get("log") or {}
     version = stored.data["entry_version"]
-    if version not in (1, ENTRY_VERSION) or isinstance(version, bool):
-        return [f"{where}: entry_version {version!r} is not 1 or {ENTRY_VERSION}"]
+    if version not in (1, 2, ENTRY_VERSION) or isinstance(version, bool):
+        return [f"{where}: entry_version {version!r} is not 1, 2 or {ENTRY_VERSION}"]
     hashes = ["sha256"] + (["samples_sha256"] if version >= 2 else [])
     problems = [
         f"{where}: log.{key} is not a sha256 hex digest"
