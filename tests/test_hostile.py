@@ -317,3 +317,91 @@ def test_11_a_positive_logprob_or_a_mass_over_one_is_unscored_with_the_reason():
     assert verdict.value is None and "mass 2 on numbers is above 1" in verdict.reason
     fine = score_output(_output("50", [[("50", 0.6), ("60", 0.4)]]))
     assert fine.value == pytest.approx(54.0) and fine.reason is None
+
+
+# 13. non-finite options refused; a non-finite loss stops the run, keeping the last good checkpoint
+
+
+@pytest.mark.parametrize(
+    "option", ["learning_rate=inf", "trl.max_grad_norm=nan", "trl.weight_decay=-inf"]
+)
+def test_13_non_finite_option_values_are_refused(option):
+    line = one_line_error(cli(*TRAIN, "--set", option))
+    assert "must be a finite number" in line
+
+
+def test_13_a_non_finite_loss_stops_the_run_as_failed(tmp_path, tiny_model_dir, monkeypatch):
+    import math
+
+    from embench.training.runner import ProgressCallback
+
+    original = ProgressCallback.on_step_end
+
+    def poison_after_step_2(self, args, state, control, model=None, **kwargs):
+        original(self, args, state, control, model=model, **kwargs)
+        if state.global_step == 2:  # step 2's loss was finite; its update left NaN weights
+            for parameter in model.parameters():
+                parameter.data.fill_(math.nan)
+
+    monkeypatch.setattr(ProgressCallback, "on_step_end", poison_after_step_2)
+    out = tmp_path / "run"
+    line = one_line_error(cli(
+        "train", "--trainer", "sft", "--domain", "code", "--model", str(tiny_model_dir),
+        "--full", "--max-steps", "4", "--set", "save_steps=1", "--set", "max_prompts=8",
+        "--output", str(out),
+    ))  # fmt: skip
+    assert "non-finite loss at step 3" in line and "checkpoint-1" in line
+    manifest = RunDir(out).manifest()
+    assert manifest.status == "failed" and manifest.error.startswith("non-finite loss at step 3")
+    assert manifest.last_checkpoint.endswith("checkpoint-1")  # checkpoint-2 holds NaN weights
+    assert RunDir(out).last_checkpoint().name == "checkpoint-1"
+    assert not (out / "checkpoint").exists()  # no final model of NaN weights
+
+
+# 14. Ctrl-C during an experiment's eval stops the grid as interrupted ----------------------------
+
+
+@pytest.mark.parametrize("returned", ["nothing", "cancelled"])
+def test_14_a_cancelled_eval_is_an_interrupt_not_a_failure(tmp_path, monkeypatch, returned):
+    import inspect_ai
+    from inspect_ai.log import EvalLog
+
+    from embench.experiments import evaluate as evaluate_module
+
+    def cut_by_ctrl_c(*args, **kwargs):  # what inspect_ai.eval hands back after a SIGINT
+        if returned == "nothing":
+            return []
+        log = EvalLog.model_construct(status="cancelled")
+        return [log]
+
+    monkeypatch.setattr(inspect_ai, "eval", cut_by_ctrl_c)
+    with pytest.raises(KeyboardInterrupt, match="was cancelled"):
+        evaluate_module.evaluate("local/x", "general", {}, "scripted/judge", tmp_path)
+
+
+# 15. eval.every is what is evaluated, and what --estimate counts ---------------------------------
+
+
+@pytest.mark.parametrize("every", [0, 2, 3])
+def test_15_evaluated_checkpoints_follow_eval_every_as_estimated(tmp_path, tiny_model_dir, every):
+    from embench.experiments.config import load_experiment
+    from embench.experiments.estimate import estimate_cost
+    from embench.experiments.runner import _checkpoints
+    from embench.training.rundir import RunManifest
+    from tests.test_experiments import write_config
+
+    config = load_experiment(write_config(
+        tmp_path, tiny_model_dir, trainers=["grpo"],
+        train={"max_steps": 4, "max_prompts": 2, "learning_rate": 1e-3},
+        eval={"every": every, "general": {"questions": str(tmp_path / "questions.yaml")}},
+    ))  # fmt: skip
+    run = tmp_path / "run"
+    RunManifest(trainer="grpo", kind="rl", base_model="m", weights="checkpoint",
+                summary={"steps": 4}).save(run)  # fmt: skip
+    for step in (1, 2, 3):  # a trainer's own saves, whatever eval.every says
+        (run / "checkpoints" / f"checkpoint-{step}").mkdir(parents=True)
+        RunDir.mark_complete(run / "checkpoints" / f"checkpoint-{step}")
+    steps = [step for step, _ in _checkpoints(run, config)]
+    assert steps == {0: [4], 1: [1, 2, 3, 4], 2: [2, 4], 3: [3, 4]}[every]
+    baselines = len(config.models)
+    assert estimate_cost(config).evaluated_checkpoints == len(steps) + baselines

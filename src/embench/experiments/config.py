@@ -156,6 +156,13 @@ class ExperimentConfig:
         """Evaluate the checkpoint saved every this many steps (0: the final one only)."""
         return int(self.eval.get("every") or 0)
 
+    def eval_steps(self, final: int) -> list[int]:
+        """The steps a run of ``final`` steps is evaluated at: every ``every``-th step before
+        the final one (none when ``every`` is 0), then the final step. The runner evaluates these
+        and ``--estimate`` counts these."""
+        every = self.every
+        return [*(range(every, final, every) if every > 0 else ()), final]
+
     def protocol(self) -> dict[str, Any]:
         """The grid-wide generation/judging protocol, recorded once per experiment."""
         return {

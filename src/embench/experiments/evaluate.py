@@ -103,7 +103,7 @@ def evaluate(
     """Run one embench task on ``model`` judged by ``judge``; returns ``log_summary``."""
     from inspect_ai import eval as inspect_eval
 
-    (log,) = inspect_eval(
+    logs = inspect_eval(
         TASKS[task],
         task_args=task_args,
         model=model,
@@ -116,7 +116,11 @@ def evaluate(
         limit=limit,
         fail_on_error=False,
     )
-    return log_summary(log, judge)
+    if len(logs) != 1 or logs[0].status == "cancelled":
+        # Inspect ends an eval cut by Ctrl-C (SIGINT) as cancelled instead of raising: stop the
+        # grid as interrupted, so that a rerun resumes this eval
+        raise KeyboardInterrupt(f"the eval of {model} was cancelled")
+    return log_summary(logs[0], judge)
 
 
 def judge_slug(judge: str) -> str:

@@ -24,6 +24,7 @@ import enum
 import functools
 import importlib
 import json
+import math
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,7 +228,7 @@ def parse_value(key: str, value: Any, hint: Any, source: str, none_word: bool = 
     from_string = isinstance(value, str)
     candidate = from_text(value, hint, none_word) if from_string else value
     try:
-        return _adapter(hint).validate_python(candidate, strict=not from_string)
+        parsed = _adapter(hint).validate_python(candidate, strict=not from_string)
     except ValidationError as ex:
         reason = ex.errors()[0]["msg"] if ex.errors() else str(ex)
         raise EmbenchError(
@@ -235,6 +236,23 @@ def parse_value(key: str, value: Any, hint: Any, source: str, none_word: bool = 
         ) from None
     except TypeError as ex:  # an unhashable/odd hint pydantic cannot build a schema for
         raise EmbenchError(f"{source}: cannot check '{key}' ({ex})") from None
+    if not _all_finite(parsed):
+        raise EmbenchError(
+            f"{source}: '{key}' must be a finite number, got {value!r} (inf and nan would train "
+            "a model of NaN weights)"
+        )
+    return parsed
+
+
+def _all_finite(value: Any) -> bool:
+    """No float in ``value`` (or in its lists and mappings) is inf or nan."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_all_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_all_finite(v) for v in value)
+    return True
 
 
 def _hints(cls: type) -> dict[str, Any]:
