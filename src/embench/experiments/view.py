@@ -7,9 +7,8 @@ from typing import Any
 
 from rich.table import Table
 
-from embench.errors import EmbenchError
 from embench.experiments.evaluate import read_json
-from embench.experiments.runner import CELL_FILE, EXPERIMENT_FILE, GridState
+from embench.experiments.runner import CELL_FILE, GridState, read_experiment
 
 STYLES = {
     "done": "green",
@@ -46,9 +45,7 @@ def live_rows(state: GridState) -> list[dict[str, Any]]:
 
 def status_rows(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(experiment record, one row per baseline and cell) read from an experiment folder."""
-    experiment = read_json(out / EXPERIMENT_FILE)
-    if experiment is None:
-        raise EmbenchError(f"{out} is not an experiment folder (no {EXPERIMENT_FILE})")
+    experiment = read_experiment(out)
     rows = []
     for item in experiment.get("baselines", []):
         record = read_json(out / "baselines" / item["folder"] / CELL_FILE) or {}
