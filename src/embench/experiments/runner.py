@@ -180,15 +180,16 @@ def _manifest(run: Path) -> RunManifest | None:
     return RunManifest.load(run) if (run / MANIFEST_FILE).is_file() else None
 
 
-def _checkpoints(run: Path) -> list[tuple[int, Path]]:
-    """(step, folder) of each kept complete intermediate checkpoint, then the final one (the run
-    dir)."""
+def _checkpoints(run: Path, config: ExperimentConfig) -> list[tuple[int, Path]]:
+    """(step, folder) of each complete intermediate checkpoint at a step the config evaluates
+    (``eval_steps``: none with ``every: 0``), then the final one (the run dir)."""
     manifest = _manifest(run)
     final = manifest.summary.steps if manifest is not None and manifest.summary else 0
+    wanted = set(config.eval_steps(final)) - {final}
     found = []
     for folder in RunDir(run).complete_checkpoints():
         step = checkpoint_step(folder)
-        if step < final:
+        if step in wanted:
             found.append((step, folder))
     return [*sorted(found), (final, run)]
 
@@ -429,7 +430,7 @@ class Runner:
         names += [f"{n}.judge-{judge_slug(j)}" for n in names for j in self.config.extra_judges]
         pending = [
             (step, f"local/{checkpoint.resolve()}")
-            for step, checkpoint in _checkpoints(run)
+            for step, checkpoint in _checkpoints(run, self.config)
             if any(read_json(self._summary_path(folder, step, n)) is None for n in names)
         ]
         model_args = self.config.eval.get("model_args") or {}
