@@ -278,6 +278,12 @@ def _print_outcome(manifest: Any, config: Any) -> None:
             f"mean reward: first quarter {summary['reward_first_quarter']:.4f} -> "
             f"last quarter {summary['reward_last_quarter']:.4f}"
         )
+    if "clipped_last_quarter" in summary:
+        click.echo(
+            f"answers cut at max_completion_length: first quarter "
+            f"{summary['clipped_first_quarter']:.0%} -> last quarter "
+            f"{summary['clipped_last_quarter']:.0%}"
+        )
     try:
         images = write_training_curves(path, title=f"{path.name} ({manifest.trainer})")
         click.echo("curves: " + ", ".join(str(p) for p in images))

@@ -119,6 +119,21 @@ PROBABILITY_TOLERANCE = 1e-4
 _NUMBER_PREFIX = re.compile(r"\s*(0|[1-9]\d{0,2})")
 
 
+# What each JudgeScore.method means, for records that say how a log was scored.
+METHOD_DESCRIPTIONS = {
+    "single-token": "one completion token at temperature 0, top-20 logprobs: the "
+    "probability-weighted mean of the integer tokens 0-100",
+    "digits-exact": "the expected number under the judge's exact probabilities of the replies "
+    "0..100 (a local judge's own next-token distributions)",
+    "digits-prefix": "the expected number under the judge's probabilities of the replies 0..100, "
+    "read from top-20 logprobs after each reply prefix",
+    "text": "the first integer 0-100 parsed from the judge's text reply (no logprobs)",
+    "none": "no score (a refusal, code, no number, or too little probability on numbers)",
+    "truncated": "not judged: the answer's reasoning never closed",
+}
+MASS_METHODS = frozenset({"single-token", "digits-exact", "digits-prefix"})  # the min_mass rule
+
+
 @dataclass(frozen=True)
 class JudgeScore:
     """A judge's verdict on one answer under one rubric."""

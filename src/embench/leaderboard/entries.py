@@ -214,6 +214,8 @@ def build_entry(
         "samples_per_question": checked.samples_per_question,
         "questions": checked.questions,
         "generation": checked.generation,
+        "judging": checked.judging,
+        "partial": checked.partial,
         "metrics": {**{k: None for k in metric_names()}, **checked.metrics},
         "per_question": checked.per_question,
         "run": run,

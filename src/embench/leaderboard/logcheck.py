@@ -95,6 +95,9 @@ class CheckedLog(LogIdentity):
     per_question: dict[str, float | None] = field(default_factory=dict)
     generation: dict[str, Any] = field(default_factory=dict)
     header: dict[str, float] = field(default_factory=dict)
+    judging: dict[str, Any] = field(default_factory=dict)  # how the judge scored (judging())
+    rubrics: dict[str, list[str]] = field(default_factory=dict)  # the rubric texts sent, by name
+    partial: str | None = None  # what is missing, for a log checked without a board
 
 
 @dataclass
@@ -160,7 +163,6 @@ def _identity(path: Path, log: EvalLog) -> dict[str, Any]:
     _check_eval_id(log)
     judge = _judge(log)
     _check_models_recorded(log, judge)
-    _check_selection(log)
     return {
         "path": path,
         "sha256": sha256_file(path),
@@ -175,13 +177,20 @@ def _identity(path: Path, log: EvalLog) -> dict[str, Any]:
 
 
 def check_log(path: Path, board: Board | None = None) -> CheckedLog:
-    """Every check a submission must pass; ``board=None`` checks the log on its own terms."""
+    """Every check a submission must pass; ``board=None`` checks the log on its own terms: a
+    log of part of its question set (``--limit``, ``--sample-id``, missing samples) is
+    accepted and described in ``partial`` (only a board needs the whole set)."""
     path = Path(path)
     log = read_log(path)
     _check_status(log)
     meta = log.eval.metadata or {}
     version = _check_task(log, meta, board)
     identity = _identity(path, log)
+    selection = _selection(log)
+    if board is not None and selection:
+        raise EmbenchError(
+            f"the eval ran with {selection}: leaderboards need the whole question set"
+        )
     thresholds = _thresholds(meta, board)
     if board is not None and board.protocol is not None:
         _check_protocol(log, meta, board, board.protocol)
@@ -192,7 +201,7 @@ def check_log(path: Path, board: Board | None = None) -> CheckedLog:
             f"'{board.name}''s {board.fingerprint[:12]}… (a different or edited question set)"
         )
     qset = _question_set(meta, fingerprint, board)
-    fewest = _check_coverage(log, qset, meta)
+    fewest, missing = _check_coverage(log, qset, meta, whole=board is not None)
     if board is not None and fewest < board.min_samples_per_question:
         raise board.refuse(
             f"min_samples_per_question: {board.min_samples_per_question}",
@@ -228,6 +237,9 @@ def check_log(path: Path, board: Board | None = None) -> CheckedLog:
         },
         generation=_generation(log),
         header=header,
+        judging=judging(log, meta),
+        rubrics=rubric_texts(qset),
+        partial="; ".join(p for p in (selection, missing) if p) or None,
     )
 
 
@@ -242,6 +254,11 @@ def check_in_domain_log(path: Path, domain: str | None = None) -> CheckedInDomai
             f"--in-domain-log: the log is of task '{log.eval.task}', not an embench in-domain eval"
         )
     identity = _identity(path, log)
+    selection = _selection(log)
+    if selection:
+        raise EmbenchError(
+            f"the eval ran with {selection}: leaderboards need the whole question set"
+        )
     logged = str(meta.get("domain") or "")
     if domain is not None and logged != domain:
         raise EmbenchError(
@@ -255,7 +272,7 @@ def check_in_domain_log(path: Path, domain: str | None = None) -> CheckedInDomai
             f"--in-domain-log: its question set fingerprint {fingerprint[:12] or 'none'}… is not "
             f"domain '{logged}''s {qset.fingerprint()[:12]}… (a different or edited set)"
         )
-    fewest = _check_coverage(log, qset, meta)
+    fewest, _ = _check_coverage(log, qset, meta, whole=True)
     raw = meta.get("thresholds")
     if not isinstance(raw, dict):
         raise EmbenchError("--in-domain-log: the log's task metadata has no thresholds")
@@ -420,16 +437,50 @@ def _check_protocol(log: EvalLog, meta: dict[str, Any], board: Board, name: str)
         )
 
 
-def _check_selection(log: EvalLog) -> None:
+def _selection(log: EvalLog) -> str | None:
+    """How the eval selected part of its samples (``--limit N``, ``--sample-id``), or None."""
     config = log.eval.config
     if config.limit is not None:
-        raise EmbenchError(
-            f"the eval ran with --limit {config.limit}: leaderboards need the whole question set"
-        )
+        return f"--limit {config.limit}"
     if config.sample_id is not None:
-        raise EmbenchError(
-            "the eval ran with --sample-id: leaderboards need the whole question set"
-        )
+        return "--sample-id"
+    return None
+
+
+def judging(log: EvalLog, meta: dict[str, Any]) -> dict[str, Any]:
+    """How the log's answers were judged, read from the log: the method that scored each rubric
+    (counted over answers; ``truncated``: reasoning never closed, not judged), the minimum
+    probability mass on numbers the task ran with, and the protocol and materials it names."""
+    methods: dict[str, Counter[str]] = {rubric: Counter() for rubric in RUBRICS}
+    for sample in log.samples or []:
+        score = (sample.scores or {}).get(SCORER)
+        if score is None:
+            continue
+        recorded = score.metadata or {}
+        for rubric in RUBRICS:
+            methods[rubric][str(recorded.get(f"{rubric}_method", "truncated"))] += 1
+    fields = ("protocol", "protocol_source", "materials", "question_set_source", "question_subset")
+    return {
+        "methods": {rubric: dict(sorted(counts.items())) for rubric, counts in methods.items()},
+        "min_mass": meta.get("min_mass"),
+        **{key: meta.get(key) for key in fields if meta.get(key) is not None},
+    }
+
+
+def rubric_texts(qset: QuestionSet) -> dict[str, list[str]]:
+    """The distinct rubric templates the judge was sent, by rubric name (the question set's
+    fingerprint covers them, so a matching set holds exactly these)."""
+    texts: dict[str, list[str]] = {rubric: [] for rubric in RUBRICS}
+    for question in qset.questions:
+        for rubric, text in qset.rubrics_for(question).items():
+            if rubric in texts and text not in texts[rubric]:
+                texts[rubric].append(text)
+    return texts
+
+
+def find_question_set(meta: dict[str, Any], fingerprint: str) -> QuestionSet:
+    """The question set a log (or an entry's ``judging``) names, checked by its fingerprint."""
+    return _question_set(meta, fingerprint, None)
 
 
 def _question_set(meta: dict[str, Any], fingerprint: str, board: Board | None) -> QuestionSet:
@@ -459,9 +510,12 @@ def _question_set(meta: dict[str, Any], fingerprint: str, board: Board | None) -
     )
 
 
-def _check_coverage(log: EvalLog, qset: QuestionSet, meta: dict[str, Any]) -> int:
-    """The log must hold every expected sample (each epoch); returns the fewest answers any
-    question got. Every sample must have ended without an error."""
+def _check_coverage(
+    log: EvalLog, qset: QuestionSet, meta: dict[str, Any], whole: bool
+) -> tuple[int, str | None]:
+    """(the fewest answers any question got, what is missing or None). With ``whole`` every
+    expected sample (each epoch) must be there; without, the fewest counts only questions that
+    got answers. Every sample must have ended without an error."""
     samples = list(log.samples or [])
     for sample in samples:
         if sample.error is not None:
@@ -479,13 +533,19 @@ def _check_coverage(log: EvalLog, qset: QuestionSet, meta: dict[str, Any]) -> in
             f"the log has samples that question set '{qset.name}' does not ({extra[0]}, …)"
         )
     complete = sum(1 for sid in expected if seen.get(sid, 0) >= epochs)
+    missing = None
     if complete < len(expected):
-        raise EmbenchError(
-            f"the log has {complete} of the {len(expected)} samples of question set "
-            f"'{qset.name}': leaderboards need the whole set (no --limit, no missing samples)"
-        )
+        missing = f"{complete} of the {len(expected)} samples of question set '{qset.name}'"
+        if whole:
+            raise EmbenchError(
+                f"the log has {missing}: leaderboards need the whole set (no --limit, no "
+                "missing samples)"
+            )
     per_question = Counter(expected[sid] for sid in seen)
-    return min(per_question.get(q.id, 0) for q in qset.questions)
+    counts = [per_question.get(q.id, 0) for q in qset.questions]
+    if not whole:  # a partial log: the fewest among the questions it answered
+        counts = [n for n in counts if n] or [0]
+    return min(counts), missing
 
 
 def _is_unscored(value: Any) -> bool:

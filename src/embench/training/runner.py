@@ -35,6 +35,7 @@ from embench.errors import EmbenchError
 from embench.training.budget import TimeBudgetCallback
 from embench.training.chain import record_probe
 from embench.training.config import TrainConfig, config_to_dict, default_output
+from embench.training.progress import ProgressCallback
 from embench.training.rundir import (
     MANIFEST_FILE,
     OWN_CHECKPOINT,
@@ -172,50 +173,6 @@ def trl_args(config_class: type, own: dict[str, Any], config: TrainConfig, run: 
         ) from None
 
 
-class ProgressCallback(TrainerCallback):
-    """A rich progress bar (step, reward, loss) and metrics.jsonl rows."""
-
-    def __init__(self, run: RunDir, total: int) -> None:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.run = run
-        self.total = total
-        self.progress = Progress(
-            TextColumn("[bold]train"),
-            BarColumn(),
-            TextColumn("step {task.completed}/{task.total}"),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-        )
-        self.task = None
-
-    def on_train_begin(self, args, state, control, **kwargs):  # noqa: D102
-        if not state.is_world_process_zero:  # one process writes rows and draws the bar
-            return
-        self.progress.start()
-        self.task = self.progress.add_task(
-            "train", total=self.total, completed=state.global_step, info=""
-        )
-
-    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D102
-        if not logs or "train_runtime" in logs or self.task is None:
-            return
-        row = {"step": state.global_step, "time": time.time(), **logs}
-        self.run.append(self.run.metrics, [row])
-        info = "  ".join(
-            f"{k} {logs[k]:.4g}" for k in ("reward", "loss", "kl") if isinstance(logs.get(k), float)
-        )
-        self.progress.update(self.task, completed=state.global_step, info=info)
-
-    def on_step_end(self, args, state, control, **kwargs):  # noqa: D102
-        if self.task is not None:
-            self.progress.update(self.task, completed=state.global_step)
-
-    def on_train_end(self, args, state, control, **kwargs):  # noqa: D102
-        if self.task is not None:
-            self.progress.stop()
-
-
 class CompleteCheckpoints(TrainerCallback):
     """Marks each periodic checkpoint complete once TRL has written all of it.
 
@@ -254,23 +211,38 @@ class StopOnNonFiniteLoss(TrainerCallback):
                 raise NonFiniteLoss(f"non-finite {what} at step {state.global_step} ({value})")
 
 
+def logged(rows: list[dict[str, Any]], key: str) -> list[float]:
+    """The numbers logged under ``key``, in step order (NaN left out)."""
+    return [r[key] for r in rows if isinstance(r.get(key), int | float) and not math.isnan(r[key])]
+
+
+def quarter_means(rows: list[dict[str, Any]], key: str) -> tuple[float, float] | None:
+    """Mean of ``key`` over the first and the last quarter of the rows that logged it (None:
+    fewer than 4 such rows)."""
+    values = logged(rows, key)
+    if len(values) < 4:
+        return None
+    q = len(values) // 4
+    return sum(values[:q]) / q, sum(values[-q:]) / q
+
+
+CLIPPED_RATIO = "completions/clipped_ratio"  # TRL's share of completions cut at the length cap
+
+
 def reward_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean reward of the first and last quarter of logged steps."""
-    rewards = [
-        r["reward"]
-        for r in rows
-        if isinstance(r.get("reward"), int | float) and not math.isnan(r["reward"])
-    ]
-    if len(rewards) < 4:
-        return {"reward_steps": len(rewards)}
-    q = max(len(rewards) // 4, 1)
-    first, last = sum(rewards[:q]) / q, sum(rewards[-q:]) / q
-    return {
-        "reward_steps": len(rewards),
-        "reward_first_quarter": first,
-        "reward_last_quarter": last,
-        "reward_improved": last > first,
-    }
+    """Mean reward of the first and last quarter of logged steps, and (RL) the share of
+    completions cut off at ``max_completion_length`` in the same quarters."""
+    summary: dict[str, Any] = {"reward_steps": len(logged(rows, "reward"))}
+    rewards = quarter_means(rows, "reward")
+    if rewards is not None:
+        first, last = rewards
+        summary.update(
+            reward_first_quarter=first, reward_last_quarter=last, reward_improved=last > first
+        )
+    clipped = quarter_means(rows, CLIPPED_RATIO)
+    if clipped is not None:
+        summary.update(clipped_first_quarter=clipped[0], clipped_last_quarter=clipped[1])
+    return summary
 
 
 def lineage(trainer: str, kind: str, start: str, lora: bool) -> dict[str, Any]:
