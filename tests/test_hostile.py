@@ -333,7 +333,7 @@ def test_13_non_finite_option_values_are_refused(option):
 def test_13_a_non_finite_loss_stops_the_run_as_failed(tmp_path, tiny_model_dir, monkeypatch):
     import math
 
-    from embench.training.runner import ProgressCallback
+    from embench.training.progress import ProgressCallback
 
     original = ProgressCallback.on_step_end
 
