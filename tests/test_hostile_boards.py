@@ -293,3 +293,11 @@ def test_8_submit_on_a_full_disk_is_one_line_and_leaves_nothing(general, real_lo
     assert "the disk is full" in line
     entries = general / "general" / "entries"
     assert not entries.exists() or not list(entries.iterdir())
+
+
+def test_3_the_terminal_table_shows_rich_markup_as_typed(boards):
+    markup = "[link=http://evil.example]clean[/link] [bold red]x[/bold red]"
+    _add_entry(boards, "AAAAmarkupAA", name=markup)
+    result = cli("leaderboard", "show", "smoke", "--root", str(boards))
+    assert result.exit_code == 0, result.output
+    assert "[link=http://evil.example]" in result.output  # shown, not turned into a link
