@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from embench.experiments.evaluate import read_json
 from embench.experiments.runner import CELL_FILE, GridState, read_experiment
@@ -22,18 +24,18 @@ STYLES = {
 
 def grid_table(rows: list[dict[str, Any]], title: str) -> Table:
     """One row per cell: label, status, stage, time, error."""
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
     for column in ("cell", "status", "stage", "seconds", "note"):
         table.add_column(column, overflow="fold")
     for row in rows:
         status = str(row.get("status") or "pending")
         seconds = row.get("seconds")
-        table.add_row(
-            str(row.get("label", "")),
-            f"[{STYLES.get(status, '')}]{status}[/]",
-            str(row.get("stage") or ""),
+        table.add_row(  # Text, not markup: labels and errors are shown as typed
+            Text(str(row.get("label", ""))),
+            Text(status, style=STYLES.get(status, "")),
+            Text(str(row.get("stage") or "")),
             "" if seconds is None else f"{seconds:.0f}",
-            str(row.get("error") or ""),
+            Text(str(row.get("error") or "")),
         )
     return table
 
