@@ -17,6 +17,7 @@ from typing import Any
 
 from embench.errors import EmbenchError
 from embench.fsutil import atomic_write_text
+from embench.run.reference import local_ref
 
 TASKS = {"general": "embench/misalignment", "in_domain": "embench/in_domain"}
 
@@ -81,7 +82,7 @@ def release_model(reference: str) -> None:
         from embench.models import provider
         from embench.models.resolve import resolve_model
 
-        resolved = resolve_model(reference.removeprefix("local/"))
+        resolved = resolve_model(local_ref(reference))
         own = resolved.adapter or resolved.weights  # not the base a local judge may share
         for key in [k for k in provider._engines if k[0] == own]:
             del provider._engines[key]

