@@ -142,7 +142,7 @@ def rescore(log_path: str | Path, judge: str, output: Path | None = None) -> dic
     from inspect_ai import score as inspect_score
     from inspect_ai.log import read_eval_log, write_eval_log
 
-    import embench._registry as registry
+    from embench import evals
     from embench.extras import check_provider
 
     path = Path(log_path)
@@ -160,7 +160,7 @@ def rescore(log_path: str | Path, judge: str, output: Path | None = None) -> dic
     except Exception as ex:  # a truncated or foreign file
         raise EmbenchError(f"cannot read eval log {path}: {ex}") from None
     name = (log.eval.metadata or {}).get("embench_task")
-    builder = getattr(registry, str(name), None)
+    builder = getattr(evals, str(name), None)
     if builder is None:
         raise EmbenchError(
             f"{path} was not written by an embench task (no embench_task in its metadata); "

