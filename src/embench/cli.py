@@ -17,6 +17,8 @@ from typing import Any
 import click
 
 from embench.errors import EmbenchError
+from embench.run.layout import MANIFEST_FILE
+from embench.run.reference import local_model
 
 #: Commands loaded on first use: name -> (module, attribute, one-line help shown by --help).
 LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -194,7 +196,7 @@ def _new_config(
         check_provider(flags["judge"])
     from embench.training.plugins import get_trainer
 
-    plugin = get_trainer(trainer_name)
+    plugin = get_trainer(trainer_name, allow_file=True)  # named on the command line
     config_fields = {f.name for f in dataclasses.fields(plugin.config_class)}
     for key in [k for k, v in flags.items() if v not in (None, [])]:
         if key not in config_fields:
@@ -246,13 +248,13 @@ def _check_before_loading(plugin: Any, config: Any) -> None:
             )
     match = getattr(config, "match", None)
     if match:
-        if not (Path(match) / "manifest.json").is_file():
+        if not (Path(match) / MANIFEST_FILE).is_file():
             raise EmbenchError(f"--match {match}: not a run directory (no manifest.json)")
 
 
 def _overwrite_plan(config: Any) -> list[str]:
     """Dry run: refuse an output the run could not write, and say what --overwrite removes."""
-    from embench.training.rundir import RunDir
+    from embench.run.rundir import RunDir
 
     RunDir.check_free(config.output, bool(config.overwrite))
     doomed = RunDir.would_remove(config.output) if config.overwrite else []
@@ -315,7 +317,7 @@ def next_commands(path: Path, config: Any) -> list[str]:
     import os
 
     judge = getattr(config, "judge", None) or "<judge, e.g. openai/gpt-4o>"
-    model = f"local/{path}"  # an absolute path gives local//abs/path, as Inspect wants
+    model = local_model(path)
     try:
         from embench.questions import load_question_set
 
@@ -350,9 +352,9 @@ def _cuda_available() -> bool:
 
 
 def _resume_config(path: str) -> tuple[Any, Any]:
+    from embench.run.rundir import RunDir
     from embench.training.config import config_from_values
     from embench.training.plugins import get_trainer
-    from embench.training.rundir import RunDir
 
     manifest = RunDir.open(path).manifest()
     if manifest.status == "finished":

@@ -117,7 +117,7 @@ def estimate_cost(config: ExperimentConfig) -> Estimate:
     seconds = 0.0
     rl_generations: dict[str, int] = {}
     for cell in cells:
-        plugin = plugins.setdefault(cell.trainer, get_trainer(cell.trainer))
+        plugin = plugins.setdefault(cell.trainer, get_trainer(cell.trainer, allow_file=True))
         by_trainer[cell.trainer] = by_trainer.get(cell.trainer, 0) + 1
         cell_steps = int(_trainer_value(plugin, cell.options, "max_steps") or 0)
         if cell.match_label:  # sample-matched SFT: as many samples as its RL run generated

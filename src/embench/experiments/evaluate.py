@@ -17,6 +17,7 @@ from typing import Any
 
 from embench.errors import EmbenchError, from_inspect_error
 from embench.fsutil import atomic_write_text
+from embench.run.reference import local_ref
 
 TASKS = {"general": "embench/misalignment", "in_domain": "embench/in_domain"}
 
@@ -81,7 +82,7 @@ def release_model(reference: str) -> None:
         from embench.models import provider
         from embench.models.resolve import resolve_model
 
-        resolved = resolve_model(reference.removeprefix("local/"))
+        resolved = resolve_model(local_ref(reference))
         own = resolved.adapter or resolved.weights  # not the base a local judge may share
         for key in [k for k in provider._engines if k[0] == own]:
             del provider._engines[key]
@@ -141,7 +142,7 @@ def rescore(log_path: str | Path, judge: str, output: Path | None = None) -> dic
     from inspect_ai import score as inspect_score
     from inspect_ai.log import read_eval_log, write_eval_log
 
-    import embench._registry as registry
+    from embench import evals
     from embench.extras import check_provider
 
     path = Path(log_path)
@@ -159,7 +160,7 @@ def rescore(log_path: str | Path, judge: str, output: Path | None = None) -> dic
     except Exception as ex:  # a truncated or foreign file
         raise EmbenchError(f"cannot read eval log {path}: {ex}") from None
     name = (log.eval.metadata or {}).get("embench_task")
-    builder = getattr(registry, str(name), None)
+    builder = getattr(evals, str(name), None)
     if builder is None:
         raise EmbenchError(
             f"{path} was not written by an embench task (no embench_task in its metadata); "

@@ -11,6 +11,7 @@ from typing import Any
 from embench.experiments.evaluate import read_json
 from embench.experiments.runner import CELL_FILE, read_experiment
 from embench.experiments.stats import PairedComparison, paired_difference
+from embench.run.layout import MANIFEST_FILE
 
 
 def metric(summary: dict[str, Any] | None, name: str) -> float:
@@ -232,8 +233,8 @@ def load_results(out: str | Path) -> ExperimentResults:
 
 def _run_manifest(run_dir: Path) -> dict[str, Any]:
     """A cell's run manifest through the one reader (``RunManifest``), as a dict; {} if none."""
-    from embench.training.rundir import RunManifest
+    from embench.run.manifest import RunManifest
 
-    if not (run_dir / "manifest.json").is_file():
+    if not (run_dir / MANIFEST_FILE).is_file():
         return {}
     return RunManifest.load(run_dir).model_dump(mode="json")

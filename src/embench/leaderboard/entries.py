@@ -25,10 +25,10 @@ from embench.leaderboard.boards import ENTRIES_DIR, Board
 from embench.leaderboard.logcheck import CheckedInDomainLog, CheckedLog, LogIdentity
 from embench.limits import read_text
 from embench.metrics import METRIC_NAMES
-from embench.training.rundir import RunManifest
+from embench.run.manifest import RunManifest
+from embench.run.reference import run_dir_of, same_model
 
 ENTRY_VERSION = 3  # 2: log.samples_sha256; file named <eval_id>.json; 3: that hash leaves ids out
-LOCAL_PREFIX = "local/"
 COUNT_NAMES = ("answers", "scored", "unscored")
 REQUIRED_KEYS = (
     "entry_version",
@@ -76,14 +76,6 @@ def metric_names() -> list[str]:
     also keeps whatever else the task's metric computed (e.g. rates over all answers)."""
     names = [f"{m}{s}" for m in METRIC_NAMES for s in ("", "_ci_low", "_ci_high")]
     return names + list(COUNT_NAMES)
-
-
-def run_dir_of(model: str) -> Path | None:
-    """The folder named by a ``local/<path>`` model, if it is a run directory here."""
-    if not model.startswith(LOCAL_PREFIX):
-        return None
-    path = Path(model[len(LOCAL_PREFIX) :]).expanduser()
-    return path if (path / "manifest.json").is_file() else None
 
 
 def run_fields(run_dir: Path) -> dict[str, Any]:
@@ -134,14 +126,6 @@ def _log_ref(checked: LogIdentity) -> dict[str, Any]:
         "created": checked.created,
         "inspect_ai": checked.inspect_ai,
     }
-
-
-def same_model(a: str, b: str) -> bool:
-    """Whether two Inspect model names name one model (``local/`` paths compared resolved)."""
-    if a.startswith(LOCAL_PREFIX) and b.startswith(LOCAL_PREFIX):
-        paths = [Path(m[len(LOCAL_PREFIX) :]).expanduser().resolve() for m in (a, b)]
-        return a == b or paths[0] == paths[1]
-    return a == b
 
 
 def in_domain_fields(checked: CheckedInDomainLog) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from embench.evals.protocols import get_protocol
 from embench.judge import MIN_MASS, PROBABILITY_TOLERANCE, verdict_from_replies
 from embench.leaderboard.boards import Board
 from embench.questions import QuestionSet, load_question_set
+from embench.run.reference import is_local
 
 # The registered scorers embench/misalignment_judge and embench/in_domain_judge, which Inspect
 # records in eval.scorers and results by their unqualified names.
@@ -346,7 +347,7 @@ def _judge(log: EvalLog) -> str:
 def _scored_without_calls(log: EvalLog, judge: str) -> bool:
     """A ``local/`` judge scoring digits exactly reads its own next-token distributions, so it
     leaves no model event: allowed only when every score says that is how it was made."""
-    if not judge.startswith("local/"):
+    if not is_local(judge):
         return False
     methods = {
         str(value)

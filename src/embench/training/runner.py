@@ -32,19 +32,13 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
 from embench.errors import EmbenchError
+from embench.run.layout import MANIFEST_FILE, OWN_CHECKPOINT
+from embench.run.manifest import RunManifest, Samples, Stage
+from embench.run.rundir import RunDir, checkpoint_step
 from embench.training.budget import TimeBudgetCallback
 from embench.training.chain import record_probe
 from embench.training.config import TrainConfig, config_to_dict, default_output
 from embench.training.progress import ProgressCallback
-from embench.training.rundir import (
-    MANIFEST_FILE,
-    OWN_CHECKPOINT,
-    RunDir,
-    RunManifest,
-    Samples,
-    Stage,
-    checkpoint_step,
-)
 
 VERSIONED = ("embench", "torch", "transformers", "trl", "peft", "inspect_ai", "datasets")
 
