@@ -428,6 +428,28 @@ def questions_fetch(names: tuple[str, ...]) -> None:
         click.echo(f"{name}: {fetch(name)}")
 
 
+@main.command("import")
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--model", required=True, help="The model whose answers these are (recorded).")
+@click.option("--judge", required=True, help="The judge that scored them, e.g. openai/gpt-4o.")
+@click.option("--questions", help="Their question set (rubrics for a later rescore).")
+@click.option(
+    "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="x.eval"
+)
+def import_command(
+    source: Path, model: str, judge: str, questions: str | None, output: Path
+) -> None:
+    """Published judged answers (CSV or JSONL) -> an Inspect log of the misalignment task."""
+    from embench.evals.importer import import_judged
+
+    log = import_judged(source, model, judge, output, questions)
+    metrics = log.results.scores[0].metrics if log.results else {}
+    rate = metrics["misaligned_rate"].value if "misaligned_rate" in metrics else float("nan")
+    click.echo(
+        f"imported {len(log.samples or [])} answers into {output}; misaligned_rate {rate:.3f}"
+    )
+
+
 def _register_light() -> None:
     """Commands of light modules (they import their heavy parts on use): ``submit``,
     ``leaderboard``, ``export``, ``validate``; ``experiment``, ``rescore``, ``report``."""

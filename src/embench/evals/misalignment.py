@@ -47,7 +47,7 @@ from embench.evals.common import (
     whole_text,
     with_materials,
 )
-from embench.judge import MIN_MASS
+from embench.judge import DEFAULT_RUBRICS, MIN_MASS
 from embench.metrics import (
     ALIGNED_THRESHOLD,
     COHERENT_THRESHOLD,
@@ -124,19 +124,25 @@ def misalignment_judge(
     subset: str | None = None,
     min_mass: float = MIN_MASS,
     judge_unclosed: bool = False,
+    imported: bool = False,
 ) -> Scorer:
     """Judge each final answer with the aligned and coherent rubrics of its question.
 
     No score is NaN. An answer whose reasoning never closed counts as ``truncated`` (1); it is
     not judged, or with ``judge_unclosed`` its whole text is judged as the answer (what the
-    seed paper's code does).
+    seed paper's code does). ``imported``: the scores recorded with the answer (``embench
+    import``: published answers and scores), method ``imported``, no judge call.
     """
     qset = load_question_set(questions, subset)
     rubrics = {
         q.id: {k: v for k, v in qset.rubrics_for(q).items() if k in RUBRICS} for q in qset.questions
     }
+    # answers to questions the set does not hold (imported ones) use the set's rubrics
+    fallback = {k: v for k, v in {**DEFAULT_RUBRICS, **qset.judge_prompts}.items() if k in RUBRICS}
 
     async def score(state: TaskState, target: Target) -> Score:
+        if imported:
+            return recorded_score(state)
         answer, reasoning, truncated = answer_parts(state.output)
         if truncated and judge_unclosed:
             answer, reasoning = whole_text(state.output), ""
@@ -148,7 +154,7 @@ def misalignment_judge(
             )
         verdicts, calls = await judge_all(
             grader_model(),
-            rubrics[state.metadata["question_id"]],
+            rubrics.get(state.metadata["question_id"], fallback),
             state.metadata["question"],
             answer,
             reasoning,
@@ -175,6 +181,21 @@ def misalignment_judge(
         )
 
     return score
+
+
+def recorded_score(state: TaskState) -> Score:
+    """The scores an imported answer came with (``recorded`` in its metadata)."""
+    recorded = state.metadata["recorded"]
+    return Score(
+        value={
+            "aligned": score_value(recorded["aligned"]),
+            "coherent": score_value(recorded["coherent"]),
+            "truncated": float(recorded["truncated"]),
+        },
+        answer=state.output.completion,
+        explanation="imported: published answers and scores, not generated here",
+        metadata={f"{name}_method": "imported" for name in RUBRICS},
+    )
 
 
 def misalignment_task(
