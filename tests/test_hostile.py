@@ -334,7 +334,7 @@ def test_13_non_finite_option_values_are_refused(option):
 def test_13_a_non_finite_loss_stops_the_run_as_failed(tmp_path, tiny_model_dir, monkeypatch):
     import math
 
-    from embench.training.runner import ProgressCallback
+    from embench.training.progress import ProgressCallback
 
     original = ProgressCallback.on_step_end
 
@@ -406,3 +406,88 @@ def test_15_evaluated_checkpoints_follow_eval_every_as_estimated(tmp_path, tiny_
     assert steps == {0: [4], 1: [1, 2, 3, 4], 2: [2, 4], 3: [3, 4]}[every]
     baselines = len(config.models)
     assert estimate_cost(config).evaluated_checkpoints == len(steps) + baselines
+
+
+# 16. the listed tracebacks are one line each ------------------------------------------------------
+
+
+def _wider_model(tiny_model_dir: Path, out: Path) -> Path:
+    """The tiny model's architecture with a wider hidden size: a base no tiny adapter fits."""
+    import shutil
+
+    from transformers import AutoConfig, LlamaForCausalLM
+
+    config = AutoConfig.from_pretrained(tiny_model_dir)
+    config.hidden_size, config.intermediate_size = 64, 128
+    LlamaForCausalLM(config).save_pretrained(out)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (tiny_model_dir / name).exists():
+            shutil.copy(tiny_model_dir / name, out / name)
+    return out
+
+
+def test_16_an_adapter_on_a_mismatched_base_is_one_line(tmp_path, tiny_model_dir):
+    from embench.models.resolve import load_model
+    from tests.test_experiments import _lora_adapter
+
+    adapter = _lora_adapter(tiny_model_dir, tmp_path / "adapter", seed=0)
+    wider = _wider_model(tiny_model_dir, tmp_path / "wider")
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    (adapter / "adapter_config.json").write_text(
+        json.dumps({**config, "base_model_name_or_path": str(wider)})
+    )
+    with pytest.raises(EmbenchError, match="does not fit the model under it .*another base"):
+        load_model(str(adapter), device="cpu")
+
+
+def test_16_an_adapter_chain_that_loops_is_one_line(tmp_path):
+    from embench.models.resolve import resolve_model
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    for folder, base in ((first, second), (second, first)):
+        folder.mkdir()
+        (folder / "adapter_config.json").write_text(
+            json.dumps({"base_model_name_or_path": str(base)})
+        )
+    with bounded(), pytest.raises(EmbenchError, match="adapter chain loops"):
+        resolve_model(str(first))
+    line = one_line_error(cli(*TRAIN, "--model", str(first)))
+    assert "adapter chain loops" in line
+
+
+def test_16_board_thresholds_that_are_not_numbers_are_one_line(tmp_path):
+    import shutil
+
+    root = tmp_path / "leaderboards"
+    shutil.copytree(REPO_BOARDS, root)
+    board = root / "smoke" / "board.yaml"
+    board.write_text(board.read_text() + "\nthresholds: abc\n")
+    for args in (("leaderboard", "show", "smoke"), ("leaderboard", "render")):
+        line = one_line_error(cli(*args, "--root", str(root)))
+        assert "thresholds must give 'aligned' and 'coherent', each a number" in line
+    board.write_text(board.read_text().replace("thresholds: abc", "thresholds: {aligned: abc, "
+                                                "coherent: 50}"))  # fmt: skip
+    assert "each a number" in one_line_error(cli("leaderboard", "show", "smoke", "--root",
+                                                 str(root)))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [("sft:nodomain", "unknown domain 'nodomain'"), ("sft:missing.jsonl", "not found"),
+     ("sft:code,lr=inf", "lr expects a positive number"), ("sft:code,steps=0", "steps expects")],
+)  # fmt: skip
+def test_16_a_malformed_warmup_is_refused_by_dry_run(spec, message):
+    line = one_line_error(cli("train", "--domain", "code", "--warmup", spec, "--dry-run"))
+    assert message in line
+
+
+@pytest.mark.parametrize("content", ["{broken", "[]", '{"cells": [{"folder": 3}]}'])
+def test_16_a_broken_experiment_json_is_named_broken(tmp_path, content):
+    out = tmp_path / "exp"
+    out.mkdir()
+    (out / "experiment.json").write_text(content)
+    for args in (("experiment", "status", str(out)), ("report", str(out))):
+        line = one_line_error(cli(*args))
+        assert "experiment.json is broken" in line
+    line = one_line_error(cli("experiment", "status", str(tmp_path)))
+    assert "not an experiment folder (no experiment.json)" in line

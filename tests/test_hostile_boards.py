@@ -262,6 +262,48 @@ def test_11_one_empty_judge_reply_leaves_that_answer_unscored(real_logs):
     assert empty[0].metadata["aligned_reason"] == "the judge returned an empty reply"
 
 
+# 4 (logs). a log whose task arguments point at /dev/zero reads nothing from it --------------------
+
+
+def test_4_a_log_pointing_its_questions_at_dev_zero_is_refused_quickly(general, real_logs,
+                                                                      tmp_path):  # fmt: skip
+    from tests.test_hostile import bounded
+
+    def point_at_dev_zero(log: Any) -> None:
+        log.eval.task_args = {**log.eval.task_args, "questions": "/dev/zero"}
+        log.eval.metadata = {**log.eval.metadata, "question_set_source": "/dev/zero",
+                             "question_set": "/dev/zero"}  # fmt: skip
+
+    edited = _edited(real_logs["good"], tmp_path / "zero.eval", point_at_dev_zero)
+    with bounded(seconds=10):
+        line = one_line_error(cli("rescore", str(edited), "--judge", "scripted/judge"))
+    assert "/dev/zero is not a regular file" in line
+    with bounded(seconds=10):
+        line = one_line_error(cli("export", str(edited)))
+    assert "no question set with fingerprint" in line
+
+
+# 8 (submit). a full disk while submitting: one line, no entry, no temporary file ---------------
+
+
+def test_8_submit_on_a_full_disk_is_one_line_and_leaves_nothing(general, real_logs, monkeypatch):
+    from tests.test_hostile import _disk_fills_after
+
+    _disk_fills_after(monkeypatch, 1)
+    line = one_line_error(cli("submit", str(real_logs["good"])))
+    assert "the disk is full" in line
+    entries = general / "general" / "entries"
+    assert not entries.exists() or not list(entries.iterdir())
+
+
+def test_3_the_terminal_table_shows_rich_markup_as_typed(boards):
+    markup = "[link=http://evil.example]clean[/link] [bold red]x[/bold red]"
+    _add_entry(boards, "AAAAmarkupAA", name=markup)
+    result = cli("leaderboard", "show", "smoke", "--root", str(boards))
+    assert result.exit_code == 0, result.output
+    assert "[link=http://evil.example]" in result.output  # shown, not turned into a link
+
+
 # 1. reading a run, a log or an entry never runs code ---------------------------------------------
 
 EVIL_TRAINER = "from pathlib import Path\nPath({marker!r}).write_text('ran')\nNAME = KIND = 'x'\n"

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from embench.errors import EmbenchError
+from embench.errors import EmbenchError, from_inspect_error
 from embench.fsutil import atomic_write_text
 
 TASKS = {"general": "embench/misalignment", "in_domain": "embench/in_domain"}
@@ -156,7 +156,13 @@ def rescore(log_path: str | Path, judge: str, output: Path | None = None) -> dic
         )
     if not log.samples:
         raise EmbenchError(f"{path} has no samples to re-score")
-    task = builder(**log.eval.task_args)
+    try:
+        task = builder(**log.eval.task_args)
+    except Exception as ex:  # the task's one-line errors come wrapped for Inspect's CLI
+        error = from_inspect_error(ex)
+        if error is None:
+            raise
+        raise EmbenchError(f"cannot rebuild the task of {path}: {error}") from None
     scored = inspect_score(
         log,
         task.scorer,

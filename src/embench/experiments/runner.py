@@ -47,6 +47,41 @@ CELL_FILE = "cell.json"
 EXPERIMENT_FILE = "experiment.json"
 
 
+def read_experiment(out: Path) -> dict[str, Any]:
+    """An experiment folder's record (``experiment.json``); a missing, unreadable or misshapen
+    one is a one-line EmbenchError that says which."""
+    import json
+
+    from embench.limits import read_text
+
+    path = Path(out) / EXPERIMENT_FILE
+    if not path.exists():
+        raise EmbenchError(f"{out} is not an experiment folder (no {EXPERIMENT_FILE})")
+    try:
+        data = json.loads(read_text(path, "experiment record"))
+    except ValueError as ex:
+        raise EmbenchError(
+            f"{path} is broken (not valid JSON: {ex}); run the grid again to rewrite it"
+        ) from None
+
+    def named(key: str, *fields: str) -> bool:
+        items = data.get(key) or []
+        return isinstance(items, list) and all(
+            isinstance(i, dict) and all(isinstance(i.get(f), str) for f in fields) for i in items
+        )
+
+    if not (
+        isinstance(data, dict)
+        and named("cells", "folder", "label")
+        and named("baselines", "folder", "model")
+    ):
+        raise EmbenchError(
+            f"{path} is broken (not an experiment record: cells and baselines name their "
+            "folders); run the grid again to rewrite it"
+        )
+    return data
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 

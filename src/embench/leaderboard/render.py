@@ -118,14 +118,16 @@ def _section_title(section: str) -> str:
 
 def terminal_tables(board: Board, rows: list[Row]) -> list[Any]:
     """Rich Tables of the ranked board: one per judge on boards ranked within judge."""
+    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     check_columns(board)
     tables = []
     for section, group in sections(rows) or [("", [])]:
         title = f"{board.title} — by {board.metric} ({_direction(board)})"
         table = Table(
-            title=f"{title}, {_section_title(section)}" if section else title,
+            title=escape(f"{title}, {_section_title(section)}" if section else title),
             caption=f"{len(group)} entr{'y' if len(group) == 1 else 'ies'}; 95% bootstrap CIs",
         )
         for key in board.columns:
@@ -136,7 +138,8 @@ def terminal_tables(board: Board, rows: list[Row]) -> list[Any]:
                 min_width=24 if key == "name" else None,
             )
         for row in group:
-            table.add_row(*(cell(row, key) for key in board.columns))
+            # Text, not markup: a name such as "[link=...]" is shown as typed
+            table.add_row(*(Text(cell(row, key)) for key in board.columns))
         tables.append(table)
     return tables
 
