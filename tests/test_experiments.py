@@ -26,6 +26,7 @@ from embench.experiments import runner as runner_module
 from embench.experiments.config import load_experiment
 from embench.experiments.runner import Runner, run_experiment
 from embench.run.manifest import RunManifest, Summary
+from embench.run.reference import local_ref
 from tests.scripted import ScriptedAPI
 
 
@@ -566,11 +567,13 @@ def test_lora_swap_loads_the_base_once_and_matches_fresh_loads(
     swap = AdapterSwap({"dtype": "float32"})
     for reference, expected in zip(references, fresh, strict=True):
         swap.activate(reference)
-        engine = provider.get_engine(reference.removeprefix("local/"), "float32")
+        engine = provider.get_engine(local_ref(reference), "float32")
         assert engine is swap.engine  # the provider serves the swapped model, no new load
         with torch.no_grad():
             got = engine.model(ids).logits
         assert torch.allclose(got, expected, atol=1e-4)
     assert len(reads) == 1 and swap.loads == 1
-    swap.close()
-    assert not any(k[0] in map(str, adapters) for k in provider._engines)
+    served = swap.engine
+    swap.close()  # the provider stops serving it: the next request loads the checkpoint anew
+    assert provider.get_engine(local_ref(references[-1]), "float32") is not served
+    provider.release_model(references[-1])
