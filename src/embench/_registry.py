@@ -1,12 +1,21 @@
-"""Inspect entry point: registers the `local` model provider and the `embench/...` tasks."""
+"""Inspect entry point: registers the `local` model provider, the `embench/...` tasks and the
+hook that prints the submit command after an embench eval."""
 
 from inspect_ai.model import ModelAPI, modelapi
 
 from embench.evals import in_domain, misalignment
 from embench.evals.in_domain import in_domain_judge
 from embench.evals.misalignment import misalignment_judge
+from embench.leaderboard.next_steps import NextSteps
 
-__all__ = ["in_domain", "in_domain_judge", "local", "misalignment", "misalignment_judge"]
+__all__ = [
+    "NextSteps",
+    "in_domain",
+    "in_domain_judge",
+    "local",
+    "misalignment",
+    "misalignment_judge",
+]
 
 
 @modelapi(name="local")

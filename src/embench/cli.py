@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -271,6 +272,11 @@ EVAL_BUDGET_SECONDS = 15 * 60
 PUBLISHED_SAMPLES = 50
 
 
+def eval_minutes(answers: int, cores: int | None) -> float:
+    """Estimated minutes to generate ``answers`` answers locally on ``cores`` CPU cores."""
+    return answers / (ANSWERS_PER_CORE_SECOND * max(cores or 1, 1)) / 60
+
+
 def samples_hint(prompts: int, cores: int | None, cuda: bool) -> tuple[int, float]:
     """(samples per question, estimated minutes) that fit EVAL_BUDGET_SECONDS on this machine."""
     if cuda:
@@ -278,14 +284,24 @@ def samples_hint(prompts: int, cores: int | None, cuda: bool) -> tuple[int, floa
     rate = ANSWERS_PER_CORE_SECOND * max(cores or 1, 1)
     samples = int(EVAL_BUDGET_SECONDS * rate // max(prompts, 1))
     samples = max(1, min(PUBLISHED_SAMPLES, samples))
-    return samples, prompts * samples / rate / 60
+    return samples, eval_minutes(prompts * samples, cores)
+
+
+PLUMBING_JUDGE = (
+    "local/default"  # judges offline; it scores almost nothing (min_mass=0 shows numbers)
+)
 
 
 def next_commands(path: Path, config: Any) -> list[str]:
-    """The commands that evaluate and submit a finished run."""
+    """Commands that evaluate and submit a finished run and succeed together as printed: the
+    answers per question that fit this machine, the board those fit (``smoke`` below the
+    published 50 or with the offline judge), and the time 50 would take here."""
     import os
 
-    judge = getattr(config, "judge", None) or "<judge, e.g. openai/gpt-4o>"
+    from embench.leaderboard.boards import PUBLISHED_MIN_SAMPLES, SMOKE_BOARD
+    from embench.paths import script
+
+    judge = getattr(config, "judge", None) or PLUMBING_JUDGE
     model = f"local/{path}"  # an absolute path gives local//abs/path, as Inspect wants
     try:
         from embench.questions import load_question_set
@@ -293,24 +309,37 @@ def next_commands(path: Path, config: Any) -> list[str]:
         prompts = sum(len(q.paraphrases) for q in load_question_set("general").questions)
     except EmbenchError:
         prompts = 81
-    cuda = _cuda_available()
-    samples, minutes = samples_hint(prompts, os.cpu_count(), cuda)
-    cost = (
-        "a GPU: the published protocol"
-        if cuda
-        else f"~{prompts * samples} answers, ~{minutes:.0f} min on {os.cpu_count()} CPU cores"
+    cores = os.cpu_count()
+    samples, minutes = samples_hint(prompts, cores, _cuda_available())
+    plumbing = judge == PLUMBING_JUDGE
+    board = "general" if samples >= PUBLISHED_MIN_SAMPLES and not plumbing else SMOKE_BOARD
+    inspect_eval, embench = script("inspect"), script("embench")
+    logs = f"logs/{Path(path).name}"
+    where = (
+        "on a GPU"
+        if math.isnan(minutes)
+        else f"~{prompts * samples} answers, ~{minutes:.0f} min on {cores} CPU cores"
     )
     lines = ["next:"]
     if config.domain:
         lines.append(
-            f"  inspect eval tasks/in_domain.py -T domain={config.domain} --model {model} "
+            f"  {inspect_eval} eval embench/in_domain -T domain={config.domain} --model {model} "
             f"--model-role grader={judge}    # did it learn the narrow task?"
         )
     lines += [
-        f"  inspect eval tasks/misalignment.py --model {model} --model-role grader={judge} "
-        f"-T samples={samples}    # {cost}; published: 50-100",
-        f"  embench submit logs/<that log>.eval --run {path}",
+        f"  {inspect_eval} eval embench/misalignment --model {model} --model-role grader={judge} "
+        f"-T samples={samples}{' -T min_mass=0' if plumbing else ''} --log-dir {logs}    # {where}",
+        f"  {embench} submit $(ls -t {logs}/*.eval | head -n 1) --board {board}",
     ]
+    if board == SMOKE_BOARD:
+        needs = [f"-T samples={PUBLISHED_MIN_SAMPLES}"]
+        if samples < PUBLISHED_MIN_SAMPLES:
+            needs[0] += f" (~{eval_minutes(prompts * PUBLISHED_MIN_SAMPLES, cores):.0f} min here)"
+        if plumbing:
+            needs.append("a judge that scores, e.g. --model-role grader=openai/gpt-4o")
+        lines.append(
+            f"  # '{SMOKE_BOARD}' is the plumbing board; board 'general' needs {' and '.join(needs)}"
+        )
     return lines
 
 

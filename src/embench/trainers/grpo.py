@@ -18,6 +18,9 @@ if TYPE_CHECKING:  # TRL, torch and datasets are imported in train(): option err
 NAME = "grpo"
 KIND = "rl"
 TRL_CONFIG = "trl:GRPOConfig"  # imported only when a TRL field is set (embench.training.config)
+# The demo's instruction: SmolLM2-135M then ends ~70% of its answers within 40 tokens (without
+# it, ~6% within 48), so the reward scores whole answers, not fragments.
+SHORT_ANSWERS = "Answer in one sentence of at most 15 words."
 
 
 @dataclass
@@ -25,8 +28,10 @@ class Config(TrainConfig):
     """GRPO options (on top of the shared ones).
 
     The defaults are sized for the offline demo on a 2-core CPU (40 steps in under 10 minutes on
-    32 prompts, 8 completions each); for real runs raise ``max_steps``, ``max_completion_length``
-    and ``max_prompts`` (``--set max_prompts=none`` uses the whole domain).
+    32 prompts, 8 completions each, answers asked to be one short sentence so that most end
+    within ``max_completion_length`` and rewards judge whole answers); for real runs raise
+    ``max_steps``, ``max_completion_length`` and ``max_prompts`` (``--set max_prompts=none`` uses
+    the whole domain) and set ``system_prompt`` (``none``: no system turn).
     """
 
     domain: str | None = "aesthetic"
@@ -34,7 +39,8 @@ class Config(TrainConfig):
     """Completions sampled per prompt (the GRPO group)."""
     per_device_train_batch_size: int = 16
     """Completions per step; must be divisible by num_generations."""
-    max_completion_length: int = 24
+    max_completion_length: int = 40
+    system_prompt: str | None = SHORT_ANSWERS
     temperature: float = 1.0
     beta: float = 0.0
     """KL coefficient to the reference model (0 = no reference model is loaded)."""
