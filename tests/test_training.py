@@ -242,6 +242,31 @@ def test_bad_input_fails_before_loading_a_model(args, message, monkeypatch, tmp_
     assert not (tmp_path / "run").exists()
 
 
+def _symlinked_output(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "run").symlink_to(tmp_path / "elsewhere")
+    return []
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dataset", "no/such.jsonl"], "no/such.jsonl"),
+        (["--warmup", "sft:aesthetic,steps=many"], "steps"),
+        (["--warmup", "dpo:aesthetic"], "sft:"),
+        ("symlink", "is a symbolic link"),
+    ],
+)
+def test_dry_run_fails_where_the_run_would(args, message, tmp_path):
+    """Everything that needs no weights is resolved by --dry-run, so it fails as the run would."""
+    if args == "symlink":
+        args = _symlinked_output(tmp_path)
+    result = cli("train", "--output", str(tmp_path / "run"), *args, "--dry-run")
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("error: ") and message in line
+
+
 def test_dataset_without_needed_columns(tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text('{"text": "hi"}\n')

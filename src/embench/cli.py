@@ -81,7 +81,8 @@ def main() -> None:
     "trainer_name",
     default="grpo",
     show_default=True,
-    help="Trainer name (see `embench trainers`) or path/to/trainer.py.",
+    help="Trainer name (see `embench trainers`) or path/to/trainer.py; overrides a --config "
+    "file's `trainer:`.",
 )
 @click.option("--config", "config_file", type=click.Path(), help="YAML file of options.")
 @click.option(
@@ -142,13 +143,13 @@ def train(
         from embench.models.resolve import resolve_model
 
         resolve_model(config.model)  # unknown reference or broken config.json: one line, now
-    _check_before_loading(plugin, config)
+    resolved = _check_before_loading(plugin, config, resume=bool(resume_dir))
     if dry_run:
         import yaml
 
         from embench.training.config import config_to_dict
 
-        click.echo(yaml.safe_dump(config_to_dict(config), sort_keys=False).rstrip())
+        click.echo(yaml.safe_dump(config_to_dict(resolved), sort_keys=False).rstrip())
         click.echo(f"# ok: trainer {plugin.name}, output {config.output}; nothing was trained")
         return
 
@@ -177,8 +178,12 @@ def _new_config(
         from embench.extras import check_provider
 
         check_provider(flags["judge"])
+    from embench.training.config import file_trainer
     from embench.training.plugins import get_trainer
 
+    given = click.get_current_context().get_parameter_source("trainer_name")
+    if given is click.core.ParameterSource.DEFAULT:  # the file's `trainer:` unless --trainer
+        trainer_name = file_trainer(config_file) or trainer_name
     plugin = get_trainer(trainer_name)
     config_fields = {f.name for f in dataclasses.fields(plugin.config_class)}
     for key in [k for k, v in flags.items() if v not in (None, [])]:
@@ -207,32 +212,39 @@ def _uses_rewards(plugin: Any) -> bool:
     return plugin.kind == "rl"
 
 
-def _check_before_loading(plugin: Any, config: Any) -> None:
-    """Checks that need no model, beyond the config: the trainer's own, rewards, mitigations."""
+def _check_before_loading(plugin: Any, config: Any, resume: bool = False) -> Any:
+    """Checks that need no model, beyond the config: the output folder, the trainer's own (its
+    ``prepare(config)`` hook resolves everything that needs no weights, as the run will; else
+    its ``validate``), rewards, mitigations. Returns the config as the run will resolve it."""
     import copy
 
+    from embench.training.rundir import RunDir
+
+    if not resume:
+        RunDir.check_free(config.output, config.overwrite)
+    match = getattr(config, "match", None)
+    if match and not (Path(match) / "manifest.json").is_file():
+        raise EmbenchError(f"--match {match}: not a run directory (no manifest.json)")
+    resolved = copy.deepcopy(config)
     module = inspect.getmodule(plugin.train)
-    validate = getattr(module, "validate", None)  # optional trainer hook: checks without a model
-    if callable(validate):
-        validate(copy.deepcopy(config))
+    hook = getattr(module, "prepare", None) or getattr(module, "validate", None)
+    if callable(hook):  # optional trainer hooks: checks (and decisions) without a model
+        hook(resolved)
     if config.mitigations:
         from embench.training.mitigations import parse_all
 
         parse_all(list(config.mitigations), bool(config.lora), plugin.name, plugin.kind)
-    if _uses_rewards(plugin) and (config.reward or config.domain):
+    if _uses_rewards(plugin) and (resolved.reward or resolved.domain):
         from embench.rewards import build_rewards, default_rewards
 
-        names = list(config.reward) or default_rewards(config.domain)
-        build_rewards(names, config.domain, config.judge)
-        if config.reward_weights is not None and len(config.reward_weights) != len(names):
+        names = list(resolved.reward) or default_rewards(resolved.domain)
+        build_rewards(names, resolved.domain, resolved.judge)
+        if resolved.reward_weights is not None and len(resolved.reward_weights) != len(names):
             raise EmbenchError(
-                f"reward_weights has {len(config.reward_weights)} values for {len(names)} "
+                f"reward_weights has {len(resolved.reward_weights)} values for {len(names)} "
                 f"rewards ({', '.join(names)}): give one weight per reward"
             )
-    match = getattr(config, "match", None)
-    if match:
-        if not (Path(match) / "manifest.json").is_file():
-            raise EmbenchError(f"--match {match}: not a run directory (no manifest.json)")
+    return resolved
 
 
 def _print_outcome(manifest: Any, config: Any) -> None:

@@ -5,7 +5,7 @@ ends, each successful ``embench/misalignment`` log is checked against the boards
 ``leaderboards/`` folder, strictest first (most answers per question), exactly as ``submit``
 would check it, and the first board that accepts it is named in the printed command. A log no
 board accepts gets the reason the strictest board gives and the ``export`` command instead.
-``EMBENCH_NEXT_STEPS=0`` turns the hook off (the test suite does, but for the tests of it).
+``EMBENCH_NEXT_STEPS=0`` leaves the hook out (the test suite does, but for the tests of it).
 """
 
 from __future__ import annotations

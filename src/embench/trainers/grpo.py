@@ -18,8 +18,9 @@ if TYPE_CHECKING:  # TRL, torch and datasets are imported in train(): option err
 NAME = "grpo"
 KIND = "rl"
 TRL_CONFIG = "trl:GRPOConfig"  # imported only when a TRL field is set (embench.training.config)
-# The demo's instruction: SmolLM2-135M then ends ~70% of its answers within 40 tokens (without
-# it, ~6% within 48), so the reward scores whole answers, not fragments.
+# The demo's instruction: sampling 32 answers to aesthetic prompts at temperature 1 (AMD EPYC,
+# fp32), SmolLM2-135M ended 56-66% of them within 48 tokens with it and 6% without, so the reward
+# scores whole answers, not fragments.
 SHORT_ANSWERS = "Answer in one sentence of at most 15 words."
 
 
@@ -39,7 +40,7 @@ class Config(TrainConfig):
     """Completions sampled per prompt (the GRPO group)."""
     per_device_train_batch_size: int = 16
     """Completions per step; must be divisible by num_generations."""
-    max_completion_length: int = 40
+    max_completion_length: int = 48
     system_prompt: str | None = SHORT_ANSWERS
     temperature: float = 1.0
     beta: float = 0.0
@@ -67,20 +68,14 @@ def validate(config: Config) -> None:
         get_domain(config.domain)
 
 
-def train(config: Config, resume: bool = False) -> RunManifest:
-    """Train with GRPO and return the run's manifest.
-
-    Every check that needs no model — this trainer's, the mitigations', the rewards', the
-    dataset's and TRL's own (``GRPOConfig``) — runs before the warm-up trains, so a bad main-run
-    option never leaves a trained ``<output>-warmup`` behind.
-    """
-    from trl import GRPOConfig, GRPOTrainer
-
+def prepare(config: Config) -> tuple[Any, list[Any], Any]:
+    """Every check and decision that needs no model, written into ``config``: this trainer's
+    checks, the warm-up spec, the mitigations' config changes (KL as ``beta``), the default
+    reward, the rewards and the dataset. ``--dry-run`` prints the config this leaves; ``train``
+    starts with it. Returns (mitigation plan, reward functions, dataset)."""
     from embench.rewards.judged import shape_from_config
-    from embench.training.config import default_output
     from embench.training.data import prompt_dataset
     from embench.training.mitigations import Plan
-    from embench.training.runner import run_training, trl_args
 
     validate(config)
     if config.warmup:
@@ -93,6 +88,22 @@ def train(config: Config, resume: bool = False) -> RunManifest:
     dataset = prompt_dataset(
         config.domain, config.dataset, config.max_prompts, config.system_prompt
     )
+    return plan, rewards, dataset
+
+
+def train(config: Config, resume: bool = False) -> RunManifest:
+    """Train with GRPO and return the run's manifest.
+
+    Every check that needs no model — this trainer's, the mitigations', the rewards', the
+    dataset's and TRL's own (``GRPOConfig``) — runs before the warm-up trains, so a bad main-run
+    option never leaves a trained ``<output>-warmup`` behind.
+    """
+    from trl import GRPOConfig, GRPOTrainer
+
+    from embench.training.config import default_output
+    from embench.training.runner import run_training, trl_args
+
+    plan, rewards, dataset = prepare(config)
     own = dict(
         num_generations=config.num_generations,
         per_device_train_batch_size=config.per_device_train_batch_size,

@@ -301,6 +301,11 @@ class RunDir:
     def check_free(cls, path: str | Path, overwrite: bool) -> None:
         """Refuse an existing, non-empty run directory unless ``overwrite`` (nothing is written)."""
         run = cls(path)
+        if run.path.is_symlink():
+            raise EmbenchError(
+                f"output {run.path} is a symbolic link (to {os.readlink(run.path)}): give the "
+                "folder it points to, or another name; a run never writes through or replaces one"
+            )
         if run.path.exists() and any(run.path.iterdir()) and not overwrite:
             raise EmbenchError(
                 f"output directory {run.path} already exists; pass --overwrite to replace it "
