@@ -451,3 +451,25 @@ def test_mistyped_arg_is_an_error_by_file_and_by_name(question_file, tmp_path, m
     with pytest.raises(Exception, match="unknown task argument 'sample'"):
         run(spec, tmp_path, task_args={"questions": str(question_file), "sample": 1},
             model_roles={"grader": "scripted/judge"})  # fmt: skip
+
+
+def test_inspect_list_tasks_shows_each_task_once_from_the_project_root():
+    """Inspect finds tasks by reading files for @task: the package registers its tasks by a
+    call, so only tasks/*.py are listed (the same tasks, once)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    inspect_cli = Path(sys.executable).parent / "inspect"
+    listed = subprocess.run(
+        [str(inspect_cli), "list", "tasks"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    names = sorted(
+        line.split("@")[-1].strip() for line in listed.stdout.splitlines() if "@" in line
+    )
+    assert names == ["in_domain", "misalignment"], listed.stdout
