@@ -253,9 +253,15 @@ def _print_outcome(manifest: Any, config: Any) -> None:
 
     path = manifest.run_dir
     summary = manifest.summary.model_dump() if manifest.summary else {}
+    seconds = f"{summary.get('seconds', '?')}"
+    if "resumed_at_step" in summary:
+        seconds += (
+            f" (this session, from step {summary['resumed_at_step']}; all sessions' steps: "
+            f"{summary.get('step_seconds_all_sessions', '?')})"
+        )
     click.echo(
         f"\nrun: {path}  status: {manifest.status}  steps: {summary.get('steps', '?')}"
-        f"  seconds: {summary.get('seconds', '?')}"
+        f"  seconds: {seconds}"
     )
     if "reward_first_quarter" in summary:
         click.echo(
