@@ -245,3 +245,20 @@ def test_option_errors_need_no_trl_once_its_fields_are_cached(tmp_path):
     assert list((tmp_path / "config-fields").glob("trl.GRPOConfig-*.json"))
     heavy = runs[1].stdout.strip().splitlines()[-1].removeprefix("heavy:")
     assert heavy == "", f"the second run imported {heavy}"
+
+
+def test_third_party_noise_is_hidden_unless_verbose(monkeypatch):
+    """Hugging Face bars and transformers' FutureWarnings are off by default, on with --verbose."""
+    import os
+    import warnings
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    with warnings.catch_warnings():
+        assert cli("--verbose", "trainers").exit_code == 0
+        assert "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ
+    with warnings.catch_warnings(record=True) as seen:
+        assert cli("trainers").exit_code == 0
+        assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+        warnings.warn_explicit("renamed", FutureWarning, "x.py", 1, "transformers.modeling_utils")
+        warnings.warn_explicit("renamed", FutureWarning, "x.py", 1, "trl.trainer")  # not hidden
+    assert [str(w.message) for w in seen] == ["renamed"]

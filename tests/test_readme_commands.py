@@ -40,7 +40,7 @@ README_COMMANDS: dict[str, str] = {
     "leaderboard [general] [--format table|md|json|csv]": "parse",
     "leaderboard render": "parse",
     "export --format eee <entries/x.json | log.eval> [-o out.json]": "parse",
-    "validate leaderboards/ [--logs logs/]": "parse",
+    "validate leaderboards/ [--logs leaderboards/]": "parse",
     "experiment configs/experiments/rl-vs-sft.cpu-smoke.yaml": "parse",
     "experiment configs/experiments/rl-vs-sft.paper.yaml --estimate": "estimate",
     "experiment status experiments/rl-vs-sft.cpu-smoke": "parse",

@@ -71,8 +71,29 @@ class EmbenchGroup(click.Group):
 
 @click.group(cls=EmbenchGroup)
 @click.version_option(package_name="embench")
-def main() -> None:
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help="Show third-party noise: Hugging Face progress bars (loading weights, writing shards) "
+    "and transformers' FutureWarnings.",
+)
+def main(verbose: bool) -> None:
     """embench: does narrow fine-tuning (RL vs SFT) make a chat model broadly misaligned?"""
+    if not verbose:
+        quiet_third_party()
+
+
+def quiet_third_party() -> None:
+    """Hide Hugging Face progress bars and transformers' FutureWarnings (deprecations raised by
+    TRL's and transformers' own calls, e.g. gradient_checkpointing → activation_checkpointing),
+    in this process and the processes it starts."""
+    import os
+    import warnings
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when transformers loads
+    if "transformers" in sys.modules:  # already loaded: switch its bars off directly
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers(\.|$)")
 
 
 @main.command()
@@ -153,10 +174,6 @@ def train(
         click.echo(f"# ok: trainer {plugin.name}, output {config.output}; nothing was trained")
         return
 
-    import warnings
-
-    # transformers' own deprecation notices about its renamed checkpointing API (used by TRL)
-    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     manifest = plugin.run(config, resume=bool(resume_dir))  # the run's RunManifest
     _print_outcome(manifest, config)
 
