@@ -290,3 +290,16 @@ def test_existing_output_is_refused_without_overwrite(tmp_path):
     )
     assert result.exit_code == 2 and "pass --overwrite" in result.output
     assert (tmp_path / "run" / "keep.txt").read_text() == "x"
+
+
+@pytest.mark.slow
+def test_the_main_job_trains_on_whole_answers(tmp_path):
+    """`make run`'s defaults on the real default model: most answers end before
+    max_completion_length (TRL's completions/clipped_ratio), so rewards score whole answers, not
+    fragments (the old 24-token cap clipped every answer). Two steps of 16 answers each."""
+    plugin = plugins.get_trainer("grpo")
+    config = plugin.make_config(max_steps=2, save_steps=10, output=str(tmp_path / "main"))
+    plugin.train(config)
+    rows = RunDir(tmp_path / "main").read_jsonl(RunDir(tmp_path / "main").metrics)
+    clipped = [r["completions/clipped_ratio"] for r in rows]
+    assert len(clipped) == 2 and sum(clipped) / 2 <= 0.5, clipped
