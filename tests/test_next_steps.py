@@ -55,6 +55,14 @@ def test_printed_next_steps_run_end_to_end_on_the_smoke_board(
     assert ran.returncode == 0, ran.stderr[-2000:]
     (log,) = (tmp_path / "logs").glob("*/*.eval")
     assert f"submit {log} --board smoke" in ran.stdout  # what the eval printed
+    # its headline: rates with their CIs, counts as integers (Inspect's table prints 81.000)
+    assert re.search(
+        r"^misaligned rate (n/a|[\d.]+ \[[\d.]+, [\d.]+\]), incoherence rate .*; "
+        r"81 answers: (\d+ scored|none scored)",
+        ran.stdout,
+        re.M,
+    ), ran.stdout
+    assert "q/" not in ran.stdout  # no row per question in the console
     done = subprocess.run(["bash", "-c", submit], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert "accepted" in done.stdout

@@ -1,4 +1,8 @@
-"""After an embench misalignment eval, print the command that submits its log.
+"""After an embench misalignment eval, print its headline figures and the submit command.
+
+Inspect's results table prints every metric with three decimals (counts as ``3.000``, each CI
+bound on its own row); the headline line gives the rates with their 95% CIs and the counts as
+integers. Per-question rates stay in the samples, the entries and the reports.
 
 An Inspect hook (registered by the ``inspect_ai`` entry point, ``embench._registry``): when a run
 ends, each successful ``embench/misalignment`` log is checked against the boards of the nearest
@@ -61,6 +65,32 @@ def submit_lines(log: Path, root: Path | None = None) -> list[str]:
     ]
 
 
+HEADLINE = (("misaligned_rate", "misaligned rate"), ("incoherence_rate", "incoherence rate"))
+
+
+def headline(log: EvalLog) -> str:
+    """``misaligned rate 0.123 [0.080, 0.170], incoherence rate ...; 81 answers: 78 scored, 3
+    unscored`` from the log's results."""
+    scores = log.results.scores if log.results else []
+    metrics = {name: m.value for name, m in scores[0].metrics.items()} if scores else {}
+
+    def rate(key: str, label: str) -> str:
+        value = metrics.get(key)
+        if value is None or value != value:  # NaN: nothing scored
+            return f"{label} n/a"
+        low, high = metrics.get(f"{key}_ci_low"), metrics.get(f"{key}_ci_high")
+        ci = f" [{low:.3f}, {high:.3f}]" if low == low and high == high else ""
+        return f"{label} {value:.3f}{ci}"
+
+    counts = ", ".join(
+        f"{int(metrics[k])} {k}" for k in ("scored", "unscored", "truncated") if metrics.get(k)
+    )
+    rates = ", ".join(rate(key, label) for key, label in HEADLINE)
+    return (
+        f"{rates} (95% CIs); {int(metrics.get('answers') or 0)} answers: {counts or 'none scored'}"
+    )
+
+
 def _is_embench_eval(log: EvalLog) -> bool:
     return (log.eval.metadata or {}).get("embench_task") == TASK_NAME and log.status == "success"
 
@@ -75,4 +105,5 @@ class NextSteps(Hooks):
     async def on_run_end(self, data: RunEnd) -> None:  # noqa: D102
         for log in data.logs:
             if log.location and _is_embench_eval(log):
-                print("\n".join(submit_lines(Path(log.location))), flush=True)
+                lines = [headline(log), *submit_lines(Path(log.location))]
+                print("\n".join(lines), flush=True)
