@@ -35,7 +35,7 @@ from embench.leaderboard.export_eee import export_eee
 from embench.leaderboard.logcheck import check_log
 from embench.leaderboard.ranking import rank_board, rl_sft_pairs
 from embench.questions import load_question_set
-from embench.training.rundir import RunManifest
+from embench.run.manifest import RunManifest
 from tests import scripted
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -18,6 +18,8 @@ from typing import Any
 import click
 
 from embench.errors import EmbenchError
+from embench.run.layout import MANIFEST_FILE
+from embench.run.reference import local_model
 
 #: Commands loaded on first use: name -> (module, attribute, one-line help shown by --help).
 LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -47,6 +49,20 @@ class EmbenchGroup(click.Group):
             return super().invoke(ctx)
         except EmbenchError as error:
             click.echo(f"error: {error}", err=True)
+            sys.exit(2)
+        except Exception as error:
+            from embench.fsutil import disk_full
+
+            full = disk_full(error)
+            if full is None:
+                raise
+            where = f" writing {full.filename}" if full.filename else ""
+            click.echo(
+                f"error: the disk is full ({full.strerror}{where}); free space and run the "
+                "command again: nothing half-written was kept (an interrupted training run "
+                "continues with `embench train --resume <run>`)",
+                err=True,
+            )
             sys.exit(2)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -164,13 +180,16 @@ def train(
         from embench.models.resolve import resolve_model
 
         resolve_model(config.model)  # unknown reference or broken config.json: one line, now
-    resolved = _check_before_loading(plugin, config, resume=bool(resume_dir))
+    resolved = _check_before_loading(plugin, config)
     if dry_run:
         import yaml
 
         from embench.training.config import config_to_dict
 
+        plan = _overwrite_plan(config) if not resume_dir else []  # refuses before printing
         click.echo(yaml.safe_dump(config_to_dict(resolved), sort_keys=False).rstrip())
+        for line in plan:
+            click.echo(line)
         click.echo(f"# ok: trainer {plugin.name}, output {config.output}; nothing was trained")
         return
 
@@ -201,7 +220,8 @@ def _new_config(
     given = click.get_current_context().get_parameter_source("trainer_name")
     if given is click.core.ParameterSource.DEFAULT:  # the file's `trainer:` unless --trainer
         trainer_name = file_trainer(config_file) or trainer_name
-    plugin = get_trainer(trainer_name)
+    # named on the command line or in the user's own --config file
+    plugin = get_trainer(trainer_name, allow_file=True)
     config_fields = {f.name for f in dataclasses.fields(plugin.config_class)}
     for key in [k for k, v in flags.items() if v not in (None, [])]:
         if key not in config_fields:
@@ -229,18 +249,14 @@ def _uses_rewards(plugin: Any) -> bool:
     return plugin.kind == "rl"
 
 
-def _check_before_loading(plugin: Any, config: Any, resume: bool = False) -> Any:
-    """Checks that need no model, beyond the config: the output folder, the trainer's own (its
-    ``prepare(config)`` hook resolves everything that needs no weights, as the run will; else
-    its ``validate``), rewards, mitigations. Returns the config as the run will resolve it."""
+def _check_before_loading(plugin: Any, config: Any) -> Any:
+    """Checks that need no model, beyond the config: the trainer's own (its ``prepare(config)``
+    hook resolves everything that needs no weights, as the run will; else its ``validate``),
+    rewards, mitigations. Returns the config as the run will resolve it."""
     import copy
 
-    from embench.training.rundir import RunDir
-
-    if not resume:
-        RunDir.check_free(config.output, config.overwrite)
     match = getattr(config, "match", None)
-    if match and not (Path(match) / "manifest.json").is_file():
+    if match and not (Path(match) / MANIFEST_FILE).is_file():
         raise EmbenchError(f"--match {match}: not a run directory (no manifest.json)")
     resolved = copy.deepcopy(config)
     module = inspect.getmodule(plugin.train)
@@ -262,6 +278,19 @@ def _check_before_loading(plugin: Any, config: Any, resume: bool = False) -> Any
                 f"rewards ({', '.join(names)}): give one weight per reward"
             )
     return resolved
+
+
+def _overwrite_plan(config: Any) -> list[str]:
+    """Dry run: refuse an output the run could not write, and say what --overwrite removes."""
+    from embench.run.rundir import RunDir
+
+    RunDir.check_free(config.output, bool(config.overwrite))
+    doomed = RunDir.would_remove(config.output) if config.overwrite else []
+    if not doomed:
+        return []
+    return [f"# --overwrite would remove {len(doomed)} item(s) in {config.output}:"] + [
+        f"#   {path}{'/' if path.is_dir() else ''}" for path in doomed
+    ]
 
 
 def _print_outcome(manifest: Any, config: Any) -> None:
@@ -337,7 +366,7 @@ def next_commands(path: Path, config: Any) -> list[str]:
     from embench.paths import script
 
     judge = getattr(config, "judge", None) or PLUMBING_JUDGE
-    model = f"local/{path}"  # an absolute path gives local//abs/path, as Inspect wants
+    model = local_model(path)
     try:
         from embench.questions import load_question_set
 
@@ -385,9 +414,9 @@ def _cuda_available() -> bool:
 
 
 def _resume_config(path: str) -> tuple[Any, Any]:
+    from embench.run.rundir import RunDir
     from embench.training.config import config_from_values
     from embench.training.plugins import get_trainer
-    from embench.training.rundir import RunDir
 
     manifest = RunDir.open(path).manifest()
     if manifest.status == "finished":
