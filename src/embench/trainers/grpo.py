@@ -83,7 +83,13 @@ def train(config: Config, resume: bool = False) -> RunManifest:
     plan.apply_to_config(config)
     if not config.reward:
         config.reward = default_rewards(config.domain)
-    rewards = build_rewards(config.reward, config.domain, config.judge, shape_from_config(config))
+    shape = shape_from_config(config)
+    rewards, names = plan.rewards(
+        build_rewards(config.reward, config.domain, config.judge, shape),
+        list(config.reward),
+        config.judge,
+        shape,
+    )
     dataset = prompt_dataset(
         config.domain, config.dataset, config.max_prompts, config.system_prompt
     )
@@ -104,7 +110,7 @@ def train(config: Config, resume: bool = False) -> RunManifest:
     def build(
         config: Config, run: RunDir, model: Any, tokenizer: Any, peft: Any, callbacks: list[Any]
     ) -> GRPOTrainer:
-        recorder = RolloutRecorder(run, list(config.reward))
+        recorder = RolloutRecorder(run, names)
         return plan.make_trainer(
             GRPOTrainer,
             model=model,
