@@ -264,3 +264,14 @@ def test_each_mitigation_runs_two_steps(tmp_path, tiny_model_dir, trainer, specs
         entry = _entry(manifest, "sft_mix")
         assert entry["sft_batches"] == 2 and entry["sft_samples_seen"] == 16
         assert entry["rl_samples_seen"] == 16
+
+
+def test_the_grid_makes_rl_only_arms_for_grpo_cells_only():
+    from embench.experiments.config import load_experiment
+
+    cells = load_experiment("configs/experiments/mitigations.paper.yaml").cells()
+    made = {(c.trainer, spec.partition(":")[0]) for c in cells for spec in c.mitigation}
+    assert {("grpo", "interleave_rl"), ("grpo", "sft_mix"), ("sft", "inoculate")} <= made
+    assert not {("sft", "interleave_rl"), ("sft", "sft_mix")} & made
+    sweep = {c.mitigation for c in cells if c.trainer == "grpo" and c.mitigation[:1] != ()}
+    assert {("kl:weight=0.01",), ("kl:weight=0.05",), ("kl:weight=0.1",)} <= sweep
