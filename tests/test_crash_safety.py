@@ -17,8 +17,9 @@ from transformers import Trainer
 
 from embench.cli import main
 from embench.training import plugins
+from embench.training.progress import ProgressCallback
 from embench.training.rundir import COMPLETE_MARKER, RunDir
-from embench.training.runner import CompleteCheckpoints, ProgressCallback
+from embench.training.runner import CompleteCheckpoints
 
 FAST = dict(
     domain="code",

@@ -1,6 +1,7 @@
 """Trainer plugins on a tiny random model: discovery, GRPO/SFT run dirs, matching, errors."""
 
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -123,9 +124,18 @@ def test_builtin_trainers_declare_their_kind_and_ship_in_the_package():
     assert thin.train is found["grpo"].train and thin.kind == "rl"
 
 
-def test_grpo_two_steps_writes_complete_run_dir(tmp_path, tiny_model_dir):
+def test_grpo_two_steps_writes_complete_run_dir(tmp_path, tiny_model_dir, capsys):
     plugin, config = grpo(tmp_path, tiny_model_dir)
     result = plugin.train(config)
+    # stdout is not a terminal here (as under SLURM or nohup): one plain line per step, no bar
+    lines = capsys.readouterr().out.splitlines()
+    steps = [line for line in lines if line.startswith("step ")]
+    assert len(steps) == 2 and not any("━" in line for line in lines)
+    for number, line in enumerate(steps, 1):
+        assert re.fullmatch(
+            rf"step {number}/2  reward -?[\d.e-]+  loss -?[\d.e-]+  [\d.]+ s/step  ETA \d+s", line
+        ), line
+    assert steps[-1].endswith("ETA 0s")
     run = RunDir(result.run_dir)
     manifest = assert_valid_manifest(run.path)
     assert manifest["manifest_version"] == 1

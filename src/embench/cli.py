@@ -47,6 +47,20 @@ class EmbenchGroup(click.Group):
         except EmbenchError as error:
             click.echo(f"error: {error}", err=True)
             sys.exit(2)
+        except Exception as error:
+            from embench.fsutil import disk_full
+
+            full = disk_full(error)
+            if full is None:
+                raise
+            where = f" writing {full.filename}" if full.filename else ""
+            click.echo(
+                f"error: the disk is full ({full.strerror}{where}); free space and run the "
+                "command again: nothing half-written was kept (an interrupted training run "
+                "continues with `embench train --resume <run>`)",
+                err=True,
+            )
+            sys.exit(2)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
@@ -148,6 +162,8 @@ def train(
         from embench.training.config import config_to_dict
 
         click.echo(yaml.safe_dump(config_to_dict(config), sort_keys=False).rstrip())
+        for line in _overwrite_plan(config) if not resume_dir else []:
+            click.echo(line)
         click.echo(f"# ok: trainer {plugin.name}, output {config.output}; nothing was trained")
         return
 
@@ -234,6 +250,19 @@ def _check_before_loading(plugin: Any, config: Any) -> None:
             raise EmbenchError(f"--match {match}: not a run directory (no manifest.json)")
 
 
+def _overwrite_plan(config: Any) -> list[str]:
+    """Dry run: refuse an output the run could not write, and say what --overwrite removes."""
+    from embench.training.rundir import RunDir
+
+    RunDir.check_free(config.output, bool(config.overwrite))
+    doomed = RunDir.would_remove(config.output) if config.overwrite else []
+    if not doomed:
+        return []
+    return [f"# --overwrite would remove {len(doomed)} item(s) in {config.output}:"] + [
+        f"#   {path}{'/' if path.is_dir() else ''}" for path in doomed
+    ]
+
+
 def _print_outcome(manifest: Any, config: Any) -> None:
     """Summary, training curves and the next commands, after a run (``manifest``: RunManifest)."""
     from embench.training.plots import write_training_curves
@@ -248,6 +277,12 @@ def _print_outcome(manifest: Any, config: Any) -> None:
         click.echo(
             f"mean reward: first quarter {summary['reward_first_quarter']:.4f} -> "
             f"last quarter {summary['reward_last_quarter']:.4f}"
+        )
+    if "clipped_last_quarter" in summary:
+        click.echo(
+            f"answers cut at max_completion_length: first quarter "
+            f"{summary['clipped_first_quarter']:.0%} -> last quarter "
+            f"{summary['clipped_last_quarter']:.0%}"
         )
     try:
         images = write_training_curves(path, title=f"{path.name} ({manifest.trainer})")

@@ -131,7 +131,7 @@ def estimate_cost(config: ExperimentConfig) -> Estimate:
             train_calls += made * _reward_calls(cell.domain, cell.reward)
         steps += cell_steps
         seconds += cell_steps * float(step_seconds.get(cell.trainer, 0))
-        evaluated = 1 + (cell_steps - 1) // config.every if config.every and cell_steps else 1
+        evaluated = len(config.eval_steps(cell_steps))
         checkpoints += evaluated
         domain_answers, per_answer = by_domain[cell.domain]
         answers += evaluated * (general + domain_answers)

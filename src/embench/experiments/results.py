@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from embench.errors import EmbenchError
 from embench.experiments.evaluate import read_json
-from embench.experiments.runner import CELL_FILE, EXPERIMENT_FILE
+from embench.experiments.runner import CELL_FILE, read_experiment
 from embench.experiments.stats import PairedComparison, paired_difference
 
 
@@ -212,9 +211,7 @@ def _ratio(a: list[float], b: list[float]) -> float:
 def load_results(out: str | Path) -> ExperimentResults:
     """Read an experiment folder written by `embench experiment`."""
     out = Path(out)
-    experiment = read_json(out / EXPERIMENT_FILE)
-    if experiment is None:
-        raise EmbenchError(f"{out} is not an experiment folder (no {EXPERIMENT_FILE})")
+    experiment = read_experiment(out)
     baselines = {}
     for item in experiment.get("baselines", []):
         folder = out / "baselines" / item["folder"]

@@ -44,6 +44,41 @@ CELL_FILE = "cell.json"
 EXPERIMENT_FILE = "experiment.json"
 
 
+def read_experiment(out: Path) -> dict[str, Any]:
+    """An experiment folder's record (``experiment.json``); a missing, unreadable or misshapen
+    one is a one-line EmbenchError that says which."""
+    import json
+
+    from embench.limits import read_text
+
+    path = Path(out) / EXPERIMENT_FILE
+    if not path.exists():
+        raise EmbenchError(f"{out} is not an experiment folder (no {EXPERIMENT_FILE})")
+    try:
+        data = json.loads(read_text(path, "experiment record"))
+    except ValueError as ex:
+        raise EmbenchError(
+            f"{path} is broken (not valid JSON: {ex}); run the grid again to rewrite it"
+        ) from None
+
+    def named(key: str, *fields: str) -> bool:
+        items = data.get(key) or []
+        return isinstance(items, list) and all(
+            isinstance(i, dict) and all(isinstance(i.get(f), str) for f in fields) for i in items
+        )
+
+    if not (
+        isinstance(data, dict)
+        and named("cells", "folder", "label")
+        and named("baselines", "folder", "model")
+    ):
+        raise EmbenchError(
+            f"{path} is broken (not an experiment record: cells and baselines name their "
+            "folders); run the grid again to rewrite it"
+        )
+    return data
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -180,15 +215,16 @@ def _manifest(run: Path) -> RunManifest | None:
     return RunManifest.load(run) if (run / MANIFEST_FILE).is_file() else None
 
 
-def _checkpoints(run: Path) -> list[tuple[int, Path]]:
-    """(step, folder) of each kept complete intermediate checkpoint, then the final one (the run
-    dir)."""
+def _checkpoints(run: Path, config: ExperimentConfig) -> list[tuple[int, Path]]:
+    """(step, folder) of each complete intermediate checkpoint at a step the config evaluates
+    (``eval_steps``: none with ``every: 0``), then the final one (the run dir)."""
     manifest = _manifest(run)
     final = manifest.summary.steps if manifest is not None and manifest.summary else 0
+    wanted = set(config.eval_steps(final)) - {final}
     found = []
     for folder in RunDir(run).complete_checkpoints():
         step = checkpoint_step(folder)
-        if step < final:
+        if step in wanted:
             found.append((step, folder))
     return [*sorted(found), (final, run)]
 
@@ -429,7 +465,7 @@ class Runner:
         names += [f"{n}.judge-{judge_slug(j)}" for n in names for j in self.config.extra_judges]
         pending = [
             (step, f"local/{checkpoint.resolve()}")
-            for step, checkpoint in _checkpoints(run)
+            for step, checkpoint in _checkpoints(run, self.config)
             if any(read_json(self._summary_path(folder, step, n)) is None for n in names)
         ]
         model_args = self.config.eval.get("model_args") or {}

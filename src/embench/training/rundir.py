@@ -14,6 +14,7 @@ are upgraded when read, or refused with a one-line message.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -33,6 +34,10 @@ SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
 COMPLETE_MARKER = ".embench-complete"
 #: The checkpoint of this run, as recorded in ``weights``/``adapter_chain`` (relative to the run).
 OWN_CHECKPOINT = "checkpoint"
+#: The one-writer lock of a run directory (``flock``; holds the writer's PID).
+LOCK_FILE = ".embench.lock"
+#: Run directories this process holds the lock of: resolved path -> open lock file descriptor.
+_HELD: dict[str, int] = {}
 
 Status = Literal["created", "running", "interrupted", "failed", "finished"]
 STATUSES: tuple[str, ...] = get_args(Status)
@@ -299,23 +304,107 @@ class RunDir:
 
     @classmethod
     def check_free(cls, path: str | Path, overwrite: bool) -> None:
-        """Refuse an existing, non-empty run directory unless ``overwrite`` (nothing is written)."""
+        """Refuse an output embench may not write (nothing is written): an existing, non-empty
+        folder without ``overwrite``; with it, anything but an embench run directory (one holding
+        a manifest), the working directory or a folder above it, a symbolic link, a file, and a
+        run another process is writing."""
         run = cls(path)
-        if run.path.exists() and any(run.path.iterdir()) and not overwrite:
+        if run.path.is_symlink():
+            raise EmbenchError(
+                f"output {run.path} is a symbolic link; give the real folder it points to"
+            )
+        if run.path.exists() and not run.path.is_dir():
+            raise EmbenchError(
+                f"output {run.path} is a file, not a folder; choose another --output"
+            )
+        if run.path.is_dir():
+            run.check_unlocked()
+        if not run.would_remove(run.path):
+            return
+        if not overwrite:
             raise EmbenchError(
                 f"output directory {run.path} already exists; pass --overwrite to replace it "
                 f"or --resume {run.path} to continue it"
             )
+        here = Path.cwd().resolve()
+        if run.path.resolve() in (here, *here.parents):
+            raise EmbenchError(
+                f"--overwrite would remove {run.path}, which holds the working directory; "
+                "choose another --output"
+            )
+        if not _made_by_embench(run.path):
+            raise EmbenchError(
+                f"--overwrite replaces only embench run directories, and {run.path} holds no "
+                f"{MANIFEST_FILE}; move its files away or choose another --output"
+            )
+
+    @classmethod
+    def would_remove(cls, path: str | Path) -> list[Path]:
+        """What ``create(path, overwrite=True)`` removes (after ``check_free`` accepted it)."""
+        run = cls(path)
+        if not run.path.is_dir() or run.path.is_symlink():
+            return []
+        return sorted(p for p in run.path.iterdir() if p.name != LOCK_FILE)
 
     @classmethod
     def create(cls, path: str | Path, overwrite: bool) -> RunDir:
-        """A fresh run directory; an existing one is refused unless ``overwrite``."""
+        """A fresh run directory, locked for this process (see ``lock``); an existing one is
+        refused unless ``overwrite`` and it is an embench run directory (``check_free``)."""
         cls.check_free(path, overwrite)
         run = cls(path)
-        if run.path.exists():
-            shutil.rmtree(run.path)
         run.path.mkdir(parents=True, exist_ok=True)
+        run.lock()
+        for item in run.would_remove(run.path):
+            if item.is_dir() and not item.is_symlink():
+                shutil.rmtree(item)
+            else:
+                item.unlink()
         return run
+
+    def lock(self) -> None:
+        """Become the run directory's one writer (an ``flock`` held until ``unlock`` or exit);
+        another process holding it is refused in one line naming its PID. Re-entrant."""
+        key = str(self.path.resolve())
+        if key in _HELD:
+            return
+        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise self._in_use() from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        _HELD[key] = fd
+
+    def unlock(self) -> None:
+        """Release this process's lock on the run directory (no-op when not held)."""
+        fd = _HELD.pop(str(self.path.resolve()), None)
+        if fd is not None:
+            os.close(fd)
+
+    def check_unlocked(self) -> None:
+        """Refuse, in one line naming its PID, a run directory another process is writing."""
+        file = self.path / LOCK_FILE
+        if str(self.path.resolve()) in _HELD or not file.is_file():
+            return
+        fd = os.open(file, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise self._in_use() from None
+        finally:
+            os.close(fd)
+
+    def _in_use(self) -> EmbenchError:
+        try:
+            pid = (self.path / LOCK_FILE).read_text().strip() or "?"
+        except OSError:
+            pid = "?"
+        return EmbenchError(
+            f"run directory {self.path} is being written by process {pid}; wait for it to end "
+            "or choose another --output"
+        )
 
     @classmethod
     def open(cls, path: str | Path) -> RunDir:
@@ -385,6 +474,15 @@ class RunDir:
         for folder in dropped:
             shutil.rmtree(folder, ignore_errors=True)
         return dropped
+
+
+def _made_by_embench(folder: Path) -> bool:
+    """Whether ``folder`` holds an embench manifest (a JSON object naming its trainer)."""
+    try:
+        data = json.loads((folder / MANIFEST_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and bool(data.get("trainer"))
 
 
 def checkpoint_step(folder: Path) -> int:
