@@ -275,3 +275,16 @@ def test_the_grid_makes_rl_only_arms_for_grpo_cells_only():
     assert not {("sft", "interleave_rl"), ("sft", "sft_mix")} & made
     sweep = {c.mitigation for c in cells if c.trainer == "grpo" and c.mitigation[:1] != ()}
     assert {("kl:weight=0.01",), ("kl:weight=0.05",), ("kl:weight=0.1",)} <= sweep
+
+
+def test_every_mitigation_cost_configuration_is_a_valid_grpo_spec():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "mitigation_cost.py"
+    spec = importlib.util.spec_from_file_location("mitigation_cost", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert {"inoculate", "interleave_rl", "sft_mix"} <= set(module.CONFIGS)
+    for specs in module.CONFIGS.values():
+        mitigations.parse_all(specs, False, "grpo", "rl")
