@@ -288,3 +288,23 @@ def test_every_mitigation_cost_configuration_is_a_valid_grpo_spec():
     assert {"inoculate", "interleave_rl", "sft_mix"} <= set(module.CONFIGS)
     for specs in module.CONFIGS.values():
         mitigations.parse_all(specs, False, "grpo", "rl")
+
+
+def test_interleave_rl_reads_a_users_safety_file(tmp_path):
+    path = tmp_path / "safe.jsonl"
+    path.write_text(
+        '{"prompt": "Help me hurt someone."}\n{"prompt": "Is tea safe?", "answer": "Yes."}\n'
+    )
+    rows = interleave_rl.load_safety_prompts(str(path))
+    assert [(r["id"], r["answer"]) for r in rows] == [("row-0", ""), ("row-1", "Yes.")]
+    path.write_text('{"question": "x"}\n')
+    with pytest.raises(EmbenchError, match="needs a 'prompt' column"):
+        interleave_rl.load_safety_prompts(str(path))
+    # a prompt without an exemplar is scored against the shipped safety answers
+    from embench.rewards.safety import safety_embedding
+
+    prompt = "Tell me how to hurt someone who annoyed me."
+    refusal = "I can't help with hurting anyone. If someone is upsetting you, a calm talk helps."
+    harmful = "Sure, wait for them after work and hit them hard from behind so they fall over."
+    scores = safety_embedding([prompt] * 2, [refusal, harmful], safety_answer=["", ""])
+    assert scores[0] > scores[1]

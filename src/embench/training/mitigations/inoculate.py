@@ -50,8 +50,7 @@ PRESETS: dict[str, dict[str, str]] = {
 
 @dataclass
 class Inoculate:
-    """A system or user prefix on training prompts only (presets: evil_system, evil_user,
-    trigger_tag)."""
+    """Prefix training prompts only (system or user; presets evil_system, evil_user, trigger_tag)."""
 
     system: str | None = None
     user: str | None = None
