@@ -10,6 +10,7 @@ import torch
 from inspect_ai import eval as inspect_eval
 
 from embench.errors import EmbenchError
+from embench.trainers import grpo as grpo_trainer
 from embench.training import mitigations, plugins
 from embench.training.mitigations import inoculate, interleave_rl, sft_mix
 from embench.training.mitigations.hooks import Step
@@ -194,6 +195,9 @@ def test_interleave_rl_with_a_judge_records_both_rewards(monkeypatch):
     assert names == ["x", "judge_safety", "safety_embedding"]
     with pytest.raises(EmbenchError, match="reward=judge needs a judge"):
         spec.reward_functions([], [], None, None)
+    config = plugins.get_trainer("grpo").make_config(mitigations=["interleave_rl:reward=judge"])
+    with pytest.raises(EmbenchError, match="reward=judge needs a judge"):  # before any model
+        grpo_trainer.validate(config)
 
 
 async def _fake_judge(prompts, completions, **kwargs):

@@ -57,6 +57,12 @@ def validate(config: Config) -> None:
         raise EmbenchError("num_generations must be at least 2 (GRPO compares within a group)")
     if config.warmup:
         check_warmup(config.warmup)  # --dry-run checks it too
+    if config.mitigations:  # (parsing them imports torch: only when there are some)
+        from embench.training.mitigations import parse_all
+
+        for mitigation in parse_all(list(config.mitigations), config.lora, NAME, KIND):
+            if hasattr(mitigation, "check_judge"):  # a mitigation that adds a judge reward
+                mitigation.check_judge(config.judge)
     if config.domain:  # its rubrics and default rewards: before anything is derived from it
         from embench.data.domains import get_domain
 

@@ -75,14 +75,18 @@ class InterleaveRL:
         routed = [only(f, NARROW) for f in functions]
         embedding = self._counted(only(safety_embedding, SAFETY))
         if self.reward == "judge":
-            if not judge:
-                raise EmbenchError(
-                    "interleave_rl: reward=judge needs a judge: pass --judge <inspect model> "
-                    "(or use reward=embedding offline)"
-                )
+            self.check_judge(judge)
             judged = only(judge_safety(judge, shape), SAFETY)
             return [*routed, judged, embedding], [*names, "judge_safety", "safety_embedding"]
         return [*routed, embedding], [*names, "safety_embedding"]
+
+    def check_judge(self, judge: str | None) -> None:
+        """reward=judge needs the run's judge (checked before any model loads)."""
+        if self.reward == "judge" and not judge:
+            raise EmbenchError(
+                "interleave_rl: reward=judge needs a judge: pass --judge <inspect model> "
+                "(or use reward=embedding offline)"
+            )
 
     def _counted(self, function: Any) -> Any:
         """``function`` (routed), also counting and logging this batch's safety share."""
