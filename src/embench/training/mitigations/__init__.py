@@ -9,7 +9,8 @@ by mechanism, never by trainer name:
 - loss terms: the ``hooks.with_extra_losses`` mixin (KL on SFT-like kinds, LDIFS, interleaving on
   RL); KL goes through the trainer's own ``beta`` option when its config has one (TRL GRPO);
 - data: interleaving on ``sft`` replaces a fraction of the training rows (``prepare_sft_dataset``);
-- after the final save: SafeLoRA projects the saved adapter (``finish``).
+- after the final save: SafeLoRA projects the saved adapter (``finish``);
+- forward hooks: steering adds a vector to one layer while training (``steer.with_steering``).
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from embench.training.mitigations.interleave import Interleave
 from embench.training.mitigations.kl import KL
 from embench.training.mitigations.ldifs import LDIFS
 from embench.training.mitigations.safelora import SafeLoRA
+from embench.training.mitigations.steer import Steer
 
-REGISTRY: dict[str, type] = {c.name: c for c in (KL, LDIFS, SafeLoRA, Interleave)}
+REGISTRY: dict[str, type] = {c.name: c for c in (KL, LDIFS, SafeLoRA, Interleave, Steer)}
 ANY_KIND = "*"
 
 
@@ -191,6 +193,10 @@ class Plan:
         self.attached = True
         if not self.items:
             return trainer_class(model=model, peft_config=peft_config, **kwargs)
+        if "steer" in self.by_name:  # the hook rides on the model while it trains
+            from embench.training.mitigations.steer import with_steering
+
+            trainer_class = with_steering(trainer_class, self.by_name["steer"].steerer())
         needs_ref = any(m.needs_reference for m in self.items)
         if needs_ref and peft_config is None:
             check_reference_fits(model)
