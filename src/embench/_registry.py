@@ -2,11 +2,21 @@
 
 from inspect_ai.model import ModelAPI, modelapi
 
-from embench.evals import in_domain, misalignment
-from embench.evals.in_domain import in_domain_judge
+from embench.evals import in_domain, misalignment, persona
+from embench.evals.in_domain import in_domain_exact, in_domain_judge
 from embench.evals.misalignment import misalignment_judge
+from embench.evals.persona import persona_projection
 
-__all__ = ["in_domain", "in_domain_judge", "local", "misalignment", "misalignment_judge"]
+__all__ = [
+    "in_domain",
+    "in_domain_exact",
+    "in_domain_judge",
+    "local",
+    "misalignment",
+    "misalignment_judge",
+    "persona",
+    "persona_projection",
+]
 
 
 @modelapi(name="local")

@@ -118,3 +118,43 @@ def trained_positions(labels: torch.Tensor) -> torch.Tensor:
     mask = torch.zeros_like(labels)
     mask[:, :-1] = labels[:, 1:] != -100
     return mask
+
+
+def response_activations(
+    model: Any,
+    prompts: list[list[int]],
+    answers: list[list[int]],
+    layers: list[int],
+    pad_id: int = 0,
+    batch_size: int = 16,
+) -> torch.Tensor:
+    """[answers, layers, hidden] float32: each answer's mean residual stream over its own tokens
+    after each layer in ``layers`` (``hidden_states[n]``), read with the prompt before it.
+
+    An empty answer gives a row of NaN.
+    """
+    rows: list[torch.Tensor] = []
+    device = next(model.parameters()).device
+    for start in range(0, len(prompts), batch_size):
+        seqs = [p + a for p, a in zip(prompts[start : start + batch_size],
+                                       answers[start : start + batch_size], strict=True)]  # fmt: skip
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, seq in enumerate(seqs):
+            ids[i, : len(seq)] = torch.tensor(seq)
+            mask[i, : len(seq)] = 1
+        with torch.no_grad():
+            hidden = model(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                output_hidden_states=True,
+                use_cache=False,
+            ).hidden_states
+        for i in range(len(seqs)):
+            begin = len(prompts[start + i])
+            end = begin + len(answers[start + i])
+            rows.append(
+                torch.stack([hidden[n][i, begin:end].float().mean(0) for n in layers]).cpu()
+            )
+    return torch.stack(rows) if rows else torch.empty(0, len(layers), 0)
