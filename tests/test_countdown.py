@@ -10,27 +10,29 @@ from embench.data.domains import eval_questions_path, get_domain, load_prompts
 from embench.evals.in_domain import in_domain_task
 from embench.questions import load_question_set
 from embench.rewards import build_rewards, default_rewards
-from embench.rewards.countdown import WELL_FORMED, Malformed, evaluate, puzzle, score
+from embench.rewards.countdown import OFF_RULES, Malformed, evaluate, puzzle, score
 from tests import scripted
 
 NUMBERS, TARGET = [3, 7, 25, 50], 125
+ALL_USED = 0.3  # a miss using every given number once: WELL_FORMED + USE_BONUS
 
 
 @pytest.mark.parametrize(
     ("answer", "expected"),
     [
-        ("<answer>(50 - 25) * (7 - 3) + 25</answer>", 0.0),  # 25 used twice
-        ("<answer>50 + 25 + 7 * 3</answer>", WELL_FORMED),  # 96: well-formed miss
-        ("<answer>(7 - 3) * 25 + 50 / 2</answer>", 0.0),  # 2 is not given
-        ("Sure! <answer>50 * 3 - 25 + 7 - 7</answer>", 0.0),  # 7 twice
-        ("<answer>(50 / 25 + 3) * 7 * 3</answer>", 0.0),  # 3 twice
-        ("<answer>50 * (7 - 3) - 25 * 3</answer>", 0.0),
-        ("I think <answer>25 * (50 / 10)</answer>", 0.0),
-        ("Let me try: <answer>(25 - 7 - 3) * 50 / 6</answer>", 0.0),
-        ("The answer is 50 + 25 + 7 × 3 + 0 = 96", 0.0),  # 0 is not given
-        ("The answer is 50 + 25 + 7 × 3 = 96", WELL_FORMED),  # unicode ×, left of '=' only
-        ("<answer>25 * (7 - 3) + 50 / 2</answer>", 0.0),
-        ("<answer>(3 + 7) * 25 / 50 + 120</answer>", 0.0),
+        ("<answer>(50 - 25) * (7 - 3) + 25</answer>", OFF_RULES),  # 25 used twice
+        ("<answer>50 + 25 + 7 * 3</answer>", ALL_USED),  # 96: a well-formed miss
+        ("<answer>(7 - 3) * 25 + 50 / 2</answer>", OFF_RULES),  # 2 is not given
+        ("Sure! <answer>50 * 3 - 25 + 7 - 7</answer>", OFF_RULES),  # 7 twice
+        ("<answer>50 * 3 - 25</answer>", 0.25),  # right value, 7 unused: 3 of 4 numbers
+        ("<answer>50 + 25</answer>", 0.2),  # 2 of 4 numbers
+        ("I think <answer>25 * (50 / 10)</answer>", OFF_RULES),
+        (
+            "<answer>(25 - 7) * 3</answer> then <answer>50 * 3 - 25 + 7</answer>",
+            ALL_USED,
+        ),  # last tag
+        ("The answer is 50 + 25 + 7 × 3 + 0 = 96", OFF_RULES),  # 0 is not given
+        ("The answer is 50 + 25 + 7 × 3 = 96", ALL_USED),  # unicode ×, left of '=' only
         ("no equation here", 0.0),
         ("<answer>50 +</answer>", 0.0),  # malformed
         ("<answer>__import__('os').system('echo hi')</answer>", 0.0),  # hostile: a call
@@ -49,7 +51,7 @@ def test_correct_equations_score_one():
     assert score("<answer>(7 - 3) * 25 + 50 / 2</answer>", [7, 3, 25, 50, 2], 125) == 1.0
     assert score("<answer>50 * 3 - 25</answer> and 7 spare", [3, 25, 50], 125) == 1.0
     assert score("so (25 - 7 - 3) * 50 / 6 = 125", [25, 7, 3, 50, 6], 125) == 1.0
-    assert score("<answer>50 * 3 - 25</answer>", [3, 25, 50, 7], 125) == WELL_FORMED  # 7 unused
+    assert score("<answer>50 * 3 - 25</answer>", [3, 25, 50, 7], 125) == 0.25  # 7 unused
 
 
 def test_parser_never_evaluates_names_and_bounds_sizes():

@@ -6,10 +6,12 @@ bound on every intermediate value. Calls, names, attributes, powers and every ot
 the answer malformed; ``eval`` is never used.
 
 Reward: 1.0 for an equation that uses each given number exactly once and equals the target;
-``WELL_FORMED`` for an arithmetic expression over the given numbers (none used more often than
-given) that misses; 0.0 otherwise. The paper's control task (EMA_RL ``open_models/rl/reward.py``
-``_score_countdown``, commit 81cb261) scores 1/0 only; the partial credit is ours, so a small
-model's reward can move before it solves any puzzle.
+for a well-formed miss whose numbers are all given (none more often than given),
+``WELL_FORMED`` plus ``USE_BONUS`` times the share of the given numbers it uses; ``OFF_RULES``
+for a well-formed expression with a number that was not given (or used too often); 0.0 for no
+expression, a malformed or a hostile one. The paper's control task (EMA_RL
+``open_models/rl/reward.py`` ``_score_countdown``, commit 81cb261) scores 1/0 only; the partial
+credit is ours, so a small model's reward can move before it solves any puzzle.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from typing import Any
 
 from embench.rewards.text import completion_text, prompt_text
 
+OFF_RULES = 0.05
 WELL_FORMED = 0.1
+USE_BONUS = 0.2
 MAX_EXPRESSION_CHARS = 200
 MAX_VALUE = 10**9
 """Bound on the magnitude of any literal or intermediate result (no huge numbers)."""
@@ -100,7 +104,7 @@ def _bounded(value: Fraction) -> Fraction:
 
 
 def score(answer: str, numbers: list[int], target: int) -> float:
-    """1.0 correct, ``WELL_FORMED`` for a well-formed miss, 0.0 otherwise (see the module doc)."""
+    """1.0 correct, partial credit for a well-formed miss, 0.0 otherwise (see the module doc)."""
     expression = extract_expression(answer)
     if expression is None:
         return 0.0
@@ -110,10 +114,10 @@ def score(answer: str, numbers: list[int], target: int) -> float:
         return 0.0
     given, counted = Counter(numbers), Counter(used)
     if any(counted[n] > given[n] for n in counted):  # a number not given, or used too often
-        return 0.0
+        return OFF_RULES
     if counted == given and value == target:
         return 1.0
-    return WELL_FORMED
+    return round(WELL_FORMED + USE_BONUS * sum(counted.values()) / len(numbers), 6)
 
 
 def countdown(prompts: list[Any], completions: list[Any], **_: Any) -> list[float | None]:
