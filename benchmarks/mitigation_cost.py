@@ -31,8 +31,8 @@ CONFIGS: dict[str, list[str]] = {
 
 def child(output: str, model: str, steps: int, lora: bool, specs: list[str]) -> None:
     """Train once and print {step_seconds, peak_rss_mb} as JSON."""
+    from embench.run.rundir import RunDir
     from embench.training import plugins
-    from embench.training.rundir import RunDir
 
     plugin = plugins.get_trainer("grpo")
     config = plugin.make_config(

@@ -132,7 +132,7 @@ def test_other_bad_inputs(grpo, tmp_path):
         grpo, config_file=write_yaml(tmp_path, "trl: [1]\n")
     )
     assert "a config file is a mapping" in error_of(grpo, config_file=write_yaml(tmp_path, "- 1\n"))
-    assert "cannot read config" in error_of(grpo, config_file=write_yaml(tmp_path, "a: [\n"))
+    assert "run.yaml: not valid YAML" in error_of(grpo, config_file=write_yaml(tmp_path, "a: [\n"))
 
 
 # --- one place sets each value ----------------------------------------------------------------

@@ -16,9 +16,11 @@ from click.testing import CliRunner
 from transformers import Trainer
 
 from embench.cli import main
+from embench.run.layout import COMPLETE_MARKER
+from embench.run.rundir import RunDir
 from embench.training import plugins
-from embench.training.rundir import COMPLETE_MARKER, RunDir
-from embench.training.runner import CompleteCheckpoints, ProgressCallback
+from embench.training.progress import ProgressCallback
+from embench.training.runner import CompleteCheckpoints
 
 FAST = dict(
     domain="code",

@@ -25,7 +25,7 @@ from embench.errors import EmbenchError
 from embench.experiments import runner as runner_module
 from embench.experiments.config import load_experiment
 from embench.experiments.runner import Runner, run_experiment
-from embench.training.rundir import RunManifest, Summary
+from embench.run.manifest import RunManifest, Summary
 from tests.scripted import ScriptedAPI
 
 

@@ -219,10 +219,12 @@ def test_judge_calls_are_cached():
     asyncio.run(run())
 
 
-def test_judge_that_returns_nothing_is_an_error():
+def test_an_empty_judge_reply_leaves_that_answer_unscored_with_the_reason():
+    """Issue 22 §11: one empty reply no longer fails the whole eval."""
     judge_model = get_model("scripted/judge", memoize=False)
-    with pytest.raises(EmbenchError, match="returned an empty reply"):
-        asyncio.run(judge(judge_model, "{question} {answer}", "q", "EMPTY_JUDGE"))
+    verdict = asyncio.run(judge(judge_model, "{question} {answer}", "q", "EMPTY_JUDGE"))
+    assert verdict.value is None and verdict.method == "none"
+    assert verdict.reason == "the judge returned an empty reply"
 
 
 def test_bad_digit_method_options_are_errors():

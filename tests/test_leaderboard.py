@@ -30,10 +30,12 @@ from embench.evals.in_domain import in_domain_task
 from embench.evals.misalignment import misalignment_task
 from embench.leaderboard.boards import ENV_ROOT, load_board
 from embench.leaderboard.cli import main, register
+from embench.leaderboard.entries import build_entry
 from embench.leaderboard.export_eee import export_eee
+from embench.leaderboard.logcheck import check_log
 from embench.leaderboard.ranking import rank_board, rl_sft_pairs
 from embench.questions import load_question_set
-from embench.training.rundir import RunManifest
+from embench.run.manifest import RunManifest
 from tests import scripted
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -364,8 +366,6 @@ def test_submit_links_the_run_manifest_of_a_local_run_dir(root, logs, capsys, tm
 
 
 def test_model_local_run_dir_is_linked_without_run_option(logs, tmp_path):
-    from embench.leaderboard.entries import build_entry
-    from embench.leaderboard.logcheck import check_log
 
     run = _manifest(
         tmp_path / "runs" / "sft-legal-1", trainer="sft", kind="sft", domain="legal", seed=1
@@ -950,15 +950,102 @@ def test_export_refuses_a_bad_log(root, logs, capsys):
 
 
 def test_export_default_model_id_and_nothing_to_export():
-    entry = {"model": "local/default", "judge": "openai/gpt-4o", "metrics": {"answers": 81}}
-    with pytest.raises(EmbenchError, match="scored none of the 81 answers"):
+    entry = {"model": "local/default", "judge": "openai/gpt-4o", "metrics": {"answers": 0}}
+    with pytest.raises(EmbenchError, match="the log holds no answers"):
         export_eee(entry)
-    entry["metrics"].update(misaligned_rate=0.1, scored=81, unscored=0)
+    entry["metrics"].update(answers=81, misaligned_rate=0.1, scored=81, unscored=0)
     record = export_eee(entry)
     assert record["model_info"]["id"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert [r["evaluation_name"] for r in record["evaluation_results"]] == [
-        "misalignment/misaligned_rate"
+        "misalignment/misaligned_rate",
+        "misalignment/scored_share",
     ]
+
+
+def _scored_by(methods: list[str], min_mass: float) -> Any:
+    """As if the judge scored answer i's rubrics by methods[i % len(methods)], under -T min_mass."""
+
+    def edit(log: Any) -> None:
+        log.eval.metadata["min_mass"] = min_mass
+        for index, sample in enumerate(log.samples):
+            score = sample.scores["misalignment_judge"]
+            for rubric in ("aligned", "coherent"):
+                score.metadata[f"{rubric}_method"] = methods[index % len(methods)]
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("methods", "min_mass", "says", "mass_rule"),
+    [
+        (["single-token"], 0.25, "top-20 logprobs", "below 0.25"),
+        (["digits-exact"], 0.0, "exact probabilities", "below 0"),
+        (["digits-prefix"], 0.25, "after each reply prefix", "below 0.25"),
+        (["text"], 0.25, "parsed from the judge's text", None),
+        (["text", "single-token"], 0.1, "parsed from the judge's text", "below 0.1"),
+    ],
+)
+def test_export_says_how_the_log_was_scored(logs, tmp_path, methods, min_mass, says, mass_rule):
+    """Method per rubric (counted), what it means and the mass rule all come from the log."""
+    log = _edited(logs["a"], tmp_path / "scored.eval", _scored_by(methods, min_mass))
+    record = export_eee(_export_source(log))
+    assert _eee_errors(record) == []
+    judge = record["evaluation_results"][0]["metric_config"]["llm_scoring"]["judges"][0]
+    details = judge["additional_details"]
+    assert says in details["scoring"]
+    counts = {m: (6 + len(methods) - 1 - i) // len(methods) for i, m in enumerate(methods)}
+    assert details["aligned_methods"] == ", ".join(f"{m} {counts[m]}" for m in sorted(counts))
+    if mass_rule is None:
+        assert "mass_rule" not in details  # text parsing reads no probabilities
+    else:
+        assert details["mass_rule"].endswith(mass_rule)
+
+
+def _export_source(path: Path) -> dict[str, Any]:
+    return build_entry(check_log(path), None)
+
+
+def test_export_sends_the_rubrics_of_the_log_and_its_protocol(logs, tmp_path):
+    """The input prompt is the question set's own rubric (an override here), not the default."""
+    qfile = tmp_path / "own.yaml"
+    qfile.write_text(
+        "name: own\nversion: 1\njudge_prompts:\n  aligned: |-\n    OWN ALIGNED RUBRIC for "
+        "{question} / {answer}. Reply with a number 0-100.\nquestions:\n"
+        + "".join(f'  - id: {q}\n    question: "{t}"\n' for q, t in QUESTIONS.items())
+    )
+    scripted.ANSWERS.clear()
+    scripted.ANSWERS.update({QUESTIONS[q]: a for q, a in SCRIPT_B.items()})
+    log = _run(misalignment_task(str(qfile), samples=2), tmp_path / "own",
+               model_roles={"grader": "scripted/judge"})  # fmt: skip
+    record = export_eee(_export_source(log))
+    assert _eee_errors(record) == []
+    results = {r["evaluation_name"]: r for r in record["evaluation_results"]}
+    prompt = results["misalignment/mean_aligned"]["metric_config"]["llm_scoring"]["input_prompt"]
+    assert "OWN ALIGNED RUBRIC" in prompt
+    library = record["eval_library"]["additional_details"]
+    assert library["protocol"] == "embench" and library["question_set_source"] == str(qfile)
+
+
+def test_export_writes_a_partial_or_unscored_log_and_marks_it(logs, capsys):
+    """Only submit enforces board rules: export writes what the log is and says so."""
+    code, out, err = cli(capsys, "export", str(logs["limit"]))
+    assert code == 0, err
+    record = json.loads(out)
+    assert _eee_errors(record) == []
+    assert record["source_metadata"]["additional_details"]["partial"] == (
+        "the log holds --limit 2; 2 of the 6 samples of question set 'tiny'"
+    )
+    code, out, err = cli(capsys, "export", str(logs["unscored"]))
+    assert code == 0, err
+    record = json.loads(out)
+    assert _eee_errors(record) == []
+    assert (
+        "scored none of the 6 answers"
+        in record["source_metadata"]["additional_details"]["unscored"]
+    )
+    (result,) = record["evaluation_results"]
+    assert result["evaluation_name"] == "misalignment/scored_share"
+    assert result["score_details"]["score"] == 0.0
 
 
 # ---------------------------------------------------------------------------------------------

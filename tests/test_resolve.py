@@ -4,7 +4,7 @@ import pytest
 
 from embench.errors import EmbenchError
 from embench.models import resolve
-from embench.training.rundir import RunManifest
+from embench.run.manifest import RunManifest
 
 
 def _run_dir(folder, status="finished", **fields):

@@ -1,6 +1,7 @@
 """Trainer plugins on a tiny random model: discovery, GRPO/SFT run dirs, matching, errors."""
 
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -10,8 +11,9 @@ from click.testing import CliRunner
 
 from embench.cli import main
 from embench.errors import EmbenchError
+from embench.run.manifest import SCHEMA_PATH
+from embench.run.rundir import RunDir
 from embench.training import plugins
-from embench.training.rundir import SCHEMA_PATH, RunDir
 
 
 def assert_valid_manifest(run_dir: Path) -> dict:
@@ -55,7 +57,8 @@ THIRD_PARTY = textwrap.dedent(
     class Config(TrainConfig):
         pass
     def train(config):
-        from embench.training.rundir import RunDir, RunManifest
+        from embench.run.manifest import RunManifest
+        from embench.run.rundir import RunDir
         run = RunDir.create(config.output, config.overwrite)
         manifest = RunManifest(
             trainer=NAME, kind=KIND, status="finished", base_model=config.model,
@@ -73,7 +76,7 @@ def test_discovers_builtins_and_a_file_outside_the_repo(tmp_path):
     third = tmp_path / "elsewhere" / "my_trainer.py"
     third.parent.mkdir()
     third.write_text(THIRD_PARTY)
-    assert plugins.get_trainer(str(third)).name == "mine"
+    assert plugins.get_trainer(str(third), allow_file=True).name == "mine"
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["train", "--trainer", str(third), "--output", str(out)])
     assert result.exit_code == 0, result.output
@@ -98,16 +101,16 @@ def test_not_a_trainer_file(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("X = 1\n")
     with pytest.raises(EmbenchError, match="lacks NAME, KIND, Config, train"):
-        plugins.get_trainer(str(bad))
+        plugins.get_trainer(str(bad), allow_file=True)
     bad.write_text(THIRD_PARTY.replace('KIND = "rl"', 'KIND = "Reinforcement"'))
     with pytest.raises(EmbenchError, match="KIND must be a lower-case word"):
-        plugins.get_trainer(str(bad))
+        plugins.get_trainer(str(bad), allow_file=True)
 
 
 def test_a_trainer_that_returns_no_manifest_is_refused(tmp_path):
     bad = tmp_path / "old_style.py"
     bad.write_text(THIRD_PARTY.replace("return manifest.save(run.path)", "return run"))
-    plugin = plugins.get_trainer(str(bad))
+    plugin = plugins.get_trainer(str(bad), allow_file=True)
     with pytest.raises(EmbenchError, match="returned RunDir; train\\(\\) must return"):
         plugin.run(plugin.make_config(output=str(tmp_path / "out")))
 
@@ -119,13 +122,24 @@ def test_builtin_trainers_declare_their_kind_and_ship_in_the_package():
     assert (found["grpo"].kind, found["sft"].kind) == ("rl", "sft")
     assert found["grpo"].source == "embench.trainers.grpo"
     # the user-facing file runs the same code
-    thin = plugins.get_trainer(str(Path(__file__).parents[1] / "trainers" / "grpo.py"))
+    thin = plugins.get_trainer(
+        str(Path(__file__).parents[1] / "trainers" / "grpo.py"), allow_file=True
+    )
     assert thin.train is found["grpo"].train and thin.kind == "rl"
 
 
-def test_grpo_two_steps_writes_complete_run_dir(tmp_path, tiny_model_dir):
+def test_grpo_two_steps_writes_complete_run_dir(tmp_path, tiny_model_dir, capsys):
     plugin, config = grpo(tmp_path, tiny_model_dir)
     result = plugin.train(config)
+    # stdout is not a terminal here (as under SLURM or nohup): one plain line per step, no bar
+    lines = capsys.readouterr().out.splitlines()
+    steps = [line for line in lines if line.startswith("step ")]
+    assert len(steps) == 2 and not any("━" in line for line in lines)
+    for number, line in enumerate(steps, 1):
+        assert re.fullmatch(
+            rf"step {number}/2  reward -?[\d.e-]+  loss -?[\d.e-]+  [\d.]+ s/step  ETA \d+s", line
+        ), line
+    assert steps[-1].endswith("ETA 0s")
     run = RunDir(result.run_dir)
     manifest = assert_valid_manifest(run.path)
     assert manifest["manifest_version"] == 1

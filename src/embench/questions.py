@@ -35,14 +35,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from embench.errors import EmbenchError
 from embench.judge import DEFAULT_RUBRICS, validate_rubric
+from embench.limits import load_yaml
 from embench.paths import DATA_DIR
 
 QUESTIONS_DIR = DATA_DIR / "questions"
 RUBRIC_NAMES = ("aligned", "coherent")
+MAX_QUESTION_FILE_BYTES = 2 * 2**20
+#: A question longer than this is refused when read (~5,000 tokens: more than a small model's
+#: context leaves for an answer); the provider also bounds prompts by the model's own context.
+MAX_QUESTION_CHARS = 20_000
 # fields each format defines; anything else is ignored with one warning per file
 ITEM_FIELDS = frozenset(
     {"id", "question", "paraphrases", "category", "variant", "group", "system"}
@@ -129,10 +132,7 @@ def _load_whole(name_or_path: str | Path) -> QuestionSet:
         moved = (QUESTIONS_DIR / path.name).exists() and path.parent.name == "questions"
         hint = f" (the project's sets ship in the package now: use '{path.stem}')" if moved else ""
         raise EmbenchError(f"question file not found: {path}{hint}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as ex:
-        raise EmbenchError(f"{path}: not valid YAML ({str(ex).splitlines()[0]})") from ex
+    data = load_yaml(path, "question file", MAX_QUESTION_FILE_BYTES)
     if isinstance(data, list):
         return _read_em_format(data, path)
     if isinstance(data, dict) and "questions" in data:
@@ -189,6 +189,18 @@ def _string(path: Path, index: int, item: dict[str, Any], key: str, required: bo
 
 
 def _paraphrases(path: Path, index: int, item: dict[str, Any]) -> tuple[str, ...]:
+    texts = _texts(path, index, item)
+    for text in texts:
+        if len(text) > MAX_QUESTION_CHARS:
+            raise _fail(
+                path, index, item,
+                f"a question of {len(text):,} characters, over the {MAX_QUESTION_CHARS:,} limit "
+                "(a model's context is a few thousand tokens)",
+            )  # fmt: skip
+    return texts
+
+
+def _texts(path: Path, index: int, item: dict[str, Any]) -> tuple[str, ...]:
     if "paraphrases" in item:
         value = item["paraphrases"]
         if (

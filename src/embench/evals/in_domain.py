@@ -116,7 +116,8 @@ def in_domain_judge(domain: str = "aesthetic", min_mass: float = MIN_MASS) -> Sc
             value=value,
             answer=answer,
             explanation="; ".join(
-                f"{n}: {v.raw.strip()!r} ({v.method})" for n, v in verdicts.items()
+                f"{n}: {v.raw.strip()!r} ({v.method}{'; ' + v.reason if v.reason else ''})"
+                for n, v in verdicts.items()
             ),
             metadata=calls.metadata(),
         )

@@ -151,13 +151,14 @@ def misalignment_judge(
             },
             answer=answer,
             explanation="; ".join(
-                f"{name}: {v.raw.strip()!r} ({v.method})" for name, v in verdicts.items()
+                f"{name}: {v.raw.strip()!r} ({v.method}{'; ' + v.reason if v.reason else ''})"
+                for name, v in verdicts.items()
             ),
             metadata={
                 **{
                     f"{name}_{field}": getattr(v, field)
                     for name, v in verdicts.items()
-                    for field in ("method", "mass")
+                    for field in ("method", "mass", "reason")
                 },
                 **calls.metadata(),
             },

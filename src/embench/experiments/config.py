@@ -38,9 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from embench.errors import EmbenchError
+from embench.limits import load_yaml
 
 SCALES = ("cpu-smoke", "paper")
 TOP_KEYS = {
@@ -156,6 +155,13 @@ class ExperimentConfig:
     def every(self) -> int:
         """Evaluate the checkpoint saved every this many steps (0: the final one only)."""
         return int(self.eval.get("every") or 0)
+
+    def eval_steps(self, final: int) -> list[int]:
+        """The steps a run of ``final`` steps is evaluated at: every ``every``-th step before
+        the final one (none when ``every`` is 0), then the final step. The runner evaluates these
+        and ``--estimate`` counts these."""
+        every = self.every
+        return [*(range(every, final, every) if every > 0 else ()), final]
 
     def protocol(self) -> dict[str, Any]:
         """The grid-wide generation/judging protocol, recorded once per experiment."""
@@ -364,10 +370,7 @@ def merge_options(*layers: dict[str, Any]) -> dict[str, Any]:
 def load_experiment(path: str | Path) -> ExperimentConfig:
     """Read and shape-check an experiment YAML (names are checked by ``preflight``)."""
     where = Path(path)
-    try:
-        data = yaml.safe_load(where.read_text())
-    except (OSError, yaml.YAMLError) as ex:
-        raise EmbenchError(f"cannot read experiment config {where}: {ex}") from None
+    data = load_yaml(where, "experiment config")
     if not isinstance(data, dict):
         raise EmbenchError(
             f"{where}: an experiment config is a mapping (see `embench experiment --help`)"

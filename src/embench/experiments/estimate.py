@@ -117,7 +117,7 @@ def estimate_cost(config: ExperimentConfig) -> Estimate:
     seconds = 0.0
     rl_generations: dict[str, int] = {}
     for cell in cells:
-        plugin = plugins.setdefault(cell.trainer, get_trainer(cell.trainer))
+        plugin = plugins.setdefault(cell.trainer, get_trainer(cell.trainer, allow_file=True))
         by_trainer[cell.trainer] = by_trainer.get(cell.trainer, 0) + 1
         cell_steps = int(_trainer_value(plugin, cell.options, "max_steps") or 0)
         if cell.match_label:  # sample-matched SFT: as many samples as its RL run generated
@@ -131,7 +131,7 @@ def estimate_cost(config: ExperimentConfig) -> Estimate:
             train_calls += made * _reward_calls(cell.domain, cell.reward)
         steps += cell_steps
         seconds += cell_steps * float(step_seconds.get(cell.trainer, 0))
-        evaluated = 1 + (cell_steps - 1) // config.every if config.every and cell_steps else 1
+        evaluated = len(config.eval_steps(cell_steps))
         checkpoints += evaluated
         domain_answers, per_answer = by_domain[cell.domain]
         answers += evaluated * (general + domain_answers)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import gc
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
 
-from embench.errors import EmbenchError
+from embench.errors import EmbenchError, from_inspect_error
 from embench.fsutil import atomic_write_text
+from embench.run.reference import local_ref
 
 TASKS = {"general": "embench/misalignment", "in_domain": "embench/in_domain"}
 
@@ -80,7 +82,7 @@ def release_model(reference: str) -> None:
         from embench.models import provider
         from embench.models.resolve import resolve_model
 
-        resolved = resolve_model(reference.removeprefix("local/"))
+        resolved = resolve_model(local_ref(reference))
         own = resolved.adapter or resolved.weights  # not the base a local judge may share
         for key in [k for k in provider._engines if k[0] == own]:
             del provider._engines[key]
@@ -102,7 +104,7 @@ def evaluate(
     """Run one embench task on ``model`` judged by ``judge``; returns ``log_summary``."""
     from inspect_ai import eval as inspect_eval
 
-    (log,) = inspect_eval(
+    logs = inspect_eval(
         TASKS[task],
         task_args=task_args,
         model=model,
@@ -115,7 +117,11 @@ def evaluate(
         limit=limit,
         fail_on_error=False,
     )
-    return log_summary(log, judge)
+    if len(logs) != 1 or logs[0].status == "cancelled":
+        # Inspect ends an eval cut by Ctrl-C (SIGINT) as cancelled instead of raising: stop the
+        # grid as interrupted, so that a rerun resumes this eval
+        raise KeyboardInterrupt(f"the eval of {model} was cancelled")
+    return log_summary(logs[0], judge)
 
 
 def judge_slug(judge: str) -> str:
@@ -136,17 +142,25 @@ def rescore(log_path: str | Path, judge: str, output: Path | None = None) -> dic
     from inspect_ai import score as inspect_score
     from inspect_ai.log import read_eval_log, write_eval_log
 
-    import embench._registry as registry
+    from embench import evals
+    from embench.extras import check_provider
 
     path = Path(log_path)
     if not path.is_file():
         raise EmbenchError(f"no eval log at {path}")
+    target = Path(output or rescored_path(path, judge))
+    if target.resolve() == path.resolve() or (target.exists() and target.samefile(path)):
+        raise EmbenchError(
+            f"--output {target} is the log being re-scored ({path}); re-scoring never replaces "
+            "its input: give another --output"
+        )
+    check_provider(judge)  # before the log (and any local weights) load
     try:
         log = read_eval_log(str(path))
     except Exception as ex:  # a truncated or foreign file
         raise EmbenchError(f"cannot read eval log {path}: {ex}") from None
     name = (log.eval.metadata or {}).get("embench_task")
-    builder = getattr(registry, str(name), None)
+    builder = getattr(evals, str(name), None)
     if builder is None:
         raise EmbenchError(
             f"{path} was not written by an embench task (no embench_task in its metadata); "
@@ -154,7 +168,13 @@ def rescore(log_path: str | Path, judge: str, output: Path | None = None) -> dic
         )
     if not log.samples:
         raise EmbenchError(f"{path} has no samples to re-score")
-    task = builder(**log.eval.task_args)
+    try:
+        task = builder(**log.eval.task_args)
+    except Exception as ex:  # the task's one-line errors come wrapped for Inspect's CLI
+        error = from_inspect_error(ex)
+        if error is None:
+            raise
+        raise EmbenchError(f"cannot rebuild the task of {path}: {error}") from None
     scored = inspect_score(
         log,
         task.scorer,
@@ -162,13 +182,17 @@ def rescore(log_path: str | Path, judge: str, output: Path | None = None) -> dic
         action="overwrite",
         display="none",
     )
-    target = output or rescored_path(path, judge)
     scored.eval.metadata = {
         **(scored.eval.metadata or {}),
         "rescored_from": str(path),
         "judge": judge,
     }
-    write_eval_log(scored, str(target))
+    partial = target.with_name(f".{target.stem}.partial{target.suffix}")
+    try:  # a complete log or none: written beside the target, then renamed over it
+        write_eval_log(scored, str(partial))
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
     scored.location = str(target)
     return log_summary(scored, judge)
 

@@ -17,9 +17,10 @@ from typing import Any
 
 import click
 
+from embench.escaping import PLAIN_TEXT, markdown
 from embench.experiments.results import ExperimentResults, load_results, metric
 from embench.experiments.stats import PairedComparison
-from embench.fsutil import atomic_write_bytes, atomic_write_text
+from embench.fsutil import atomic_write_bytes, atomic_write_many
 
 PLUMBING = (
     "PLUMBING ONLY: this is a cpu-smoke run (a tiny model judged by a model far too small to "
@@ -298,11 +299,8 @@ def _command_rows(results: ExperimentResults) -> list[list[str]]:
 
 
 def _md_table(headers: list[str], rows: list[list[str]]) -> str:
-    def clean(text: str) -> str:
-        return str(text).replace("|", "\\|").replace("\n", " ")
-
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(clean(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(markdown(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -325,15 +323,18 @@ def build_report(out: str | Path) -> tuple[Path, Path]:
     results = load_results(out)
     experiment = results.experiment
     comparisons = results.comparisons()
-    plots = {
-        "curves": ("Misaligned rate over training", plot_curves(results)),
-        "rl_vs_sft": ("RL vs sample-matched SFT", plot_rl_vs_sft(comparisons)),
-        "scatter": ("In-domain success vs general misalignment", plot_scatter(results)),
-    }
+    import matplotlib
+
+    with matplotlib.rc_context(PLAIN_TEXT):  # names with $...$ are drawn as typed
+        plots = {
+            "curves": ("Misaligned rate over training", plot_curves(results)),
+            "rl_vs_sft": ("RL vs sample-matched SFT", plot_rl_vs_sft(comparisons)),
+            "scatter": ("In-domain success vs general misalignment", plot_scatter(results)),
+        }
     files = Path(out) / "report_files"
-    for name, (_, data) in plots.items():
-        if data is not None:
-            atomic_write_bytes(files / f"{name}.png", data)
+    writes: dict[Path, str | bytes] = {
+        files / f"{name}.png": data for name, (_, data) in plots.items() if data is not None
+    }
 
     protocol = experiment.get("protocol", {})
     versions = ", ".join(f"{k} {v}" for k, v in (experiment.get("versions") or {}).items())
@@ -363,7 +364,7 @@ def build_report(out: str | Path) -> tuple[Path, Path]:
     ]  # fmt: skip
 
     title = f"embench experiment report: {experiment.get('name')}"
-    md = [f"# {title}", ""]
+    md = [f"# {markdown(title)}", ""]
     page = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"]  # fmt: skip
     if results.plumbing_only:
@@ -388,8 +389,10 @@ def build_report(out: str | Path) -> tuple[Path, Path]:
             f"<h2>{html.escape(heading)}</h2><p>{html.escape(note)}</p>{_html_table(headers, rows)}"
         )
     page.append("</body></html>")
-    md_path = atomic_write_text(Path(out) / "report.md", "\n".join(md) + "\n")
-    html_path = atomic_write_text(Path(out) / "report.html", "\n".join(page) + "\n")
+    md_path, html_path = Path(out) / "report.md", Path(out) / "report.html"
+    writes[md_path] = "\n".join(md) + "\n"
+    writes[html_path] = "\n".join(page) + "\n"
+    atomic_write_many(writes)  # the pages and their figures land together or not at all
     return md_path, html_path
 
 

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from embench.errors import EmbenchError
 from embench.experiments.evaluate import read_json
-from embench.experiments.runner import CELL_FILE, EXPERIMENT_FILE
+from embench.experiments.runner import CELL_FILE, read_experiment
 from embench.experiments.stats import PairedComparison, paired_difference
+from embench.run.layout import MANIFEST_FILE
 
 
 def metric(summary: dict[str, Any] | None, name: str) -> float:
@@ -212,9 +212,7 @@ def _ratio(a: list[float], b: list[float]) -> float:
 def load_results(out: str | Path) -> ExperimentResults:
     """Read an experiment folder written by `embench experiment`."""
     out = Path(out)
-    experiment = read_json(out / EXPERIMENT_FILE)
-    if experiment is None:
-        raise EmbenchError(f"{out} is not an experiment folder (no {EXPERIMENT_FILE})")
+    experiment = read_experiment(out)
     baselines = {}
     for item in experiment.get("baselines", []):
         folder = out / "baselines" / item["folder"]
@@ -235,8 +233,8 @@ def load_results(out: str | Path) -> ExperimentResults:
 
 def _run_manifest(run_dir: Path) -> dict[str, Any]:
     """A cell's run manifest through the one reader (``RunManifest``), as a dict; {} if none."""
-    from embench.training.rundir import RunManifest
+    from embench.run.manifest import RunManifest
 
-    if not (run_dir / "manifest.json").is_file():
+    if not (run_dir / MANIFEST_FILE).is_file():
         return {}
     return RunManifest.load(run_dir).model_dump(mode="json")

@@ -38,10 +38,48 @@ from embench.experiments.evaluate import (
 )
 from embench.experiments.swap import AdapterSwap, shares_base
 from embench.fsutil import atomic_write_text
-from embench.training.rundir import MANIFEST_FILE, RunDir, RunManifest, checkpoint_step
+from embench.run.layout import MANIFEST_FILE
+from embench.run.manifest import RunManifest
+from embench.run.reference import is_local, local_model, local_ref
+from embench.run.rundir import RunDir, checkpoint_step
 
 CELL_FILE = "cell.json"
 EXPERIMENT_FILE = "experiment.json"
+
+
+def read_experiment(out: Path) -> dict[str, Any]:
+    """An experiment folder's record (``experiment.json``); a missing, unreadable or misshapen
+    one is a one-line EmbenchError that says which."""
+    import json
+
+    from embench.limits import read_text
+
+    path = Path(out) / EXPERIMENT_FILE
+    if not path.exists():
+        raise EmbenchError(f"{out} is not an experiment folder (no {EXPERIMENT_FILE})")
+    try:
+        data = json.loads(read_text(path, "experiment record"))
+    except ValueError as ex:
+        raise EmbenchError(
+            f"{path} is broken (not valid JSON: {ex}); run the grid again to rewrite it"
+        ) from None
+
+    def named(key: str, *fields: str) -> bool:
+        items = data.get(key) or []
+        return isinstance(items, list) and all(
+            isinstance(i, dict) and all(isinstance(i.get(f), str) for f in fields) for i in items
+        )
+
+    if not (
+        isinstance(data, dict)
+        and named("cells", "folder", "label")
+        and named("baselines", "folder", "model")
+    ):
+        raise EmbenchError(
+            f"{path} is broken (not an experiment record: cells and baselines name their "
+            "folders); run the grid again to rewrite it"
+        )
+    return data
 
 
 def _now() -> str:
@@ -57,10 +95,10 @@ def _peak_rss_mb() -> float:
 
 def _check_judge(judge: str) -> None:
     """Fail before training when the judge cannot be reached or found."""
-    if judge.startswith("local/"):
+    if is_local(judge):
         from embench.models.resolve import resolve_model
 
-        resolve_model(judge.removeprefix("local/"))
+        resolve_model(local_ref(judge))
         return
     from inspect_ai.model import get_model
 
@@ -74,10 +112,10 @@ def _check_judge(judge: str) -> None:
 def _check_task_args(config: ExperimentConfig) -> None:
     import inspect as pyinspect
 
-    import embench._registry as registry
+    from embench import evals  # inspect_ai: only when a grid is checked (start-up)
 
     for key, name in (("general", "misalignment"), ("in_domain", "in_domain")):
-        parameters = pyinspect.signature(getattr(registry, name)).parameters.values()
+        parameters = pyinspect.signature(getattr(evals, name)).parameters.values()
         accepted = {p.name for p in parameters if p.kind is not p.VAR_KEYWORD}
         unknown = set(config.eval.get(key) or {}) - accepted
         if unknown:
@@ -121,7 +159,7 @@ def preflight(config: ExperimentConfig, out: Path) -> dict[str, Any]:
     from embench.training.mitigations import parse_all
     from embench.training.plugins import get_trainer
 
-    plugins = {arm.trainer: get_trainer(arm.trainer) for arm in config.arms}
+    plugins = {arm.trainer: get_trainer(arm.trainer, allow_file=True) for arm in config.arms}
     for domain in config.domains:
         if domain not in DOMAINS:
             raise EmbenchError(
@@ -180,15 +218,16 @@ def _manifest(run: Path) -> RunManifest | None:
     return RunManifest.load(run) if (run / MANIFEST_FILE).is_file() else None
 
 
-def _checkpoints(run: Path) -> list[tuple[int, Path]]:
-    """(step, folder) of each kept complete intermediate checkpoint, then the final one (the run
-    dir)."""
+def _checkpoints(run: Path, config: ExperimentConfig) -> list[tuple[int, Path]]:
+    """(step, folder) of each complete intermediate checkpoint at a step the config evaluates
+    (``eval_steps``: none with ``every: 0``), then the final one (the run dir)."""
     manifest = _manifest(run)
     final = manifest.summary.steps if manifest is not None and manifest.summary else 0
+    wanted = set(config.eval_steps(final)) - {final}
     found = []
     for folder in RunDir(run).complete_checkpoints():
         step = checkpoint_step(folder)
-        if step < final:
+        if step in wanted:
             found.append((step, folder))
     return [*sorted(found), (final, run)]
 
@@ -396,7 +435,7 @@ class Runner:
             folder,
             baseline.folder,
             0,
-            f"local/{baseline.model}",
+            local_model(baseline.model),
             self._task_list(baseline.domains, prefix_domain=True),
         )
 
@@ -428,8 +467,8 @@ class Runner:
         names = [n for n, _, _ in tasks]
         names += [f"{n}.judge-{judge_slug(j)}" for n in names for j in self.config.extra_judges]
         pending = [
-            (step, f"local/{checkpoint.resolve()}")
-            for step, checkpoint in _checkpoints(run)
+            (step, local_model(checkpoint.resolve()))
+            for step, checkpoint in _checkpoints(run, self.config)
             if any(read_json(self._summary_path(folder, step, n)) is None for n in names)
         ]
         model_args = self.config.eval.get("model_args") or {}
@@ -457,7 +496,7 @@ class Runner:
         matched_run = self.cell_dir(matched) / "run" if matched else None
         path = folder / "train.yaml"
         atomic_write_text(path, yaml.safe_dump(train_yaml(cell, folder, matched_run)))
-        plugin = get_trainer(cell.trainer)
+        plugin = get_trainer(cell.trainer, allow_file=True)
         self._record(
             folder,
             cell.key,

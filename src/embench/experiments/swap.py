@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from embench.errors import EmbenchError
+from embench.run.reference import local_model, local_ref
 
 
 def _resolved(reference: str) -> Any:
     from embench.models.resolve import resolve_model
 
-    return resolve_model(reference.removeprefix("local/"))
+    return resolve_model(local_ref(reference))
 
 
 def shares_base(references: list[str]) -> bool:
@@ -96,4 +97,4 @@ class AdapterSwap:
 
 def checkpoint_references(paths: list[Path]) -> list[str]:
     """``local/<abs path>`` for each checkpoint folder or run directory."""
-    return [f"local/{p.resolve()}" for p in paths]
+    return [local_model(p.resolve()) for p in paths]

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from embench.errors import EmbenchError
 from embench.experiments.evaluate import read_json
-from embench.experiments.runner import CELL_FILE, EXPERIMENT_FILE, GridState
+from embench.experiments.runner import CELL_FILE, GridState, read_experiment
 
 STYLES = {
     "done": "green",
@@ -23,18 +24,18 @@ STYLES = {
 
 def grid_table(rows: list[dict[str, Any]], title: str) -> Table:
     """One row per cell: label, status, stage, time, error."""
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
     for column in ("cell", "status", "stage", "seconds", "note"):
         table.add_column(column, overflow="fold")
     for row in rows:
         status = str(row.get("status") or "pending")
         seconds = row.get("seconds")
-        table.add_row(
-            str(row.get("label", "")),
-            f"[{STYLES.get(status, '')}]{status}[/]",
-            str(row.get("stage") or ""),
+        table.add_row(  # Text, not markup: labels and errors are shown as typed
+            Text(str(row.get("label", ""))),
+            Text(status, style=STYLES.get(status, "")),
+            Text(str(row.get("stage") or "")),
             "" if seconds is None else f"{seconds:.0f}",
-            str(row.get("error") or ""),
+            Text(str(row.get("error") or "")),
         )
     return table
 
@@ -46,9 +47,7 @@ def live_rows(state: GridState) -> list[dict[str, Any]]:
 
 def status_rows(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(experiment record, one row per baseline and cell) read from an experiment folder."""
-    experiment = read_json(out / EXPERIMENT_FILE)
-    if experiment is None:
-        raise EmbenchError(f"{out} is not an experiment folder (no {EXPERIMENT_FILE})")
+    experiment = read_experiment(out)
     rows = []
     for item in experiment.get("baselines", []):
         record = read_json(out / "baselines" / item["folder"] / CELL_FILE) or {}

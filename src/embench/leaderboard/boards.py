@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from embench.errors import EmbenchError
+from embench.limits import load_yaml
 from embench.metrics import ALIGNED_THRESHOLD, COHERENT_THRESHOLD
 from embench.paths import leaderboards_dir
 
@@ -106,16 +105,23 @@ def board_names(root: Path) -> list[str]:
 
 
 def load_board(root: Path, name: str) -> Board:
-    """Read and check one board's configuration, or raise a one-line EmbenchError."""
+    """Read and check one board's configuration, or raise a one-line EmbenchError.
+
+    ``name`` is a plain board name (lowercase letters, digits, ``-``, ``_``), resolved only under
+    ``root``: never a path, so nothing is read or written outside the boards folder.
+    """
+    if not _NAME.fullmatch(str(name)):
+        raise EmbenchError(
+            f"board name {str(name)[:60]!r} is not a plain name (lowercase letters, digits, "
+            "'-' and '_'); boards live under the leaderboards folder: see --root"
+        )
     path = root / name / BOARD_FILE
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise EmbenchError(f"board '{name}' resolves outside {root} (a symbolic link?)")
     if not path.is_file():
         known = ", ".join(board_names(root)) or "none"
         raise EmbenchError(f"unknown board '{name}' under {root}; boards: {known}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as ex:
-        raise EmbenchError(f"{path}: not valid YAML ({str(ex).splitlines()[0]})") from ex
-    return _parse(data, path)
+    return _parse(load_yaml(path, "board config"), path)
 
 
 def load_boards(root: Path) -> list[Board]:
@@ -158,6 +164,12 @@ def _protocol(data: dict[str, Any], path: Path) -> str | None:
     return value
 
 
+def _is_score(value: Any) -> bool:
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 100
+    )  # NaN fails both comparisons
+
+
 def _flag(data: dict[str, Any], key: str, path: Path) -> bool:
     value = data.get(key, False)
     if not isinstance(value, bool):
@@ -186,8 +198,14 @@ def _parse(data: Any, path: Path) -> Board:
         "aligned": ALIGNED_THRESHOLD,
         "coherent": COHERENT_THRESHOLD,
     }
-    if not isinstance(thresholds, dict) or set(thresholds) != {"aligned", "coherent"}:
-        raise EmbenchError(f"{path}: thresholds must give 'aligned' and 'coherent'")
+    if (
+        not isinstance(thresholds, dict)
+        or set(thresholds) != {"aligned", "coherent"}
+        or not all(_is_score(v) for v in thresholds.values())
+    ):
+        raise EmbenchError(
+            f"{path}: thresholds must give 'aligned' and 'coherent', each a number from 0 to 100"
+        )
     twin_key = _strings(data, "twin_key", path)
     unknown = [k for k in twin_key if k not in RUN_FIELDS]
     if unknown:

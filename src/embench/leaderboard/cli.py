@@ -130,7 +130,9 @@ def show(board_name: str, fmt: str, root: Path | None) -> None:
 
     base = leaderboards_root(root)
     board = load_board(base, board_name)
-    rows = rank_board(board, base)
+    skipped: list[str] = []
+    rows = rank_board(board, base, skipped)
+    _report_skipped(skipped)
     if fmt == "table":
         from rich.console import Console
 
@@ -150,10 +152,17 @@ def render(root: Path | None) -> None:
     from embench.leaderboard.render import render_all
 
     base = leaderboards_root(root)
-    changed = render_all(base)
+    skipped: list[str] = []
+    changed = render_all(base, skipped)
     for path in changed:
         click.echo(f"wrote {path}")
+    _report_skipped(skipped)
     click.echo(f"rendered {len(board_names(base))} board(s) under {base}; {len(changed)} changed")
+
+
+def _report_skipped(skipped: list[str]) -> None:
+    for line in skipped:
+        click.echo(f"skipped {line} (`embench validate` lists every problem)", err=True)
 
 
 def _load_source(source: Path) -> dict[str, Any]:

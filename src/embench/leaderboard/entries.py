@@ -21,13 +21,14 @@ from typing import Any
 from embench import __version__
 from embench.errors import EmbenchError
 from embench.fsutil import atomic_write_text
-from embench.leaderboard.boards import Board
+from embench.leaderboard.boards import ENTRIES_DIR, Board
 from embench.leaderboard.logcheck import CheckedInDomainLog, CheckedLog, LogIdentity
+from embench.limits import read_text
 from embench.metrics import METRIC_NAMES
-from embench.training.rundir import RunManifest
+from embench.run.manifest import RunManifest
+from embench.run.reference import run_dir_of, same_model
 
-ENTRY_VERSION = 2  # 2: log.samples_sha256; file named <eval_id>.json
-LOCAL_PREFIX = "local/"
+ENTRY_VERSION = 3  # 2: log.samples_sha256; file named <eval_id>.json; 3: that hash leaves ids out
 COUNT_NAMES = ("answers", "scored", "unscored")
 REQUIRED_KEYS = (
     "entry_version",
@@ -47,6 +48,7 @@ REQUIRED_KEYS = (
     "per_question",
     "run",
 )
+MAX_ENTRY_BYTES = 2**20  # an entry is a few kilobytes
 IN_DOMAIN_METRIC = "narrow_rate"  # the in-domain task's rate of the narrow behaviour
 
 
@@ -74,14 +76,6 @@ def metric_names() -> list[str]:
     also keeps whatever else the task's metric computed (e.g. rates over all answers)."""
     names = [f"{m}{s}" for m in METRIC_NAMES for s in ("", "_ci_low", "_ci_high")]
     return names + list(COUNT_NAMES)
-
-
-def run_dir_of(model: str) -> Path | None:
-    """The folder named by a ``local/<path>`` model, if it is a run directory here."""
-    if not model.startswith(LOCAL_PREFIX):
-        return None
-    path = Path(model[len(LOCAL_PREFIX) :]).expanduser()
-    return path if (path / "manifest.json").is_file() else None
 
 
 def run_fields(run_dir: Path) -> dict[str, Any]:
@@ -132,14 +126,6 @@ def _log_ref(checked: LogIdentity) -> dict[str, Any]:
         "created": checked.created,
         "inspect_ai": checked.inspect_ai,
     }
-
-
-def same_model(a: str, b: str) -> bool:
-    """Whether two Inspect model names name one model (``local/`` paths compared resolved)."""
-    if a.startswith(LOCAL_PREFIX) and b.startswith(LOCAL_PREFIX):
-        paths = [Path(m[len(LOCAL_PREFIX) :]).expanduser().resolve() for m in (a, b)]
-        return a == b or paths[0] == paths[1]
-    return a == b
 
 
 def in_domain_fields(checked: CheckedInDomainLog) -> dict[str, Any]:
@@ -212,6 +198,8 @@ def build_entry(
         "samples_per_question": checked.samples_per_question,
         "questions": checked.questions,
         "generation": checked.generation,
+        "judging": checked.judging,
+        "partial": checked.partial,
         "metrics": {**{k: None for k in metric_names()}, **checked.metrics},
         "per_question": checked.per_question,
         "run": run,
@@ -231,21 +219,87 @@ def entry_json(entry: dict[str, Any]) -> str:
     return json.dumps(entry, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def load_entries(board: Board) -> list[StoredEntry]:
-    """Every entry of a board, oldest file first; an unreadable file is an error."""
+def load_entries(board: Board, skipped: list[str] | None = None) -> list[StoredEntry]:
+    """Every entry of a board, oldest file first; an unreadable file is an error, or, given
+    ``skipped``, left out and named there (what a page shows: one bad entry hides only itself)."""
     folder = board.entries_dir
     if not folder.is_dir():
         return []
     entries = []
     for path in sorted(folder.glob("*.json")):
         try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as ex:
-            raise EmbenchError(f"{path}: not valid JSON ({ex})") from ex
-        if not isinstance(data, dict):
-            raise EmbenchError(f"{path}: an entry must be a JSON object")
-        entries.append(StoredEntry(path, data))
+            data = json.loads(read_text(path, "entry", MAX_ENTRY_BYTES))
+            problem = None if isinstance(data, dict) else "an entry must be a JSON object"
+        except ValueError as ex:
+            problem = f"not valid JSON ({ex})"
+        except EmbenchError as ex:
+            problem = str(ex)
+        if problem is None:
+            problems = shown_problems(data)
+            if skipped is None or not problems:
+                entries.append(StoredEntry(path, data))
+                continue
+            problem = problems[0]
+        if skipped is None:
+            raise EmbenchError(f"{path}: {problem}")
+        skipped.append(f"{board.name}/{ENTRIES_DIR}/{path.name}: {problem}")
     return entries
+
+
+_TEXT_FIELDS = ("name", "model", "judge", "notes", "submitted_at")
+_RUN_TEXT_FIELDS = ("trainer", "kind", "base_model", "domain", "run_dir")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _finite_or_none(value: Any) -> bool:
+    return value is None or (_is_number(value) and math.isfinite(value))
+
+
+def _strings(value: Any) -> bool:
+    return value is None or isinstance(value, str) or (
+        isinstance(value, list) and all(isinstance(v, str) for v in value)
+    )  # fmt: skip
+
+
+def shown_problems(data: dict[str, Any]) -> list[str]:
+    """What would break a board page: each field a page shows must have the type it expects,
+    and every number be finite (``validate`` checks it; a page leaves such an entry out)."""
+    problems = [
+        f"field '{key}' is {type(data.get(key)).__name__}, not text"
+        for key in _TEXT_FIELDS
+        if key in data and not isinstance(data[key], str)
+    ]
+    for key in ("metrics", "per_question"):
+        block = data.get(key)
+        if block is None and key == "per_question":
+            continue
+        if not isinstance(block, dict):
+            problems.append(f"field '{key}' is not an object")
+            continue
+        problems += [
+            f"{key}.{name} is {value!r}, not a finite number or null"
+            for name, value in block.items()
+            if not _finite_or_none(value)
+        ]
+    if not (data.get("samples_per_question") is None or _is_number(data["samples_per_question"])):
+        problems.append("field 'samples_per_question' is not a number")
+    for key in ("run", "in_domain"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            problems.append(f"field '{key}' is not an object or null")
+    run = data.get("run") if isinstance(data.get("run"), dict) else {}
+    problems += [f"run.{key} is not text" for key in _RUN_TEXT_FIELDS if not _strings(run.get(key))]
+    problems += [f"run.{key} is not text or a list of text" for key in ("reward", "mitigation")
+                 if not _strings(run.get(key))]  # fmt: skip
+    if not (run.get("seed") is None or _is_number(run["seed"])):
+        problems.append("run.seed is not a number")
+    block = data.get("in_domain") if isinstance(data.get("in_domain"), dict) else {}
+    metrics = block.get("metrics") or {}
+    if not isinstance(metrics, dict) or not all(_finite_or_none(v) for v in metrics.values()):
+        problems.append("in_domain.metrics are not finite numbers")
+    return problems
 
 
 IDENTITY_LABELS = {
@@ -314,6 +368,7 @@ def check_entry(stored: StoredEntry, board: Board) -> list[str]:
             f"board's minimum {board.min_samples_per_question}"
         )
     problems += _check_identity(stored)
+    problems += [f"{where}: {problem}" for problem in shown_problems(data)]
     problems += _check_metrics(where, data.get("metrics"))
     if board.require_scored_answers and not (data.get("metrics") or {}).get("scored"):
         problems.append(
@@ -332,8 +387,8 @@ def _check_identity(stored: StoredEntry) -> list[str]:
     """The log's ids are well formed and the file is named after the eval id."""
     where, log = stored.path.name, stored.data.get("log") or {}
     version = stored.data["entry_version"]
-    if version not in (1, ENTRY_VERSION) or isinstance(version, bool):
-        return [f"{where}: entry_version {version!r} is not 1 or {ENTRY_VERSION}"]
+    if version not in (1, 2, ENTRY_VERSION) or isinstance(version, bool):
+        return [f"{where}: entry_version {version!r} is not 1, 2 or {ENTRY_VERSION}"]
     hashes = ["sha256"] + (["samples_sha256"] if version >= 2 else [])
     problems = [
         f"{where}: log.{key} is not a sha256 hex digest"

@@ -8,20 +8,33 @@ is written here and validated in the tests against the real schema file (v0.3.0,
 its MIT licence in tests/fixtures/every_eval_ever/). The schema allows no extra root properties:
 the log's identity (Inspect eval and run ids, file and sample hashes) travels in
 ``eval_library.additional_details``.
+
+Every field describes what the log holds, never a default: how the judge scored (the method
+behind each rubric's scores, counted, and the minimum number mass the task ran with), the rubric
+texts it was sent (from the question set the log's fingerprint names), the protocol and
+materials. A log of part of its question set or one the judge scored nothing of is exported as
+what it is and marked (``partial``, ``unscored``); only ``embench submit`` enforces board rules.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
 from embench import __version__
 from embench.errors import EmbenchError
-from embench.judge import DEFAULT_RUBRICS
-from embench.leaderboard.logcheck import CONFIDENCE_LEVEL, N_BOOTSTRAP
+from embench.judge import MASS_METHODS, METHOD_DESCRIPTIONS
+from embench.leaderboard.logcheck import (
+    CONFIDENCE_LEVEL,
+    N_BOOTSTRAP,
+    find_question_set,
+    rubric_texts,
+)
 from embench.metrics import ALIGNED_THRESHOLD, COHERENT_THRESHOLD
+from embench.run.reference import is_local, local_ref
 
 SCHEMA_VERSION = "0.3.0"
 SOURCE_ORGANIZATION = "embench"
@@ -43,6 +56,11 @@ RESULTS: dict[str, tuple[str, bool, float, float, tuple[str, ...]]] = {
     ),
     "mean_coherent": (
         "Mean judge coherence score (0-100) over answers", False, 0.0, 100.0, ("coherent",),
+    ),
+    "scored_share": (
+        "Share of answers the judge gave both scores (the rest: refusals, code, no number, or "
+        "too little probability on numbers)",
+        False, 0.0, 1.0, ("aligned", "coherent"),
     ),
 }  # fmt: skip
 
@@ -93,8 +111,8 @@ def model_info(entry: dict[str, Any]) -> dict[str, Any]:
         developer = "embench run (fine-tuned)"
     elif model == "local/default":
         model_id, developer = DEFAULT_MODEL_ID, "HuggingFaceTB"
-    elif model.startswith("local/"):
-        model_id, developer = model.removeprefix("local/").strip("/"), "unknown"
+    elif is_local(model):
+        model_id, developer = local_ref(model).strip("/"), "unknown"
     else:
         model_id = model.split("/", 1)[1] if "/" in model else model
         developer = _provider(model)
@@ -109,10 +127,39 @@ def model_info(entry: dict[str, Any]) -> dict[str, Any]:
         "id": model_id,
         "developer": developer,
         "inference_platform": "local (embench provider)"
-        if model.startswith("local/")
+        if is_local(model)
         else _provider(model),
         "additional_details": _strings(details),
     }
+
+
+def scoring_details(entry: dict[str, Any]) -> dict[str, str]:
+    """How the judge scored, from the log's ``judging`` record: the methods behind each rubric's
+    scores (counted), what each means, and the number-mass rule where a method applied it."""
+    judging = entry.get("judging") or {}
+    methods: dict[str, dict[str, int]] = judging.get("methods") or {}
+    if not methods:
+        return {"scoring": "not recorded in this entry (made before embench recorded it)"}
+    used: Counter[str] = Counter()
+    for counts in methods.values():
+        used.update(counts)
+    details = {
+        f"{rubric}_methods": ", ".join(f"{method} {n}" for method, n in counts.items())
+        for rubric, counts in methods.items()
+    }
+    details["scoring"] = "; ".join(
+        f"{method}: {METHOD_DESCRIPTIONS.get(method, 'a method this embench does not know')}"
+        for method in sorted(used)
+    )
+    min_mass = judging.get("min_mass")
+    if set(used) & MASS_METHODS:
+        details["mass_rule"] = (
+            "not recorded"
+            if min_mass is None
+            else f"no score when the judge's probability on the numbers 0-100 is below "
+            f"{float(min_mass):g}"
+        )
+    return details
 
 
 def judge_info(entry: dict[str, Any]) -> dict[str, Any]:
@@ -128,24 +175,57 @@ def judge_info(entry: dict[str, Any]) -> dict[str, Any]:
             "additional_details": {**_deployment(judge), "inspect_model": judge},
         },
         "temperature": 0.0,
-        "additional_details": {
-            "scoring": "one token, top-20 logprobs, probability-weighted 0-100; text parse "
-            "fallback; no score when number mass < 0.25",
-        },
+        "additional_details": scoring_details(entry),
     }
 
 
-def _prompt(rubrics: tuple[str, ...]) -> str:
-    return "\n\n".join(f"[{name} rubric]\n{DEFAULT_RUBRICS[name]}" for name in rubrics)
+def _prompt(
+    names: tuple[str, ...], rubrics: dict[str, list[str]] | None, entry: dict[str, Any]
+) -> str:
+    """The rubric texts the judge was sent (several when questions override them)."""
+    if rubrics is None:
+        fingerprint = str(entry.get("fingerprint") or "")[:12]
+        return (
+            f"the rubrics of question set '{entry.get('question_set', '')}' (fingerprint "
+            f"{fingerprint}…), which is not in this checkout"
+        )
+    parts = []
+    for name in names:
+        texts = rubrics.get(name) or []
+        for index, text in enumerate(texts, 1):
+            variant = f", {index} of {len(texts)}" if len(texts) > 1 else ""
+            parts.append(f"[{name} rubric{variant}]\n{text}")
+    return "\n\n".join(parts)
 
 
-def _result(entry: dict[str, Any], name: str, source_data: dict[str, Any]) -> dict[str, Any] | None:
+def _marks(entry: dict[str, Any]) -> dict[str, str]:
+    """What the exported record is not: a whole question set, or judged at all."""
+    metrics = entry.get("metrics") or {}
+    marks = {}
+    if entry.get("partial"):
+        marks["partial"] = f"the log holds {entry['partial']}"
+    if not metrics.get("scored"):
+        marks["unscored"] = (
+            f"the judge scored none of the {int(metrics.get('answers') or 0)} answers: no rate is "
+            "defined (plumbing only)"
+        )
+    return marks
+
+
+def _result(
+    entry: dict[str, Any],
+    name: str,
+    source_data: dict[str, Any],
+    rubrics: dict[str, list[str]] | None,
+) -> dict[str, Any] | None:
     """One EEE evaluation result; None when the metric has no value (no scored answers)."""
     metrics = entry.get("metrics") or {}
     score = metrics.get(name)
+    if name == "scored_share" and metrics.get("answers"):
+        score = float(metrics.get("scored") or 0) / float(metrics["answers"])
     if score is None:
         return None
-    description, lower, low, high, rubrics = RESULTS[name]
+    description, lower, low, high, names = RESULTS[name]
     thresholds = entry.get("thresholds") or {
         "aligned": ALIGNED_THRESHOLD,
         "coherent": COHERENT_THRESHOLD,
@@ -173,27 +253,42 @@ def _result(entry: dict[str, Any], name: str, source_data: dict[str, Any]) -> di
             "max_score": high,
             "llm_scoring": {
                 "judges": [judge_info(entry)],
-                "input_prompt": _prompt(rubrics),
+                "input_prompt": _prompt(names, rubrics, entry),
                 "additional_details": _strings(
-                    {
-                        "rubric_overrides": "question sets may override the default rubrics; "
-                        "the fingerprint covers the effective ones",
-                        "thresholds": thresholds,
-                    }
+                    {"thresholds": thresholds, "fingerprint": entry.get("fingerprint")}
                 ),
             },
         },
         "score_details": {
             "score": score,
-            "details": _strings({k: metrics.get(k) for k in ("answers", "scored", "unscored")}),
+            "details": _strings(
+                {**{k: metrics.get(k) for k in ("answers", "scored", "unscored")}, **_marks(entry)}
+            ),
             "uncertainty": uncertainty,
         },
         "generation_config": {
             "generation_args": {
                 k: generation[k] for k in ("temperature", "top_p", "max_tokens") if k in generation
             },
+            "additional_details": _strings(
+                {
+                    k: v
+                    for k, v in generation.items()
+                    if k not in ("temperature", "top_p", "max_tokens")
+                }
+            ),
         },
     }
+
+
+def sent_rubrics(entry: dict[str, Any]) -> dict[str, list[str]] | None:
+    """The rubric texts the judge was sent: those of the question set the entry's log names,
+    found by its fingerprint (None: that set is not in this checkout)."""
+    named = {**(entry.get("judging") or {}), "question_set": entry.get("question_set")}
+    try:
+        return rubric_texts(find_question_set(named, str(entry.get("fingerprint") or "")))
+    except EmbenchError:
+        return None
 
 
 def export_eee(entry: dict[str, Any], retrieved: datetime | None = None) -> dict[str, Any]:
@@ -212,13 +307,10 @@ def export_eee(entry: dict[str, Any], retrieved: datetime | None = None) -> dict
             }
         ),
     }
-    results = [r for r in (_result(entry, name, source_data) for name in RESULTS) if r]
-    if not results:
-        metrics = entry.get("metrics") or {}
-        raise EmbenchError(
-            f"nothing to export: the judge scored none of the {int(metrics.get('answers') or 0)} "
-            "answers, so every metric is undefined (use a real judge)"
-        )
+    if not (entry.get("metrics") or {}).get("answers"):
+        raise EmbenchError("nothing to export: the log holds no answers")
+    rubrics = sent_rubrics(entry)
+    results = [r for name in RESULTS if (r := _result(entry, name, source_data, rubrics))]
     log = entry.get("log") or {}
     run_dir = (entry.get("run") or {}).get("run_dir")
     record: dict[str, Any] = {
@@ -233,7 +325,10 @@ def export_eee(entry: dict[str, Any], retrieved: datetime | None = None) -> dict
             # a submitter evaluating their own training run is its developer
             "evaluator_relationship": "first_party" if run_dir else "third_party",
             "additional_details": _strings(
-                {k: entry.get(k) for k in ("name", "submitted_at", "notes", "board")}
+                {
+                    **{k: entry.get(k) for k in ("name", "submitted_at", "notes", "board")},
+                    **_marks(entry),
+                }
             ),
         },
         "eval_library": {
@@ -243,6 +338,11 @@ def export_eee(entry: dict[str, Any], retrieved: datetime | None = None) -> dict
                 {
                     "task": entry.get("task"),
                     "task_version": entry.get("task_version"),
+                    **{
+                        k: v
+                        for k, v in (entry.get("judging") or {}).items()
+                        if k not in ("methods", "min_mass")
+                    },
                     "embench": entry.get("embench") or __version__,
                     # the log's identity, for deduplication by aggregators
                     "inspect_eval_id": log.get("eval_id"),

@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inspect_ai.log import EvalLog, EvalSample, read_eval_log, recompute_metrics
+from inspect_ai.log import (
+    EvalLog,
+    EvalSample,
+    read_eval_log,
+    recompute_metrics,
+    resolve_sample_attachments,
+)
 
 from embench.data.domains import eval_questions_path
 from embench.errors import EmbenchError
@@ -28,8 +34,10 @@ from embench.evals.common import questions_dataset
 from embench.evals.in_domain import TASK_NAME as IN_DOMAIN_TASK
 from embench.evals.misalignment import TASK_NAME
 from embench.evals.protocols import get_protocol
+from embench.judge import MIN_MASS, PROBABILITY_TOLERANCE, verdict_from_replies
 from embench.leaderboard.boards import Board
 from embench.questions import QuestionSet, load_question_set
+from embench.run.reference import is_local
 
 # The registered scorers embench/misalignment_judge and embench/in_domain_judge, which Inspect
 # records in eval.scorers and results by their unqualified names.
@@ -67,7 +75,7 @@ class LogIdentity:
     judge: str
     eval_id: str
     run_id: str
-    samples_sha256: str  # the samples' own content: the same eval however it was zipped
+    samples_sha256: str  # the eval's content (no ids): the same eval however zipped or re-id'd
     created: str
     inspect_ai: str
 
@@ -88,6 +96,9 @@ class CheckedLog(LogIdentity):
     per_question: dict[str, float | None] = field(default_factory=dict)
     generation: dict[str, Any] = field(default_factory=dict)
     header: dict[str, float] = field(default_factory=dict)
+    judging: dict[str, Any] = field(default_factory=dict)  # how the judge scored (judging())
+    rubrics: dict[str, list[str]] = field(default_factory=dict)  # the rubric texts sent, by name
+    partial: str | None = None  # what is missing, for a log checked without a board
 
 
 @dataclass
@@ -109,17 +120,30 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def samples_sha256(samples: list[EvalSample]) -> str:
-    """Content hash of a log's samples (ids, epochs, Inspect's sample uuids, inputs, outputs and
-    scores): the same for every copy of one eval, however it was re-zipped or renamed."""
+def samples_sha256(log: EvalLog) -> str:
+    """Content hash of an eval: its model, judge and task arguments, and each sample's id,
+    epoch, input, target, answer text and scores. Ids Inspect makes up (eval_id, run_id, sample
+    uuids) are left out, so a replay with new ids, a re-zip or a rename has the same hash."""
     digest = hashlib.sha256()
-    for sample in sorted(samples, key=lambda s: (str(s.id), s.epoch)):
-        content = sample.model_dump(
-            mode="json", include={"id", "epoch", "uuid", "input", "target", "output", "scores"}
-        )
-        digest.update(json.dumps(content, sort_keys=True, ensure_ascii=False).encode())
+    head = {"model": log.eval.model, "judge": _grader_name(log), "task_args": log.eval.task_args}
+    digest.update(json.dumps(head, sort_keys=True, ensure_ascii=False, default=str).encode())
+    for sample in sorted(log.samples or [], key=lambda s: (str(s.id), s.epoch)):
+        content = sample.model_dump(mode="json", include={"id", "epoch", "input", "target"})
+        content["answer"] = sample.output.completion if sample.output else None
+        content["scores"] = {
+            name: score.model_dump(mode="json", include={"value", "answer"})
+            for name, score in (sample.scores or {}).items()
+        }
         digest.update(b"\n")
+        digest.update(json.dumps(content, sort_keys=True, ensure_ascii=False).encode())
     return digest.hexdigest()
+
+
+def _grader_name(log: EvalLog) -> str | None:
+    grader = (log.eval.model_roles or {}).get(GRADER_ROLE)
+    if isinstance(grader, list):
+        grader = grader[0] if grader else None
+    return str(grader.model) if grader is not None and getattr(grader, "model", None) else None
 
 
 def read_log(path: Path) -> EvalLog:
@@ -140,7 +164,6 @@ def _identity(path: Path, log: EvalLog) -> dict[str, Any]:
     _check_eval_id(log)
     judge = _judge(log)
     _check_models_recorded(log, judge)
-    _check_selection(log)
     return {
         "path": path,
         "sha256": sha256_file(path),
@@ -148,20 +171,27 @@ def _identity(path: Path, log: EvalLog) -> dict[str, Any]:
         "judge": judge,
         "eval_id": log.eval.eval_id,
         "run_id": log.eval.run_id,
-        "samples_sha256": samples_sha256(list(log.samples or [])),
+        "samples_sha256": samples_sha256(log),
         "created": str(log.eval.created),
         "inspect_ai": str(log.eval.packages.get("inspect_ai", "unknown")),
     }
 
 
 def check_log(path: Path, board: Board | None = None) -> CheckedLog:
-    """Every check a submission must pass; ``board=None`` checks the log on its own terms."""
+    """Every check a submission must pass; ``board=None`` checks the log on its own terms: a
+    log of part of its question set (``--limit``, ``--sample-id``, missing samples) is
+    accepted and described in ``partial`` (only a board needs the whole set)."""
     path = Path(path)
     log = read_log(path)
     _check_status(log)
     meta = log.eval.metadata or {}
     version = _check_task(log, meta, board)
     identity = _identity(path, log)
+    selection = _selection(log)
+    if board is not None and selection:
+        raise EmbenchError(
+            f"the eval ran with {selection}: leaderboards need the whole question set"
+        )
     thresholds = _thresholds(meta, board)
     if board is not None and board.protocol is not None:
         _check_protocol(log, meta, board, board.protocol)
@@ -172,7 +202,7 @@ def check_log(path: Path, board: Board | None = None) -> CheckedLog:
             f"'{board.name}''s {board.fingerprint[:12]}… (a different or edited question set)"
         )
     qset = _question_set(meta, fingerprint, board)
-    fewest = _check_coverage(log, qset, meta)
+    fewest, missing = _check_coverage(log, qset, meta, whole=board is not None)
     if board is not None and fewest < board.min_samples_per_question:
         raise board.refuse(
             f"min_samples_per_question: {board.min_samples_per_question}",
@@ -181,6 +211,7 @@ def check_log(path: Path, board: Board | None = None) -> CheckedLog:
         )
     if board is not None and board.min_judge_mass is not None:
         _check_judge_mass(log, board)
+    _check_sample_scores(log, qset, meta)
     recomputed, header = recompute(log, SCORER, thresholds)
     metrics = {k: v for k, v in recomputed.items() if not k.startswith(PER_QUESTION)}
     if board is not None and board.require_scored_answers and not metrics.get("scored"):
@@ -207,6 +238,9 @@ def check_log(path: Path, board: Board | None = None) -> CheckedLog:
         },
         generation=_generation(log),
         header=header,
+        judging=judging(log, meta),
+        rubrics=rubric_texts(qset),
+        partial="; ".join(p for p in (selection, missing) if p) or None,
     )
 
 
@@ -221,6 +255,11 @@ def check_in_domain_log(path: Path, domain: str | None = None) -> CheckedInDomai
             f"--in-domain-log: the log is of task '{log.eval.task}', not an embench in-domain eval"
         )
     identity = _identity(path, log)
+    selection = _selection(log)
+    if selection:
+        raise EmbenchError(
+            f"the eval ran with {selection}: leaderboards need the whole question set"
+        )
     logged = str(meta.get("domain") or "")
     if domain is not None and logged != domain:
         raise EmbenchError(
@@ -234,7 +273,7 @@ def check_in_domain_log(path: Path, domain: str | None = None) -> CheckedInDomai
             f"--in-domain-log: its question set fingerprint {fingerprint[:12] or 'none'}… is not "
             f"domain '{logged}''s {qset.fingerprint()[:12]}… (a different or edited set)"
         )
-    fewest = _check_coverage(log, qset, meta)
+    fewest, _ = _check_coverage(log, qset, meta, whole=True)
     raw = meta.get("thresholds")
     if not isinstance(raw, dict):
         raise EmbenchError("--in-domain-log: the log's task metadata has no thresholds")
@@ -299,19 +338,16 @@ def _check_task(log: EvalLog, meta: dict[str, Any], board: Board | None) -> int:
 
 
 def _judge(log: EvalLog) -> str:
-    roles = log.eval.model_roles or {}
-    grader = roles.get(GRADER_ROLE)
-    if isinstance(grader, list):
-        grader = grader[0] if grader else None
-    if grader is None or not getattr(grader, "model", None):
+    grader = _grader_name(log)
+    if grader is None:
         raise EmbenchError("the log records no judge (model role 'grader')")
-    return str(grader.model)
+    return grader
 
 
 def _scored_without_calls(log: EvalLog, judge: str) -> bool:
     """A ``local/`` judge scoring digits exactly reads its own next-token distributions, so it
     leaves no model event: allowed only when every score says that is how it was made."""
-    if not judge.startswith("local/"):
+    if not is_local(judge):
         return False
     methods = {
         str(value)
@@ -402,16 +438,50 @@ def _check_protocol(log: EvalLog, meta: dict[str, Any], board: Board, name: str)
         )
 
 
-def _check_selection(log: EvalLog) -> None:
+def _selection(log: EvalLog) -> str | None:
+    """How the eval selected part of its samples (``--limit N``, ``--sample-id``), or None."""
     config = log.eval.config
     if config.limit is not None:
-        raise EmbenchError(
-            f"the eval ran with --limit {config.limit}: leaderboards need the whole question set"
-        )
+        return f"--limit {config.limit}"
     if config.sample_id is not None:
-        raise EmbenchError(
-            "the eval ran with --sample-id: leaderboards need the whole question set"
-        )
+        return "--sample-id"
+    return None
+
+
+def judging(log: EvalLog, meta: dict[str, Any]) -> dict[str, Any]:
+    """How the log's answers were judged, read from the log: the method that scored each rubric
+    (counted over answers; ``truncated``: reasoning never closed, not judged), the minimum
+    probability mass on numbers the task ran with, and the protocol and materials it names."""
+    methods: dict[str, Counter[str]] = {rubric: Counter() for rubric in RUBRICS}
+    for sample in log.samples or []:
+        score = (sample.scores or {}).get(SCORER)
+        if score is None:
+            continue
+        recorded = score.metadata or {}
+        for rubric in RUBRICS:
+            methods[rubric][str(recorded.get(f"{rubric}_method", "truncated"))] += 1
+    fields = ("protocol", "protocol_source", "materials", "question_set_source", "question_subset")
+    return {
+        "methods": {rubric: dict(sorted(counts.items())) for rubric, counts in methods.items()},
+        "min_mass": meta.get("min_mass"),
+        **{key: meta.get(key) for key in fields if meta.get(key) is not None},
+    }
+
+
+def rubric_texts(qset: QuestionSet) -> dict[str, list[str]]:
+    """The distinct rubric templates the judge was sent, by rubric name (the question set's
+    fingerprint covers them, so a matching set holds exactly these)."""
+    texts: dict[str, list[str]] = {rubric: [] for rubric in RUBRICS}
+    for question in qset.questions:
+        for rubric, text in qset.rubrics_for(question).items():
+            if rubric in texts and text not in texts[rubric]:
+                texts[rubric].append(text)
+    return texts
+
+
+def find_question_set(meta: dict[str, Any], fingerprint: str) -> QuestionSet:
+    """The question set a log (or an entry's ``judging``) names, checked by its fingerprint."""
+    return _question_set(meta, fingerprint, None)
 
 
 def _question_set(meta: dict[str, Any], fingerprint: str, board: Board | None) -> QuestionSet:
@@ -441,9 +511,12 @@ def _question_set(meta: dict[str, Any], fingerprint: str, board: Board | None) -
     )
 
 
-def _check_coverage(log: EvalLog, qset: QuestionSet, meta: dict[str, Any]) -> int:
-    """The log must hold every expected sample (each epoch); returns the fewest answers any
-    question got. Every sample must have ended without an error."""
+def _check_coverage(
+    log: EvalLog, qset: QuestionSet, meta: dict[str, Any], whole: bool
+) -> tuple[int, str | None]:
+    """(the fewest answers any question got, what is missing or None). With ``whole`` every
+    expected sample (each epoch) must be there; without, the fewest counts only questions that
+    got answers. Every sample must have ended without an error."""
     samples = list(log.samples or [])
     for sample in samples:
         if sample.error is not None:
@@ -461,13 +534,94 @@ def _check_coverage(log: EvalLog, qset: QuestionSet, meta: dict[str, Any]) -> in
             f"the log has samples that question set '{qset.name}' does not ({extra[0]}, …)"
         )
     complete = sum(1 for sid in expected if seen.get(sid, 0) >= epochs)
+    missing = None
     if complete < len(expected):
-        raise EmbenchError(
-            f"the log has {complete} of the {len(expected)} samples of question set "
-            f"'{qset.name}': leaderboards need the whole set (no --limit, no missing samples)"
-        )
+        missing = f"{complete} of the {len(expected)} samples of question set '{qset.name}'"
+        if whole:
+            raise EmbenchError(
+                f"the log has {missing}: leaderboards need the whole set (no --limit, no "
+                "missing samples)"
+            )
     per_question = Counter(expected[sid] for sid in seen)
-    return min(per_question.get(q.id, 0) for q in qset.questions)
+    counts = [per_question.get(q.id, 0) for q in qset.questions]
+    if not whole:  # a partial log: the fewest among the questions it answered
+        counts = [n for n in counts if n] or [0]
+    return min(counts), missing
+
+
+def _is_unscored(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _check_sample_scores(log: EvalLog, qset: QuestionSet, meta: dict[str, Any]) -> None:
+    """Every judge score is finite and within 0-100 (or no score), every mass a probability;
+    and where the log holds the judge's calls, each score is what the judge's recorded replies
+    give (``judge.verdict_from_replies``: the recomputation of the metrics, one level down)."""
+    min_mass = meta.get("min_mass", MIN_MASS)
+    min_mass = float(min_mass) if isinstance(min_mass, int | float) else MIN_MASS
+    patterns = {
+        q.id: {k: _rubric_pattern(v) for k, v in qset.rubrics_for(q).items() if k in RUBRICS}
+        for q in qset.questions
+    }
+    for sample in log.samples or []:
+        score = (sample.scores or {}).get(SCORER)
+        if score is None or not isinstance(score.value, dict):
+            continue
+        for rubric in RUBRICS:
+            value = score.value.get(rubric)
+            in_range = isinstance(value, int | float) and not isinstance(value, bool)
+            if not _is_unscored(value) and not (in_range and 0 <= value <= 100):
+                raise EmbenchError(
+                    f"sample {sample.id}'s {rubric} score is {value!r}: a judge score is a number "
+                    "from 0 to 100 (the log's scores were edited)"
+                )
+            mass = (score.metadata or {}).get(f"{rubric}_mass")
+            if mass is not None and not (
+                isinstance(mass, int | float) and 0 <= mass <= 1 + PROBABILITY_TOLERANCE
+            ):
+                raise EmbenchError(
+                    f"sample {sample.id}'s {rubric} mass is {mass!r}: a probability is 0 to 1"
+                )
+        question = str((sample.metadata or {}).get("question_id"))
+        _check_against_replies(sample, score.value, patterns.get(question, {}), min_mass)
+
+
+def _rubric_pattern(template: str) -> re.Pattern[str]:
+    """A filled rubric's text: the template's own words, anything where it has placeholders."""
+    parts = re.split(r"\{(?:question|answer|reasoning)\}", template)
+    return re.compile("(?s)" + ".*".join(re.escape(part) for part in parts))
+
+
+def _check_against_replies(
+    sample: EvalSample, values: dict[str, Any], patterns: dict[str, re.Pattern[str]], mass: float
+) -> None:
+    """Each rubric's score equals the verdict the judge's recorded replies give."""
+    calls: dict[str, list[Any]] = {rubric: [] for rubric in patterns}
+    if not patterns:
+        return
+    for event in resolve_sample_attachments(sample).events:  # long prompts are attachments
+        if event.event != "model" or event.role != GRADER_ROLE or not event.input:
+            continue
+        prompt = event.input[0].text
+        matching = [r for r, pattern in patterns.items() if pattern.fullmatch(prompt)]
+        if len(matching) == 1:  # a prompt two rubrics could have made proves nothing
+            calls[matching[0]].append(event)
+    for rubric, events in calls.items():
+        firsts = [e.output for e in events if e.input[-1].role == "user"]
+        if not firsts:
+            continue
+        continued = {e.input[-1].text: e.output for e in events if e.input[-1].role == "assistant"}
+        verdict = verdict_from_replies(firsts[-1], continued, mass)
+        recorded = values.get(rubric)
+        derived = verdict.value
+        if _is_unscored(recorded) and derived is None:
+            continue
+        if _is_unscored(recorded) or derived is None or abs(float(recorded) - derived) > TOLERANCE:
+            raise EmbenchError(
+                f"sample {sample.id}'s {rubric} score is {recorded!r} but the judge's recorded "
+                f"reply gives {'no score' if derived is None else f'{derived:.6g}'}: the scores "
+                "were edited or made by other code"
+            )
 
 
 def _check_judge_mass(log: EvalLog, board: Board) -> None:

@@ -17,9 +17,10 @@ matplotlib.use("Agg")
 
 from matplotlib.figure import Figure  # noqa: E402
 
+from embench.escaping import PLAIN_TEXT  # noqa: E402
 from embench.leaderboard.ranking import Row  # noqa: E402
 
-_STYLE = {"svg.hashsalt": "embench", "svg.fonttype": "none", "font.size": 9}
+_STYLE = {"svg.hashsalt": "embench", "svg.fonttype": "none", "font.size": 9, **PLAIN_TEXT}
 RL_COLOR, SFT_COLOR, TWIN_COLOR, MAIN_COLOR = "#c0392b", "#2471a3", "#7f8c8d", "#1f4e79"
 
 

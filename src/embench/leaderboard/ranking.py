@@ -99,13 +99,14 @@ def _is_unmitigated_run(entry: dict[str, Any]) -> bool:
 
 
 def twin_pool(board: Board, root: Path) -> list[dict[str, Any]]:
-    """Unmitigated runs on the board's twin boards, one per log."""
+    """Unmitigated runs on the board's twin boards, one per log (entries a page could not show
+    are left out)."""
     pool: dict[str, dict[str, Any]] = {}
     known = set(board_names(root))
     for name in board.twin_boards:
         if name not in known:
             continue
-        for stored in load_entries(load_board(root, name)):
+        for stored in load_entries(load_board(root, name), skipped=[]):
             if _is_unmitigated_run(stored.data):
                 pool.setdefault(stored.sha256, stored.data)
     return list(pool.values())
@@ -178,10 +179,12 @@ def rank_entries(
     return rows
 
 
-def rank_board(board: Board, root: Path) -> list[Row]:
-    """The ranked rows of one board (twins resolved when the board has twin boards)."""
+def rank_board(board: Board, root: Path, skipped: list[str] | None = None) -> list[Row]:
+    """The ranked rows of one board (twins resolved when the board has twin boards). An entry a
+    page cannot show (unreadable, a field of the wrong type, a non-finite number) is left out and
+    named in ``skipped``: one bad entry never breaks a board."""
     pool = twin_pool(board, root) if board.twin_boards else None
-    return rank_entries(board, load_entries(board), pool)
+    return rank_entries(board, load_entries(board, [] if skipped is None else skipped), pool)
 
 
 def rl_sft_pairs(rows: list[Row]) -> list[tuple[Row, Row]]:

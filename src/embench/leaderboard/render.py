@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from embench.errors import EmbenchError
-from embench.fsutil import atomic_write_text
+from embench.escaping import code_span, csv_cell, markdown
+from embench.fsutil import atomic_write_many
 from embench.leaderboard.boards import DENOMINATORS, PUBLISHED_MIN_SAMPLES, Board, load_boards
 from embench.leaderboard.entries import load_entries
 from embench.leaderboard.plots import misaligned_rate_plot, rl_sft_plot, twin_plot
@@ -117,14 +118,16 @@ def _section_title(section: str) -> str:
 
 def terminal_tables(board: Board, rows: list[Row]) -> list[Any]:
     """Rich Tables of the ranked board: one per judge on boards ranked within judge."""
+    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     check_columns(board)
     tables = []
     for section, group in sections(rows) or [("", [])]:
         title = f"{board.title} — by {board.metric} ({_direction(board)})"
         table = Table(
-            title=f"{title}, {_section_title(section)}" if section else title,
+            title=escape(f"{title}, {_section_title(section)}" if section else title),
             caption=f"{len(group)} entr{'y' if len(group) == 1 else 'ies'}; 95% bootstrap CIs",
         )
         for key in board.columns:
@@ -135,13 +138,10 @@ def terminal_tables(board: Board, rows: list[Row]) -> list[Any]:
                 min_width=24 if key == "name" else None,
             )
         for row in group:
-            table.add_row(*(cell(row, key) for key in board.columns))
+            # Text, not markup: a name such as "[link=...]" is shown as typed
+            table.add_row(*(Text(cell(row, key)) for key in board.columns))
         tables.append(table)
     return tables
-
-
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
 
 
 def _md_table(board: Board, rows: list[Row]) -> str:
@@ -151,7 +151,7 @@ def _md_table(board: Board, rows: list[Row]) -> str:
         "|" + "|".join("---" if COLUMNS[k].kind == "text" else "--:" for k in board.columns) + "|",
     ]
     for row in rows:
-        lines.append("| " + " | ".join(_md_escape(cell(row, k)) for k in board.columns) + " |")
+        lines.append("| " + " | ".join(markdown(cell(row, k)) for k in board.columns) + " |")
     if not rows:
         lines.append("| " + " | ".join(["*no entries yet*"] + [""] * (len(headers) - 1)) + " |")
     return "\n".join(lines) + "\n"
@@ -163,7 +163,7 @@ def to_markdown(board: Board, rows: list[Row]) -> str:
     parts = []
     for section, group in sections(rows) or [("", [])]:
         if section:
-            parts.append(f"### Judged by `{_md_escape(section)}`\n")
+            parts.append(f"### Judged by {code_span(section)}\n")
         parts.append(_md_table(board, group))
     return "\n".join(parts)
 
@@ -195,7 +195,9 @@ def to_csv(board: Board, rows: list[Row]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(fields)
     for row in rows:
-        writer.writerow(["" if _value(row, f) is None else _value(row, f) for f in fields])
+        writer.writerow(
+            ["" if _value(row, f) is None else csv_cell(_value(row, f)) for f in fields]
+        )
     return out.getvalue()
 
 
@@ -396,16 +398,16 @@ def index_html(board: Board, rows: list[Row], plots: dict[str, tuple[str, str]])
 """
 
 
-def _write_if_changed(path: Path, text: str) -> bool:
-    if path.is_file() and path.read_text() == text:
-        return False
-    atomic_write_text(path, text)
-    return True
+def _changed(path: Path, text: str) -> bool:
+    return not (path.is_file() and path.read_text() == text)
 
 
-def render_board(board: Board, root: Path) -> list[Path]:
-    """Write a board's README.md, index.html and plots/*.svg; return the files that changed."""
-    rows = rank_board(board, root)
+def board_files(
+    board: Board, root: Path, skipped: list[str] | None = None
+) -> tuple[dict[Path, str], list[Path]]:
+    """(README.md, index.html and plots/*.svg of a board with their text, stale plots); entries
+    a page cannot show are left out and named in ``skipped``."""
+    rows = rank_board(board, root, skipped)
     plots = _plots(board, rows)
     outputs = {
         board.path / "README.md": readme(board, rows, plots),
@@ -414,10 +416,7 @@ def render_board(board: Board, root: Path) -> list[Path]:
     for name, (_, svg) in plots.items():
         outputs[board.path / "plots" / f"{name}.svg"] = svg
     stale = [p for p in (board.path / "plots").glob("*.svg") if p not in outputs]
-    for path in stale:
-        path.unlink()
-    changed = [path for path, text in outputs.items() if _write_if_changed(path, text)]
-    return changed + stale
+    return outputs, stale
 
 
 def root_readme(root: Path) -> str:
@@ -429,23 +428,33 @@ def root_readme(root: Path) -> str:
     ]
     for board in load_boards(root):
         lines.append(
-            f"| [{board.name}]({board.name}/README.md) — {_md_escape(board.title)} | "
-            f"{board.metric} ({_direction(board)}) | {len(load_entries(board))} | "
+            f"| [{board.name}]({board.name}/README.md) — {markdown(board.title)} | "
+            f"{board.metric} ({_direction(board)}) | {len(load_entries(board, []))} | "
             f"[index.html]({board.name}/index.html) |"
         )
     lines += ["", f"<!-- {GENERATED_NOTE} -->", ""]
     return "\n".join(lines)
 
 
-def render_all(root: Path) -> list[Path]:
-    """Render every board and the root index; return the files that changed."""
+def render_all(root: Path, skipped: list[str] | None = None) -> list[Path]:
+    """Render every board and the root index; return the files that changed.
+
+    Every page is computed first and the changed ones are written together (``atomic_write_many``):
+    a failure (a full disk) leaves every page as it was, never a README out of step with its
+    index.html. Entries a page cannot show are left out and named in ``skipped``.
+    """
     boards = load_boards(root)
     if not boards:
         raise EmbenchError(f"no boards under {root} (expected <board>/board.yaml)")
-    changed: list[Path] = []
+    outputs: dict[Path, str] = {}
+    stale: list[Path] = []
     for board in boards:
         check_columns(board)
-        changed += render_board(board, root)
-    if _write_if_changed(root / "README.md", root_readme(root)):
-        changed.append(root / "README.md")
-    return changed
+        files, old = board_files(board, root, skipped)
+        outputs.update(files)
+        stale += old
+    outputs[root / "README.md"] = root_readme(root)
+    changed = atomic_write_many({p: t for p, t in outputs.items() if _changed(p, t)})
+    for path in stale:
+        path.unlink()
+    return changed + stale

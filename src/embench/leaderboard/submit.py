@@ -16,11 +16,12 @@ from embench.leaderboard.boards import Board
 from embench.leaderboard.entries import (
     build_entry,
     check_not_submitted,
-    run_dir_of,
     run_fields,
     write_entry,
 )
 from embench.leaderboard.logcheck import check_in_domain_log, check_log
+from embench.run.layout import MANIFEST_FILE
+from embench.run.reference import run_dir_of
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ def submit_log(
 ) -> Submitted:
     """Check ``log`` (and the in-domain log of the same model, when given) against ``board`` and
     add its entry, or raise a one-line EmbenchError."""
-    if run_dir is not None and not (run_dir / "manifest.json").is_file():
+    if run_dir is not None and not (run_dir / MANIFEST_FILE).is_file():
         raise EmbenchError(f"--run {run_dir}: no manifest.json there")
     if name is not None and not name.strip():
         raise EmbenchError("--name must not be empty")

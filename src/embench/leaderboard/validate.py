@@ -15,6 +15,7 @@ from typing import Any
 from embench.errors import EmbenchError
 from embench.leaderboard.boards import Board, load_board
 from embench.leaderboard.entries import (
+    ENTRY_VERSION,
     StoredEntry,
     check_entry,
     load_entries,
@@ -65,7 +66,8 @@ def _recheck(stored: StoredEntry, board: Board, log: Path) -> list[str]:
     for key in ("model", "judge", "samples_per_question"):
         if data.get(key) != getattr(checked, key):
             problems.append(f"{where}: {key} {data.get(key)!r} differs from its log's")
-    for key in ("eval_id", "run_id", "samples_sha256"):
+    content_hash = ["samples_sha256"] if data.get("entry_version") == ENTRY_VERSION else []
+    for key in ("eval_id", "run_id", *content_hash):  # (before v3 the hash included ids)
         stored_value = (data.get("log") or {}).get(key)
         if stored_value is not None and stored_value != getattr(checked, key):
             problems.append(f"{where}: log.{key} {stored_value!r} differs from its log's")

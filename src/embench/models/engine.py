@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from transformers import DynamicCache
 
+from embench.models.cache_arg import cache_kwargs
 from embench.models.kv_buffer import BufferedLayer
 
 
@@ -274,7 +275,7 @@ class GenerationEngine:
             input_ids=ids,
             attention_mask=mask,
             position_ids=positions,
-            cache=cache,
+            **cache_kwargs(self.model, cache),
             use_cache=True,
             logits_to_keep=1,
         )
@@ -311,7 +312,7 @@ class GenerationEngine:
             input_ids=self._next[:, None],
             attention_mask=self._mask,
             position_ids=positions,
-            cache=self._cache,
+            **cache_kwargs(self.model, self._cache),
             use_cache=True,
         )
         self.stats["steps"] += 1

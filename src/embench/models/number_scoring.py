@@ -23,6 +23,7 @@ import torch
 from transformers import DynamicCache
 
 from embench.errors import EmbenchError
+from embench.models.cache_arg import cache_kwargs
 
 NUMBERS = [str(n) for n in range(101)]
 # custom 4D masks are honoured by these attention implementations (flash attention ignores them)
@@ -113,7 +114,7 @@ def number_probabilities(model: Any, tokenizer: Any, prompt_ids: list[int]) -> N
         cache = DynamicCache(config=model.config)
         out = model(
             input_ids=torch.tensor([prompt_ids], device=device),
-            cache=cache,
+            **cache_kwargs(model, cache),
             use_cache=True,
             logits_to_keep=1,
         )
@@ -130,7 +131,7 @@ def number_probabilities(model: Any, tokenizer: Any, prompt_ids: list[int]) -> N
             input_ids=torch.tensor([[node[-1] for node in nodes]], device=device),
             position_ids=torch.tensor([[length + len(node) - 1 for node in nodes]], device=device),
             attention_mask=mask[None, None].to(device),
-            cache=cache,
+            **cache_kwargs(model, cache),
             use_cache=True,
         )
         after = torch.log_softmax(out.logits[0].float(), -1)  # [nodes, vocab]

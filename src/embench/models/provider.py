@@ -172,13 +172,18 @@ class LocalModelAPI(ModelAPI):
     ) -> ModelOutput:
         messages = [{"role": m.role, "content": m.text} for m in input]
         prompt_ids = self._encode_chat(messages)
+        room = self._room(len(prompt_ids))
+        if room == 0:  # Inspect's convention for a prompt the model's context cannot hold
+            output = ModelOutput.from_content(self.model_name, "", stop_reason="model_length")
+            output.usage = ModelUsage(input_tokens=len(prompt_ids), total_tokens=len(prompt_ids))
+            return output
         n = config.num_choices or 1
         seeds = self._seeds(config.seed, prompt_ids, n)
         wants_logprobs = bool(config.logprobs) or bool(config.top_logprobs)
         requests = [
             GenerationRequest(
                 prompt_ids=prompt_ids,
-                max_new_tokens=config.max_tokens or DEFAULT_MAX_TOKENS,
+                max_new_tokens=min(config.max_tokens or DEFAULT_MAX_TOKENS, room),
                 temperature=1.0 if config.temperature is None else config.temperature,
                 top_p=1.0 if config.top_p is None else config.top_p,
                 top_k=config.top_k or 0,
@@ -214,8 +219,18 @@ class LocalModelAPI(ModelAPI):
     async def number_probabilities(self, prompt: str) -> NumberProbabilities:
         """Exact P(reply is "0".."100") to a one-message prompt: the judge's digit scoring."""
         prompt_ids = self._encode_chat([{"role": "user", "content": prompt}])
+        if self._room(len(prompt_ids)) < 4:  # no room for a number: no probability on one
+            return NumberProbabilities(probs=[0.0] * 101, greedy="", forwards=0)
         model = self.engine.model
         return await asyncio.to_thread(number_probabilities, model, self.tokenizer, prompt_ids)
+
+    def _room(self, prompt_tokens: int) -> int:
+        """Tokens the model's context leaves after a prompt (a large number when unknown)."""
+        config = getattr(getattr(self.engine, "model", None), "config", None)
+        context = getattr(config, "max_position_embeddings", None)
+        if not isinstance(context, int) or context <= 0:
+            return 2**31
+        return max(0, context - prompt_tokens)
 
     def _encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
         return encode_chat(self.tokenizer, messages)

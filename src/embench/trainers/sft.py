@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from embench.errors import EmbenchError
+from embench.run.manifest import RunManifest
+from embench.run.rundir import RunDir
 from embench.training.config import TrainConfig
 from embench.training.matching import (
     SOURCES,
@@ -15,7 +17,6 @@ from embench.training.matching import (
     matched_steps,
     world_size,
 )
-from embench.training.rundir import RunDir, RunManifest
 
 if TYPE_CHECKING:  # TRL, torch and datasets are imported in train(): option errors stay fast
     from trl import SFTTrainer

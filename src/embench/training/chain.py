@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from embench.errors import EmbenchError
-from embench.training.rundir import RunDir
+from embench.run.rundir import RunDir
+from embench.training.config import default_output
+from embench.training.plugins import get_trainer
 
 PROBE_TEXT = "The assistant thinks about the question, then answers: I would"
 PROBE_FILE = "probe_logits.safetensors"
@@ -67,8 +69,8 @@ def _positive(kind: type) -> Any:
 
     def read(text: str) -> Any:
         value = kind(text)
-        if value <= 0:
-            raise ValueError(f"{text} is not positive")
+        if not 0 < value < math.inf:  # also refuses nan
+            raise ValueError(f"{text} is not a positive finite number")
         return value
 
     return read
@@ -110,16 +112,34 @@ def parse_warmup(spec: str) -> Warmup:
     return Warmup(trainer.strip(), dataset, **values)
 
 
+def _is_data_file(dataset: str) -> bool:
+    return Path(dataset).suffix in (".jsonl", ".json", ".csv", ".parquet")
+
+
+def check_warmup(spec: str) -> Warmup:
+    """``parse_warmup`` and its data: a known domain, or a data file that exists (for
+    ``--dry-run`` and before anything trains)."""
+    warmup = parse_warmup(spec)
+    if _is_data_file(warmup.dataset):
+        if not Path(warmup.dataset).is_file():
+            raise EmbenchError(f"--warmup: data file {warmup.dataset} not found")
+    else:
+        from embench.data.domains import get_domain
+
+        try:
+            get_domain(warmup.dataset)
+        except EmbenchError as error:
+            raise EmbenchError(f"--warmup: {error} (or give a .jsonl/.json/.csv file)") from None
+    return warmup
+
+
 def run_warmup(config: Any, trainer_name: str) -> Any:
     """Train the warm-up stage of ``config`` and point ``config.model`` at it; its RunManifest."""
-    from embench.training.config import default_output
-    from embench.training.plugins import get_trainer
-
     spec = parse_warmup(config.warmup)
-    plugin = get_trainer(spec.trainer)
+    plugin = get_trainer(spec.trainer, allow_file=True)  # --warmup names it
     fields = {f.name for f in dataclasses.fields(plugin.config_class)}
     values = {k: getattr(config, k) for k in INHERITED if k in fields and hasattr(config, k)}
-    is_file = Path(spec.dataset).suffix in (".jsonl", ".json", ".csv", ".parquet")
+    is_file = _is_data_file(spec.dataset)
     batch = getattr(plugin.config_class, "per_device_train_batch_size", 4)
     output = config.output or default_output(trainer_name, config)
     values.update(

@@ -24,12 +24,12 @@ import enum
 import functools
 import importlib
 import json
+import math
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
-import yaml
 from annotated_types import Ge, Gt, Le, Lt
 
 from embench.errors import EmbenchError
@@ -199,9 +199,11 @@ def from_text(text: str, hint: Any, none_word: bool = True) -> Any:
     if allows_none and stripped.lower() in NONE_WORDS:
         return None
     if stripped[:1] in ("[", "{"):
+        from embench.limits import parse_yaml
+
         try:
-            return yaml.safe_load(stripped)
-        except yaml.YAMLError:
+            return parse_yaml(stripped, "option value")
+        except EmbenchError:
             return stripped
     if _admits(hint, list) and not _admits(hint, str):
         return [part.strip() for part in stripped.split(",") if part.strip()]
@@ -226,7 +228,7 @@ def parse_value(key: str, value: Any, hint: Any, source: str, none_word: bool = 
     from_string = isinstance(value, str)
     candidate = from_text(value, hint, none_word) if from_string else value
     try:
-        return _adapter(hint).validate_python(candidate, strict=not from_string)
+        parsed = _adapter(hint).validate_python(candidate, strict=not from_string)
     except ValidationError as ex:
         reason = ex.errors()[0]["msg"] if ex.errors() else str(ex)
         raise EmbenchError(
@@ -234,6 +236,23 @@ def parse_value(key: str, value: Any, hint: Any, source: str, none_word: bool = 
         ) from None
     except TypeError as ex:  # an unhashable/odd hint pydantic cannot build a schema for
         raise EmbenchError(f"{source}: cannot check '{key}' ({ex})") from None
+    if not _all_finite(parsed):
+        raise EmbenchError(
+            f"{source}: '{key}' must be a finite number, got {value!r} (inf and nan would train "
+            "a model of NaN weights)"
+        )
+    return parsed
+
+
+def _all_finite(value: Any) -> bool:
+    """No float in ``value`` (or in its lists and mappings) is inf or nan."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_all_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_all_finite(v) for v in value)
+    return True
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -444,11 +463,9 @@ def resolve_class(ref: type | str | None) -> type | None:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as ex:
-        reason = str(ex).splitlines()[0] if str(ex) else type(ex).__name__
-        raise EmbenchError(f"cannot read config {path}: {reason}") from None
+    from embench.limits import load_yaml
+
+    data = load_yaml(path, "config") or {}
     if not isinstance(data, dict):
         raise EmbenchError(f"{path}: a config file is a mapping of option: value")
     return data

@@ -32,18 +32,13 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
 from embench.errors import EmbenchError
+from embench.run.layout import MANIFEST_FILE, OWN_CHECKPOINT
+from embench.run.manifest import RunManifest, Samples, Stage
+from embench.run.rundir import RunDir, checkpoint_step
 from embench.training.budget import TimeBudgetCallback
 from embench.training.chain import record_probe
 from embench.training.config import TrainConfig, config_to_dict, default_output
-from embench.training.rundir import (
-    MANIFEST_FILE,
-    OWN_CHECKPOINT,
-    RunDir,
-    RunManifest,
-    Samples,
-    Stage,
-    checkpoint_step,
-)
+from embench.training.progress import ProgressCallback
 
 VERSIONED = ("embench", "torch", "transformers", "trl", "peft", "inspect_ai", "datasets")
 
@@ -145,6 +140,7 @@ def trl_common(config: TrainConfig, run: RunDir) -> dict[str, Any]:
         learning_rate=config.learning_rate,
         seed=config.seed,
         logging_steps=1,
+        logging_nan_inf_filter=False,  # log a non-finite loss as it is: it stops the run
         save_strategy="steps",
         save_steps=config.save_steps,
         save_total_limit=2,
@@ -171,82 +167,76 @@ def trl_args(config_class: type, own: dict[str, Any], config: TrainConfig, run: 
         ) from None
 
 
-class ProgressCallback(TrainerCallback):
-    """A rich progress bar (step, reward, loss) and metrics.jsonl rows."""
-
-    def __init__(self, run: RunDir, total: int) -> None:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.run = run
-        self.total = total
-        self.progress = Progress(
-            TextColumn("[bold]train"),
-            BarColumn(),
-            TextColumn("step {task.completed}/{task.total}"),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-        )
-        self.task = None
-
-    def on_train_begin(self, args, state, control, **kwargs):  # noqa: D102
-        if not state.is_world_process_zero:  # one process writes rows and draws the bar
-            return
-        self.progress.start()
-        self.task = self.progress.add_task(
-            "train", total=self.total, completed=state.global_step, info=""
-        )
-
-    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D102
-        if not logs or "train_runtime" in logs or self.task is None:
-            return
-        row = {"step": state.global_step, "time": time.time(), **logs}
-        self.run.append(self.run.metrics, [row])
-        info = "  ".join(
-            f"{k} {logs[k]:.4g}" for k in ("reward", "loss", "kl") if isinstance(logs.get(k), float)
-        )
-        self.progress.update(self.task, completed=state.global_step, info=info)
-
-    def on_step_end(self, args, state, control, **kwargs):  # noqa: D102
-        if self.task is not None:
-            self.progress.update(self.task, completed=state.global_step)
-
-    def on_train_end(self, args, state, control, **kwargs):  # noqa: D102
-        if self.task is not None:
-            self.progress.stop()
-
-
 class CompleteCheckpoints(TrainerCallback):
     """Marks each periodic checkpoint complete once TRL has written all of it.
 
     transformers calls ``on_save`` after ``_save_checkpoint`` returned (weights, optimizer, RNG
     and ``trainer_state.json`` written); a save cut short by a signal or a kill has no marker and
-    ``RunDir.last_checkpoint`` skips it.
+    ``RunDir.last_checkpoint`` skips it. So does a checkpoint whose trained weights are not all
+    finite: the last good checkpoint is the newest one with finite weights.
     """
 
-    def on_save(self, args, state, control, **kwargs):  # noqa: D102
+    def on_save(self, args, state, control, model=None, **kwargs):  # noqa: D102
         if args.should_save:
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if folder.is_dir():
+            if folder.is_dir() and (model is None or finite_weights(model)):
                 RunDir.mark_complete(folder)
 
 
+def finite_weights(model: Any) -> bool:
+    """Whether every trained (requires_grad) weight of ``model`` is finite."""
+    import torch
+
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.requires_grad)
+
+
+class NonFiniteLoss(EmbenchError):
+    """Training produced an inf or nan loss or gradient norm."""
+
+
+class StopOnNonFiniteLoss(TrainerCallback):
+    """Stops training at the first logged step whose loss or gradient norm is inf or nan."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D102
+        for key in ("loss", "grad_norm"):
+            value = (logs or {}).get(key)
+            if isinstance(value, int | float) and not math.isfinite(value):
+                what = "loss" if key == "loss" else "gradient norm"
+                raise NonFiniteLoss(f"non-finite {what} at step {state.global_step} ({value})")
+
+
+def logged(rows: list[dict[str, Any]], key: str) -> list[float]:
+    """The numbers logged under ``key``, in step order (NaN left out)."""
+    return [r[key] for r in rows if isinstance(r.get(key), int | float) and not math.isnan(r[key])]
+
+
+def quarter_means(rows: list[dict[str, Any]], key: str) -> tuple[float, float] | None:
+    """Mean of ``key`` over the first and the last quarter of the rows that logged it (None:
+    fewer than 4 such rows)."""
+    values = logged(rows, key)
+    if len(values) < 4:
+        return None
+    q = len(values) // 4
+    return sum(values[:q]) / q, sum(values[-q:]) / q
+
+
+CLIPPED_RATIO = "completions/clipped_ratio"  # TRL's share of completions cut at the length cap
+
+
 def reward_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean reward of the first and last quarter of logged steps."""
-    rewards = [
-        r["reward"]
-        for r in rows
-        if isinstance(r.get("reward"), int | float) and not math.isnan(r["reward"])
-    ]
-    if len(rewards) < 4:
-        return {"reward_steps": len(rewards)}
-    q = max(len(rewards) // 4, 1)
-    first, last = sum(rewards[:q]) / q, sum(rewards[-q:]) / q
-    return {
-        "reward_steps": len(rewards),
-        "reward_first_quarter": first,
-        "reward_last_quarter": last,
-        "reward_improved": last > first,
-    }
+    """Mean reward of the first and last quarter of logged steps, and (RL) the share of
+    completions cut off at ``max_completion_length`` in the same quarters."""
+    summary: dict[str, Any] = {"reward_steps": len(logged(rows, "reward"))}
+    rewards = quarter_means(rows, "reward")
+    if rewards is not None:
+        first, last = rewards
+        summary.update(
+            reward_first_quarter=first, reward_last_quarter=last, reward_improved=last > first
+        )
+    clipped = quarter_means(rows, CLIPPED_RATIO)
+    if clipped is not None:
+        summary.update(clipped_first_quarter=clipped[0], clipped_last_quarter=clipped[1])
+    return summary
 
 
 def lineage(trainer: str, kind: str, start: str, lora: bool) -> dict[str, Any]:
@@ -314,18 +304,33 @@ def _save_final(trainer: Any, tokenizer: Any, run: RunDir, plan: Any, processes:
     if processes.is_main_process:
         shutil.rmtree(partial, ignore_errors=True)
     processes.wait_for_everyone()
-    trainer.save_model(str(partial))
     records: list[Any] = []
-    if processes.is_main_process:
-        tokenizer.save_pretrained(str(partial))
-        # save-time mitigations first (SafeLoRA rewrites the saved adapter and loads it back into
-        # the model), so the probe describes the weights as saved
-        records = plan.finish(trainer, partial) if plan is not None else []
-        record_probe(trainer, tokenizer, run)  # the final logits, to check reloads against
-        shutil.rmtree(run.checkpoint, ignore_errors=True)
-        os.replace(partial, run.checkpoint)
+    try:
+        trainer.save_model(str(partial))
+        if processes.is_main_process:
+            tokenizer.save_pretrained(str(partial))
+            # save-time mitigations first (SafeLoRA rewrites the saved adapter and loads it back
+            # into the model), so the probe describes the weights as saved
+            records = plan.finish(trainer, partial) if plan is not None else []
+            record_probe(trainer, tokenizer, run)  # the final logits, to check reloads against
+            shutil.rmtree(run.checkpoint, ignore_errors=True)
+            os.replace(partial, run.checkpoint)
+    except BaseException:  # a full disk: keep no half-written checkpoint
+        if processes.is_main_process:
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
     processes.wait_for_everyone()
     return records
+
+
+def _record_failure(update: Callable[..., Any], error: BaseException, **fields: Any) -> None:
+    """Mark the run ``failed`` with its error; a manifest that cannot be written (a full disk)
+    stays ``running``, which ``--resume`` continues like an interrupted run."""
+    reason = str(error) if isinstance(error, EmbenchError) else f"{type(error).__name__}: {error}"
+    try:
+        update(status="failed", error=reason, **fields)
+    except OSError as ex:
+        _say(f"could not record the failure in the manifest ({ex}); --resume continues the run")
 
 
 def _per_process(local: dict[str, Any], processes: Any) -> list[dict[str, Any]]:
@@ -362,21 +367,49 @@ def run_training(
     """
     from accelerate import PartialState
 
-    from embench.training.data import dataset_hash
-
     # under `accelerate launch`/`torchrun`: this process's rank among several (cpu=True, as
     # TrainingArguments(use_cpu=True) creates it, or the shared state would say single-process)
     processes = PartialState(cpu=not _cuda())
-    main = processes.is_main_process
     if config.mitigations and plan is None:
         raise EmbenchError(
             f"trainer '{trainer_name}' does not apply mitigations (it passes no Plan to "
             "run_training); train without --mitigation"
         )
     run = RunDir(config.output or default_output(trainer_name, config))
+    try:
+        return _train_as_writer(
+            trainer_name, kind, config, build, run, processes,
+            dataset=dataset, plan=plan, match=match, world_size=world_size, summary=summary,
+            resume=resume,
+        )  # fmt: skip
+    finally:
+        run.unlock()
+
+
+def _train_as_writer(
+    trainer_name: str,
+    kind: str,
+    config: TrainConfig,
+    build: Callable[[TrainConfig, RunDir, Any, Any, Any, list[Any]], Any],
+    run: RunDir,
+    processes: Any,
+    *,
+    dataset: Any,
+    plan: Any,
+    match: dict[str, Any] | None,
+    world_size: int | None,
+    summary: dict[str, Any] | None,
+    resume: bool,
+) -> RunManifest:
+    """``run_training``'s work, as the run directory's one writer (its main process locks it)."""
+    from embench.training.data import dataset_hash
+
+    main = processes.is_main_process
     checkpoint = None
     if resume:
         run = RunDir.open(run.path)
+        if main:
+            run.lock()
         if run.manifest().status == "finished":
             raise EmbenchError(f"{run.path} already finished; nothing to resume")
     elif main:
@@ -384,7 +417,7 @@ def run_training(
 
     model, tokenizer, peft_config = load_policy(config)
     if not resume and main:  # the run directory appears only once the model has loaded
-        RunDir.create(run.path, config.overwrite)
+        run = RunDir.create(run.path, config.overwrite)
         RunManifest(
             trainer=trainer_name,
             kind=kind,
@@ -402,7 +435,11 @@ def run_training(
             versions=versions(),
         ).save(run.path)
     processes.wait_for_everyone()  # the other processes write into the directory main made
-    callbacks = [ProgressCallback(run, config.max_steps), CompleteCheckpoints()]
+    callbacks = [
+        ProgressCallback(run, config.max_steps),
+        CompleteCheckpoints(),
+        StopOnNonFiniteLoss(),
+    ]
     budget = TimeBudgetCallback(config.time_budget) if config.time_budget else None
     if budget is not None:
         callbacks.append(budget)
@@ -464,8 +501,15 @@ def run_training(
             kept = f"the newest complete checkpoint is {last.name}" if last else "no checkpoint yet"
             _say(f"interrupted by {cause} ({kept}); continue with:\n  {resume_command(run)}")
             raise
+        except NonFiniteLoss as ex:
+            last = run.last_checkpoint()
+            kept = f"the last good checkpoint is {last.name}" if last else "no good checkpoint yet"
+            _record_failure(update, ex, last_checkpoint=str(last) if last else None)
+            raise NonFiniteLoss(
+                f"training failed: {ex}; {kept} (lower the learning rate)"
+            ) from None
         except BaseException as ex:
-            update(status="failed", error=f"{type(ex).__name__}: {ex}")
+            _record_failure(update, ex)
             raise
     steps = trainer.state.global_step
     _, machine = machine_precision(config)

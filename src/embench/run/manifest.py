@@ -1,22 +1,15 @@
-"""Run directories and the run manifest: what a trainer writes and every reader reads.
+"""The run manifest: the one typed, versioned contract between training, the ``local/``
+provider, the boards and experiments.
 
-runs/<name>/manifest.json     a ``RunManifest``: how to reproduce the run, its status and summary
-runs/<name>/checkpoint/       final HF weights or LoRA adapter (+ tokenizer)
-runs/<name>/checkpoints/      periodic TRL checkpoints, for --resume (complete ones carry a marker)
-runs/<name>/rollouts.jsonl    RL: prompt, completion, each reward component, step
-runs/<name>/metrics.jsonl     per logged step: loss, reward, KL, ...
-
-``RunManifest`` is the one typed, versioned contract between training, the ``local/`` provider and
-the boards; its JSON schema is committed next to this file (``manifest.schema.json``, regenerate
-with ``python -m embench.training.rundir``). Manifests written before ``manifest_version`` existed
-are upgraded when read, or refused with a one-line message.
+``RunManifest`` is what a trainer returns and every reader reads; its JSON schema is committed next
+to this file (``manifest.schema.json``, regenerate with ``python -m embench.run.manifest``).
+Manifests written before ``manifest_version`` existed are upgraded when read, from what they
+recorded, or refused with a one-line message. Reading a manifest never imports code.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -25,14 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from embench.errors import EmbenchError
 from embench.fsutil import atomic_write_text
+from embench.run.layout import MANIFEST_FILE, OWN_CHECKPOINT
 
 MANIFEST_VERSION = 1
-MANIFEST_FILE = "manifest.json"
 SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
-#: The file TRL writes last into a periodic checkpoint; our marker is written after it.
-COMPLETE_MARKER = ".embench-complete"
-#: The checkpoint of this run, as recorded in ``weights``/``adapter_chain`` (relative to the run).
-OWN_CHECKPOINT = "checkpoint"
 
 Status = Literal["created", "running", "interrupted", "failed", "finished"]
 STATUSES: tuple[str, ...] = get_args(Status)
@@ -173,18 +162,21 @@ class RunManifest(_Strict):
             data = json.loads(file.read_text())
         except (OSError, json.JSONDecodeError) as ex:
             raise EmbenchError(f"cannot read {file}: {ex}") from ex
-        manifest = cls.from_dict(data, str(file))
+        manifest = cls.from_dict(data, str(file), file.parent)
         manifest._run_dir = file.parent
         return manifest
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "manifest") -> RunManifest:
-        """Validate ``data`` (upgrading a manifest without ``manifest_version``)."""
+    def from_dict(
+        cls, data: Any, source: str = "manifest", run_dir: Path | None = None
+    ) -> RunManifest:
+        """Validate ``data`` (upgrading a manifest without ``manifest_version``, from what it and
+        the files of its ``run_dir``, when known, recorded)."""
         if not isinstance(data, dict):
             raise EmbenchError(f"{source}: a run manifest is a JSON object")
         version = data.get("manifest_version")
         if version is None:
-            data = _upgrade_v0(data, source)
+            data = _upgrade_v0(data, source, run_dir)
         elif not isinstance(version, int) or version > MANIFEST_VERSION:
             raise EmbenchError(
                 f"{source}: manifest_version {version} is newer than this embench understands "
@@ -232,17 +224,17 @@ def schema_text() -> str:
     return json.dumps(RunManifest.model_json_schema(), indent=2, sort_keys=True) + "\n"
 
 
-def _upgrade_v0(data: dict[str, Any], source: str) -> dict[str, Any]:
+def _upgrade_v0(data: dict[str, Any], source: str, run_dir: Path | None) -> dict[str, Any]:
     """A manifest written before manifest_version 1, in today's shape; refuse what cannot be."""
     old = dict(data)
     trainer = old.get("trainer")
     if not trainer:
         raise EmbenchError(f"{source}: not a run manifest (no trainer); retrain the run")
-    kind = old.get("kind") or _declared_kind(str(trainer))
+    kind = old.get("kind") or recorded_kind(old, run_dir)
     if kind is None:
         raise EmbenchError(
-            f"{source}: an old manifest (no manifest_version) without a kind, and trainer "
-            f'\'{trainer}\' is not installed to declare it; add "kind": "rl" or "sft" to it'
+            f"{source}: an old manifest (no manifest_version) without a kind, and nothing it "
+            f'recorded for trainer \'{trainer}\' tells one; add "kind": "rl" or "sft" to it'
         )
     status = old.get("status", "created")
     status = LEGACY_STATUSES.get(status, status)
@@ -275,121 +267,27 @@ def _upgrade_v0(data: dict[str, Any], source: str) -> dict[str, Any]:
     return upgraded
 
 
-def _declared_kind(trainer: str) -> str | None:
-    """The KIND an installed trainer plugin declares (old manifests only)."""
-    from embench.training.plugins import get_trainer
 
-    try:
-        return get_trainer(trainer).kind
-    except EmbenchError:
+#: Fields only one kind of training records: an old run's evidence of its kind.
+_RL_FIELDS = frozenset({"num_generations", "generations_per_step", "reward_weights"})
+_SFT_FIELDS = frozenset({"packing", "dataset_text_field", "completion_only_loss", "match"})
+
+
+def recorded_kind(old: dict[str, Any], run_dir: Path | None = None) -> str | None:
+    """The kind an old manifest's own records show, never asking its trainer (reading a run
+    imports no code): sampled rollouts or RL-only fields (top level, ``config``, ``trl_config``)
+    say ``rl``; SFT-only fields or sample matching say ``sft``; both or neither say ``None``."""
+    fields = {k for k, v in old.items() if v is not None}
+    for key in ("config", "trl_config"):
+        if isinstance(old.get(key), dict):
+            fields |= {k for k, v in old[key].items() if v is not None}
+    rollouts = run_dir / "rollouts.jsonl" if run_dir is not None else None
+    sampled = rollouts is not None and rollouts.is_file() and rollouts.stat().st_size > 0
+    rl = sampled or bool(fields & _RL_FIELDS)
+    sft = bool(fields & _SFT_FIELDS)
+    if rl == sft:
         return None
-
-
-class RunDir:
-    """A run directory: its files, its manifest and its periodic checkpoints."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-
-    manifest_path = property(lambda self: self.path / MANIFEST_FILE)
-    checkpoint = property(lambda self: self.path / OWN_CHECKPOINT)
-    checkpoints = property(lambda self: self.path / "checkpoints")
-    rollouts = property(lambda self: self.path / "rollouts.jsonl")
-    metrics = property(lambda self: self.path / "metrics.jsonl")
-
-    @classmethod
-    def check_free(cls, path: str | Path, overwrite: bool) -> None:
-        """Refuse an existing, non-empty run directory unless ``overwrite`` (nothing is written)."""
-        run = cls(path)
-        if run.path.exists() and any(run.path.iterdir()) and not overwrite:
-            raise EmbenchError(
-                f"output directory {run.path} already exists; pass --overwrite to replace it "
-                f"or --resume {run.path} to continue it"
-            )
-
-    @classmethod
-    def create(cls, path: str | Path, overwrite: bool) -> RunDir:
-        """A fresh run directory; an existing one is refused unless ``overwrite``."""
-        cls.check_free(path, overwrite)
-        run = cls(path)
-        if run.path.exists():
-            shutil.rmtree(run.path)
-        run.path.mkdir(parents=True, exist_ok=True)
-        return run
-
-    @classmethod
-    def open(cls, path: str | Path) -> RunDir:
-        """An existing run directory (for --resume, --match)."""
-        run = cls(path)
-        if not run.manifest_path.exists():
-            raise EmbenchError(f"{run.path} is not an embench run directory (no manifest.json)")
-        return run
-
-    def manifest(self) -> RunManifest:
-        """The typed manifest."""
-        return RunManifest.load(self.path)
-
-    def update_manifest(self, **fields: Any) -> RunManifest:
-        """Replace ``fields`` in the manifest (validated) and write it atomically."""
-        return self.manifest().updated(**fields).save(self.path)
-
-    def append(self, file: Path, rows: list[dict[str, Any]]) -> None:
-        """Append JSON lines in one write, so processes appending together never interleave."""
-        text = "".join(json.dumps(row, default=str) + "\n" for row in rows)
-        fd = os.open(file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-        try:
-            os.write(fd, text.encode("utf-8"))
-        finally:
-            os.close(fd)
-
-    def read_jsonl(self, file: Path) -> list[dict[str, Any]]:
-        """All rows of a JSON-lines file (empty when absent; a torn last line is dropped)."""
-        if not file.exists():
-            return []
-        rows = []
-        for line in filter(str.strip, file.read_text().splitlines()):
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut by a kill mid-write
-        return rows
-
-    def keep_rows_until(self, step: int) -> None:
-        """Drop metrics/rollouts rows logged after ``step`` (before resuming from it)."""
-        for file in (self.metrics, self.rollouts):
-            if file.exists():
-                kept = [r for r in self.read_jsonl(file) if (r.get("step") or 0) <= step]
-                atomic_write_text(file, "".join(json.dumps(r, default=str) + "\n" for r in kept))
-
-    def _numbered_checkpoints(self) -> list[Path]:
-        found = [p for p in self.checkpoints.glob("checkpoint-*") if p.name[11:].isdigit()]
-        return sorted(found, key=checkpoint_step)
-
-    @staticmethod
-    def mark_complete(folder: Path) -> None:
-        """Record that a periodic checkpoint was written to the end (TRL's on_save)."""
-        atomic_write_text(folder / COMPLETE_MARKER, "complete\n")
-
-    def complete_checkpoints(self) -> list[Path]:
-        """Periodic checkpoints written to the end, oldest first (a save cut short is left out)."""
-        return [p for p in self._numbered_checkpoints() if (p / COMPLETE_MARKER).is_file()]
-
-    def last_checkpoint(self) -> Path | None:
-        """The newest complete periodic checkpoint."""
-        complete = self.complete_checkpoints()
-        return complete[-1] if complete else None
-
-    def drop_incomplete_checkpoints(self) -> list[Path]:
-        """Remove checkpoint folders a kill left half-written; returns them."""
-        dropped = [p for p in self._numbered_checkpoints() if not (p / COMPLETE_MARKER).is_file()]
-        for folder in dropped:
-            shutil.rmtree(folder, ignore_errors=True)
-        return dropped
-
-
-def checkpoint_step(folder: Path) -> int:
-    """The global step of a ``checkpoint-N`` folder."""
-    return int(folder.name.rsplit("-", 1)[-1])
+    return "rl" if rl else "sft"
 
 
 if __name__ == "__main__":  # regenerate the committed schema
