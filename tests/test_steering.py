@@ -8,7 +8,7 @@ from embench.errors import EmbenchError
 from embench.models.steering import Steerer, completion_positions, decoder_layers
 from embench.models.vector_file import PersonaVector, read_vector, write_vector
 from embench.training import mitigations, plugins
-from embench.training.rundir import RunDir
+from embench.run import RunDir
 
 HIDDEN = 32  # the tiny model's hidden size (tests/conftest.py)
 
