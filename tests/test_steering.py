@@ -7,7 +7,7 @@ import torch
 from embench.errors import EmbenchError
 from embench.models.steering import Steerer, completion_positions, decoder_layers
 from embench.models.vector_file import PersonaVector, read_vector, write_vector
-from embench.run import RunDir
+from embench.run.rundir import RunDir
 from embench.training import mitigations, plugins
 
 HIDDEN = 32  # the tiny model's hidden size (tests/conftest.py)
