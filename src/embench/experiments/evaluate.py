@@ -19,7 +19,11 @@ from embench.errors import EmbenchError, from_inspect_error
 from embench.fsutil import atomic_write_text
 from embench.run.reference import local_ref
 
-TASKS = {"general": "embench/misalignment", "in_domain": "embench/in_domain"}
+TASKS = {
+    "general": "embench/misalignment",
+    "in_domain": "embench/in_domain",
+    "persona": "embench/persona",
+}
 
 
 def _jsonable(value: Any) -> Any:
