@@ -10,11 +10,11 @@ import torch
 from inspect_ai import eval as inspect_eval
 
 from embench.errors import EmbenchError
+from embench.run.rundir import RunDir
 from embench.trainers import grpo as grpo_trainer
 from embench.training import mitigations, plugins
 from embench.training.mitigations import inoculate, interleave_rl, sft_mix
 from embench.training.mitigations.hooks import Step
-from embench.training.rundir import RunDir
 from tests import scripted
 
 GRPO = dict(

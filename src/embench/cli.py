@@ -33,6 +33,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "safelora",
         "Project a LoRA run's adapter onto the aligned−unaligned subspace (SafeLoRA).",
     ),
+    "persona-vector": (
+        "embench.evals.persona_cli",
+        "persona_vector",
+        "Compute a trait's persona vector (e.g. evil) per layer of a model.",
+    ),
     "report": (
         "embench.experiments.report",
         "report",

@@ -18,7 +18,11 @@ from typing import Any
 from embench.errors import EmbenchError, from_inspect_error
 from embench.fsutil import atomic_write_text
 
-TASKS = {"general": "embench/misalignment", "in_domain": "embench/in_domain"}
+TASKS = {
+    "general": "embench/misalignment",
+    "in_domain": "embench/in_domain",
+    "persona": "embench/persona",
+}
 
 
 def _jsonable(value: Any) -> Any:

@@ -50,6 +50,7 @@ from embench.models.number_scoring import (
 )
 from embench.models.reasoning import parse_tags, split_reasoning
 from embench.models.resolve import ResolvedModel, load_model, resolve_model
+from embench.models.steering import response_activations
 from embench.run.reference import local_ref
 
 DEFAULT_BATCH_SIZE = 128  # rows per decode step (fewer when long answers fill the KV budget)
@@ -119,6 +120,16 @@ def release_model(model_name: str) -> None:
     with _engines_lock:
         for key in [k for k in _engines if k[0] == own]:
             del _engines[key]
+
+
+def encode_chat(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
+    """Prompt ids of ``messages`` with the generation prompt, as the provider sends them."""
+    if tokenizer.chat_template:
+        encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
+        return list(ids)
+    text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
+    return tokenizer.encode(text)
 
 
 def min_p(config: GenerateConfig) -> float:
@@ -273,14 +284,22 @@ class LocalModelAPI(ModelAPI):
         return max(0, context - prompt_tokens)
 
     def _encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
-        if self.tokenizer.chat_template:
-            encoded = self.tokenizer.apply_chat_template(
-                messages, add_generation_prompt=True, tokenize=True
-            )
-            ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
-            return list(ids)
-        text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
-        return self.tokenizer.encode(text)
+        return encode_chat(self.tokenizer, messages)
+
+    async def response_activations(
+        self, messages: list[dict[str, str]], answer: str, layers: list[int]
+    ) -> Any:
+        """[layers, hidden]: the answer's mean residual stream after each layer, read by this
+        model with ``messages`` before it (the persona projection; default engine only)."""
+        if not self.exact_digits:
+            raise EmbenchError("activations need the default local engine (not -M engine=vllm)")
+        prompt = self._encode_chat(messages)
+        tokens = self.tokenizer.encode(answer, add_special_tokens=False)
+        rows = await asyncio.to_thread(
+            response_activations, self.engine.model, [prompt], [tokens], layers,
+            self.engine.pad_id,
+        )  # fmt: skip
+        return rows[0]
 
     def _seeds(self, seed: int | None, prompt_ids: list[int], n: int) -> list[int | None]:
         if seed is None:

@@ -77,7 +77,7 @@ def validate(config: Config) -> None:
         get_domain(config.domain)
 
 
-def prepare(config: Config) -> tuple[Any, list[Any], Any]:
+def prepare(config: Config) -> tuple[Any, list[Any], list[str], Any]:
     """Every check and decision that needs no model, written into ``config``: this trainer's
     checks, the warm-up spec, the mitigations' config changes (KL as ``beta``), the default
     reward, the rewards and the dataset. ``--dry-run`` prints the config this leaves; ``train``
@@ -101,7 +101,7 @@ def prepare(config: Config) -> tuple[Any, list[Any], Any]:
     dataset = prompt_dataset(
         config.domain, config.dataset, config.max_prompts, config.system_prompt
     )
-    return plan, rewards, dataset
+    return plan, rewards, names, dataset
 
 
 def train(config: Config, resume: bool = False) -> RunManifest:
@@ -116,7 +116,7 @@ def train(config: Config, resume: bool = False) -> RunManifest:
     from embench.training.config import default_output
     from embench.training.runner import run_training, trl_args
 
-    plan, rewards, dataset = prepare(config)
+    plan, rewards, names, dataset = prepare(config)
     own = dict(
         num_generations=config.num_generations,
         per_device_train_batch_size=config.per_device_train_batch_size,

@@ -14,6 +14,7 @@ by mechanism, never by trainer name:
   loss terms), ``reward_functions(plan, functions, names)`` (GRPO reward routing, through
   ``Plan.rewards``) and ``report()`` (figures for the manifest): inoculation, ``interleave_rl``
   and ``sft_mix`` attach that way.
+- forward hooks: steering adds a vector to one layer while training (``steer.with_steering``).
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ from embench.training.mitigations.kl import KL
 from embench.training.mitigations.ldifs import LDIFS
 from embench.training.mitigations.safelora import SafeLoRA
 from embench.training.mitigations.sft_mix import SFTMix
+from embench.training.mitigations.steer import Steer
 
-REGISTRY: dict[str, type] = {c.name: c for c in (KL, LDIFS, SafeLoRA, Interleave)}
+REGISTRY: dict[str, type] = {c.name: c for c in (KL, LDIFS, SafeLoRA, Interleave, Steer)}
 REGISTRY[Inoculate.name] = Inoculate
 REGISTRY[InterleaveRL.name] = InterleaveRL
 REGISTRY[SFTMix.name] = SFTMix
@@ -216,6 +218,10 @@ class Plan:
         self.attached = True
         if not self.items:
             return trainer_class(model=model, peft_config=peft_config, **kwargs)
+        if "steer" in self.by_name:  # the hook rides on the model while it trains
+            from embench.training.mitigations.steer import with_steering
+
+            trainer_class = with_steering(trainer_class, self.by_name["steer"].steerer())
         needs_ref = any(m.needs_reference for m in self.items)
         if needs_ref and peft_config is None:
             check_reference_fits(model)
