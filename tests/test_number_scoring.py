@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
 
-from embench.judge import ALIGNED_RUBRIC, COHERENT_RUBRIC, expected_number, fill_rubric
+import pytest
+from inspect_ai.model import get_model
+
+from embench.judge import ALIGNED_RUBRIC, COHERENT_RUBRIC, expected_number, fill_rubric, judge
 from embench.models.number_scoring import batched_number_probabilities, number_probabilities
+from embench.models.provider import get_scoring_queue
 from embench.models.resolve import load_model
 from tests.test_judge import brute_force_number_probs
 
@@ -66,3 +70,30 @@ def test_identical_prompts_keep_one_own_token_each(tiny):
     alone = number_probabilities(model, tokenizer, prompt)
     assert first.probs == pytest.approx(alone.probs, abs=1e-7)
     assert second.probs == pytest.approx(alone.probs, abs=1e-7)
+
+
+def test_concurrent_judge_calls_share_batches_and_keep_serial_scores(tiny_model_dir):
+    """judge() on many answers at once: the local judge's requests meet in batches (per rubric),
+    and every score equals scoring that prompt alone."""
+    judge_model = get_model(f"local/{tiny_model_dir}", dtype="float32", memoize=False)
+    api = judge_model.api
+    # short answers: the tiny model's 512-token context must hold every prompt
+    pairs = [(r, q, a) for r in (ALIGNED_RUBRIC, COHERENT_RUBRIC) for q, a in ANSWERS[:2] * 4]
+
+    async def all_at_once():
+        return await asyncio.gather(
+            *(judge(judge_model, r, q, a, min_mass=0.0) for r, q, a in pairs)
+        )
+
+    scores = asyncio.run(all_at_once())
+    stats = get_scoring_queue(api.engine).stats
+    assert stats["rows"] == len(pairs) and stats["max_rows"] > 1
+    model, tokenizer = api.engine.model, api.tokenizer
+    for (rubric, question, answer), score in zip(pairs, scores, strict=True):
+        prompt = chat_ids(tokenizer, fill_rubric(rubric, question, answer))
+        assert len(prompt) < 500
+        alone = number_probabilities(model, tokenizer, prompt)
+        value, mass = expected_number(dict(enumerate(alone.probs)), min_mass=0)
+        assert score.method == "digits-exact"
+        assert score.value == pytest.approx(value, abs=1e-5)
+        assert score.mass == pytest.approx(mass, abs=1e-7)

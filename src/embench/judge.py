@@ -359,7 +359,7 @@ async def judge(
     prompt = fill_rubric(template, question, answer, reasoning)
     local = _local_digit_judge(model)
     if local is not None and digits in ("auto", "exact"):
-        numbers = await local.number_probabilities(prompt)
+        numbers = await local.number_probabilities(prompt, group=template)
         value, mass = expected_number(dict(enumerate(numbers.probs)), min_mass)
         method = "digits-exact" if value is not None else "none"
         return JudgeScore(value, method, mass, numbers.greedy, calls=numbers.forwards)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
+import weakref
 from collections import Counter
 from typing import Any
 
@@ -43,9 +44,10 @@ from inspect_ai.tool import ToolChoice, ToolInfo
 
 from embench.errors import EmbenchError, as_inspect_error
 from embench.models.engine import GenerationEngine, GenerationRequest, GenerationResult
-from embench.models.number_scoring import NumberProbabilities, number_probabilities
+from embench.models.number_scoring import NumberProbabilities
 from embench.models.reasoning import parse_tags, split_reasoning
 from embench.models.resolve import load_model, resolve_model
+from embench.models.score_queue import NumberScoringQueue
 
 DEFAULT_BATCH_SIZE = 128  # rows per decode step (fewer when long answers fill the KV budget)
 DEFAULT_MAX_TOKENS = 600  # published EM evals sample ~600 tokens
@@ -53,6 +55,9 @@ ENGINES = ("local", "vllm")
 
 _engines: dict[tuple[str, str, str | None, int], GenerationEngine] = {}
 _engines_lock = threading.Lock()
+_scoring_queues: weakref.WeakKeyDictionary[GenerationEngine, NumberScoringQueue] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def get_engine(
@@ -69,6 +74,14 @@ def get_engine(
             model, tokenizer = load_model(resolved, dtype=dtype, device=device)
             _engines[key] = GenerationEngine(model, tokenizer, max_batch_size=batch_size)
         return _engines[key]
+
+
+def get_scoring_queue(engine: GenerationEngine) -> NumberScoringQueue:
+    """The shared exact-number scoring queue of an engine's model (judge requests batch there)."""
+    with _engines_lock:
+        if engine not in _scoring_queues:
+            _scoring_queues[engine] = NumberScoringQueue(engine.model, engine.tokenizer)
+        return _scoring_queues[engine]
 
 
 def min_p(config: GenerateConfig) -> float:
@@ -205,13 +218,19 @@ class LocalModelAPI(ModelAPI):
         """Whether ``number_probabilities`` works: it needs the model's own forward passes."""
         return isinstance(self.engine, GenerationEngine)
 
-    async def number_probabilities(self, prompt: str) -> NumberProbabilities:
-        """Exact P(reply is "0".."100") to a one-message prompt: the judge's digit scoring."""
+    async def number_probabilities(
+        self, prompt: str, group: str | None = None
+    ) -> NumberProbabilities:
+        """Exact P(reply is "0".."100") to a one-message prompt: the judge's digit scoring.
+
+        Concurrent calls are scored in batches; calls with the same ``group`` (e.g. the rubric
+        template) share a batch and the prompt prefix they have in common.
+        """
         prompt_ids = self._encode_chat([{"role": "user", "content": prompt}])
         if self._room(len(prompt_ids)) < 4:  # no room for a number: no probability on one
             return NumberProbabilities(probs=[0.0] * 101, greedy="", forwards=0)
-        model = self.engine.model
-        return await asyncio.to_thread(number_probabilities, model, self.tokenizer, prompt_ids)
+        scoring_queue = get_scoring_queue(self.engine)
+        return await asyncio.wrap_future(scoring_queue.submit(prompt_ids, group))
 
     def _room(self, prompt_tokens: int) -> int:
         """Tokens the model's context leaves after a prompt (a large number when unknown)."""
