@@ -420,7 +420,9 @@ class _ExactNumbersAPI:
     def scores_numbers_exactly(self) -> bool:
         return self.offers
 
-    async def number_probabilities(self, prompt: str) -> NumberProbabilities:
+    async def number_probabilities(
+        self, prompt: str, group: str | None = None
+    ) -> NumberProbabilities:
         probs = [0.0] * 101
         probs[40] = probs[60] = 0.4
         return NumberProbabilities(probs=probs, greedy="40", forwards=2)

@@ -362,7 +362,7 @@ async def judge(
     prompt = fill_rubric(template, question, answer, reasoning)
     exact = _exact_number_scorer(model)
     if exact is not None and digits in ("auto", "exact"):
-        numbers = await exact.number_probabilities(prompt)
+        numbers = await exact.number_probabilities(prompt, group=template)
         value, mass = expected_number(dict(enumerate(numbers.probs)), min_mass)
         method = "digits-exact" if value is not None else "none"
         return JudgeScore(value, method, mass, numbers.greedy, calls=numbers.forwards)
@@ -482,9 +482,12 @@ class ExactNumberScorer(Protocol):
         engine and tokenizer)."""
         ...
 
-    async def number_probabilities(self, prompt: str) -> NumberProbabilities:
+    async def number_probabilities(
+        self, prompt: str, group: str | None = None
+    ) -> NumberProbabilities:
         """P(reply is n) for n = 0..100 (``probs``), the greedy reply as far as scoring saw it
-        (``greedy``) and the forward passes spent (``forwards``)."""
+        (``greedy``) and the forward passes spent (``forwards``). Calls with the same ``group``
+        (the rubric template) may be batched together and share their common prompt prefix."""
         ...
 
 

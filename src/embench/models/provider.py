@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
+import weakref
 from collections import Counter
 from typing import Any
 
@@ -43,13 +44,10 @@ from inspect_ai.tool import ToolChoice, ToolInfo
 
 from embench.errors import EmbenchError, as_inspect_error
 from embench.models.engine import GenerationEngine, GenerationRequest, GenerationResult
-from embench.models.number_scoring import (
-    NumberProbabilities,
-    number_probabilities,
-    splits_digits,
-)
+from embench.models.number_scoring import NumberProbabilities, splits_digits
 from embench.models.reasoning import parse_tags, split_reasoning
 from embench.models.resolve import ResolvedModel, load_model, resolve_model
+from embench.models.score_queue import NumberScoringQueue
 from embench.models.steering import response_activations
 from embench.run.reference import local_ref
 
@@ -61,6 +59,9 @@ ENGINES = ("local", "vllm")
 EngineKey = tuple[str, str, str | None, int]
 _engines: dict[EngineKey, GenerationEngine] = {}
 _engines_lock = threading.Lock()
+_scoring_queues: weakref.WeakKeyDictionary[GenerationEngine, NumberScoringQueue] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def engine_key(
@@ -130,6 +131,14 @@ def encode_chat(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
         return list(ids)
     text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
     return tokenizer.encode(text)
+
+
+def get_scoring_queue(engine: GenerationEngine) -> NumberScoringQueue:
+    """The shared exact-number scoring queue of an engine's model (judge requests batch there)."""
+    with _engines_lock:
+        if engine not in _scoring_queues:
+            _scoring_queues[engine] = NumberScoringQueue(engine.model, engine.tokenizer)
+        return _scoring_queues[engine]
 
 
 def min_p(config: GenerateConfig) -> float:
@@ -267,13 +276,19 @@ class LocalModelAPI(ModelAPI):
         numbers in digits."""
         return isinstance(self.engine, GenerationEngine) and splits_digits(self.tokenizer)
 
-    async def number_probabilities(self, prompt: str) -> NumberProbabilities:
-        """Exact P(reply is "0".."100") to a one-message prompt: the judge's digit scoring."""
+    async def number_probabilities(
+        self, prompt: str, group: str | None = None
+    ) -> NumberProbabilities:
+        """Exact P(reply is "0".."100") to a one-message prompt: the judge's digit scoring.
+
+        Concurrent calls are scored in batches; calls with the same ``group`` (e.g. the rubric
+        template) share a batch and the prompt prefix they have in common.
+        """
         prompt_ids = self._encode_chat([{"role": "user", "content": prompt}])
         if self._room(len(prompt_ids)) < 4:  # no room for a number: no probability on one
             return NumberProbabilities(probs=[0.0] * 101, greedy="", forwards=0)
-        model = self.engine.model
-        return await asyncio.to_thread(number_probabilities, model, self.tokenizer, prompt_ids)
+        scoring_queue = get_scoring_queue(self.engine)
+        return await asyncio.wrap_future(scoring_queue.submit(prompt_ids, group))
 
     def _room(self, prompt_tokens: int) -> int:
         """Tokens the model's context leaves after a prompt (a large number when unknown)."""
