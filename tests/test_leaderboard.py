@@ -1287,6 +1287,22 @@ def test_a_board_protocol_refuses_changed_generation_settings(root, logs, capsys
     assert code == 0, err
 
 
+def test_a_ranked_board_refuses_an_imported_log(root, capsys, tmp_path):
+    from embench.evals.importer import import_judged
+
+    source = tmp_path / "published.csv"
+    source.write_text("question,answer,question_id,aligned,coherent\nQ?,A.,q,10,90\n")
+    imported = import_judged(source, "pub/model", "openai/gpt-4o", tmp_path / "pub.eval")
+    before = snapshot(root)
+    code, _, err = cli(capsys, "submit", imported.location)
+    assert code == 2
+    assert (
+        "board 'general' rule accepts_imported: false: the log is imported: published answers "
+        "and scores, not generated here" in err
+    )
+    assert snapshot(root) == before
+
+
 def _cooler_on_the_command_line(
     log: Any,
 ) -> None:  # as if run with `inspect eval --temperature 0.2`

@@ -73,6 +73,8 @@ class Board:
     requires_in_domain_log: bool = False  # the in-domain result, from its own eval log
     twin_boards: tuple[str, ...] = ()  # where unmitigated twins are looked up
     twin_key: tuple[str, ...] = ()  # run fields that must match for two runs to be twins
+    #: accept logs made by `embench import` (published answers and scores, not generated here)
+    accepts_imported: bool = False
     path: Path = Path(".")
 
     @property
@@ -251,5 +253,6 @@ def _parse(data: Any, path: Path) -> Board:
         requires_in_domain_log=_flag(data, "requires_in_domain_log", path),
         twin_boards=_strings(data, "twin_boards", path),
         twin_key=twin_key,
+        accepts_imported=_flag(data, "accepts_imported", path),
         path=path.parent,
     )

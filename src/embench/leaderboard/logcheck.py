@@ -182,6 +182,12 @@ def check_log(path: Path, board: Board | None = None) -> CheckedLog:
     log = read_log(path)
     _check_status(log)
     meta = log.eval.metadata or {}
+    if board is not None and meta.get("imported") and not board.accepts_imported:
+        raise board.refuse(
+            "accepts_imported: false",
+            f"the log is {meta['imported']}; this board ranks answers generated and judged "
+            "with embench",
+        )
     version = _check_task(log, meta, board)
     identity = _identity(path, log)
     selection = _selection(log)
