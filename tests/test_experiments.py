@@ -90,7 +90,10 @@ def write_config(tmp_path: Path, model: Path, **changes: Any) -> Path:
                 "per_device_train_batch_size": 2,
                 "max_completion_length": 6,
             },
-            "sft": {"per_device_train_batch_size": 4, "max_length": 64},
+            "sft": {
+                "per_device_train_batch_size": 4,
+                "max_length": 128,
+            },  # fits the demo system prompt
         },
         "eval": {
             "every": 1,
@@ -623,5 +626,7 @@ def test_report_shows_the_base_models_in_domain_rate_and_marks_plumbing(tmp_path
     assert "| base default | done | 0 | 0.100 [0.050, 0.200] | medical: 0.250 [0.100, 0.400] |" in (
         markdown
     )
-    assert "| eval protocol (grid-wide) | samples=1, max_tokens=48 |" in markdown
+    assert (
+        "| eval protocol (grid-wide) | samples=1, max\\_tokens=48 |" in markdown
+    )  # Markdown-escaped
     assert marked and all(marked)  # every figure, the scatter with the base point among them
