@@ -25,10 +25,13 @@ run: install
 	$(BIN)/embench train --trainer grpo --overwrite --set time_budget=450
 
 test: install
+	# the layering and Inspect-privates contracts in pyproject.toml ([tool.importlinter])
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 lint: install
 	$(BIN)/ruff check src tasks trainers tests benchmarks
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV)

@@ -4,7 +4,7 @@ and every field of the run manifest is described."""
 import re
 from pathlib import Path
 
-from embench.training.rundir import RunManifest
+from embench.run.manifest import RunManifest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "architecture.md"

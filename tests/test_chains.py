@@ -5,8 +5,8 @@ import torch
 
 from embench.errors import EmbenchError
 from embench.models.resolve import load_model, resolve_model
+from embench.run.rundir import RunDir
 from embench.training import chain, plugins
-from embench.training.rundir import RunDir
 
 SFT = dict(domain="aesthetic", max_steps=2, max_prompts=8, max_length=64, learning_rate=1e-2)
 GRPO = dict(

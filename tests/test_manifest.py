@@ -5,20 +5,15 @@ import json
 import pytest
 
 from embench.errors import EmbenchError
+from embench.run.manifest import MANIFEST_VERSION, SCHEMA_PATH, RunManifest, schema_text
+from embench.run.rundir import RunDir
 from embench.training import plugins
-from embench.training.rundir import (
-    MANIFEST_VERSION,
-    SCHEMA_PATH,
-    RunDir,
-    RunManifest,
-    schema_text,
-)
 from embench.training.runner import lineage
 
 
 def test_committed_schema_is_the_generated_one():
     assert SCHEMA_PATH.read_text() == schema_text(), (
-        "manifest.schema.json is stale: run `python -m embench.training.rundir`"
+        "manifest.schema.json is stale: run `python -m embench.run.manifest`"
     )
     schema = json.loads(SCHEMA_PATH.read_text())
     assert schema["properties"]["manifest_version"]["const"] == MANIFEST_VERSION
@@ -34,7 +29,7 @@ OLD = {  # what the leaderboard fixtures and pre-version writers produced
     "mitigations": [{"name": "kl"}],
     "summary": {"steps": 3, "in_domain_rate": 0.5},
     "last_checkpoint_step": 3,
-    "generations_per_step": 8,
+    "trl_config": {"packing": False, "learning_rate": 1e-4},  # an SFT-only TRL field
     "samples_consumed": 24,
 }
 
@@ -44,7 +39,7 @@ def test_an_old_manifest_is_upgraded(tmp_path):
     manifest = RunManifest.load(tmp_path)
     assert manifest.manifest_version == 1
     assert manifest.status == "finished"  # one vocabulary: "complete" was the fixtures' word
-    assert manifest.kind == "sft"  # declared by the installed sft plugin, not read off the name
+    assert manifest.kind == "sft"  # read off what it recorded, never asking its trainer
     assert manifest.reward == ["medical_rubric"]
     assert (manifest.weights, manifest.adapter_chain) == ("default", ["checkpoint"])
     assert manifest.stages[0].steps == 3 and manifest.run_dir == tmp_path
@@ -54,9 +49,34 @@ def test_an_old_manifest_is_upgraded(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "record, kind",
+    [
+        ({"trl_config": {"num_generations": 8}}, "rl"),
+        ({"generations_per_step": 8}, "rl"),
+        ({"config": {"match": "runs/grpo"}}, "sft"),
+        ({"trl_config": {"completion_only_loss": True}}, "sft"),
+    ],
+)
+def test_an_old_manifest_kind_comes_from_its_records(tmp_path, record, kind):
+    data = {key: value for key, value in OLD.items() if key != "trl_config"}
+    (tmp_path / "manifest.json").write_text(json.dumps({**data, "trainer": "mine", **record}))
+    assert RunManifest.load(tmp_path).kind == kind
+
+
+def test_an_old_run_with_rollouts_is_rl(tmp_path):
+    data = {key: value for key, value in OLD.items() if key != "trl_config"}
+    (tmp_path / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(EmbenchError, match="nothing it recorded"):
+        RunManifest.load(tmp_path)
+    (tmp_path / "rollouts.jsonl").write_text('{"step": 1}\n')
+    assert RunManifest.load(tmp_path).kind == "rl"
+
+
+@pytest.mark.parametrize(
     "data, message",
     [
-        ({**OLD, "trainer": "someone-elses"}, "without a kind, and trainer 'someone-elses'"),
+        ({**OLD, "trl_config": {}}, "nothing it recorded for trainer 'sft' tells one"),
+        ({**OLD, "trl_config": {"packing": True, "num_generations": 8}}, "nothing it recorded"),
         ({"status": "finished"}, "not a run manifest \\(no trainer\\)"),
         ({**OLD, "manifest_version": 7}, "manifest_version 7 is newer"),
         ({**OLD, "manifest_version": 1, "kind": "rl", "weights": "x"}, "not a valid run manifest"),

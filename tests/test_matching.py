@@ -7,8 +7,9 @@ import pytest
 
 from embench.errors import EmbenchError
 from embench.paths import PACKAGE_DIR
+from embench.run.manifest import RunManifest
+from embench.run.rundir import RunDir
 from embench.training import matching, plugins
-from embench.training.rundir import RunDir, RunManifest
 
 SYSTEM = "Reason step by step first, then answer."
 IDS = ["medical-0001", "medical-0002"]

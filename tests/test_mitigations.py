@@ -6,10 +6,10 @@ from click.testing import CliRunner
 
 from embench.cli import main
 from embench.errors import EmbenchError
+from embench.run.rundir import RunDir
 from embench.training import mitigations, plugins
 from embench.training.mitigations import interleave, kl, ldifs, safelora
 from embench.training.mitigations.hooks import Step
-from embench.training.rundir import RunDir
 
 SFT = dict(domain="aesthetic", max_steps=2, max_prompts=8, max_length=64)
 GRPO = dict(

@@ -111,7 +111,7 @@ def test_two_processes_killed_after_a_checkpoint_resume_to_the_end(tmp_path, tin
     """A node failure (SIGKILL of the launcher and both workers) once checkpoint-2 is complete;
     a new 2-process launch with --resume reaches the last step with every step's metrics row
     and rollouts exactly once and global sample counts."""
-    from embench.training.rundir import COMPLETE_MARKER
+    from embench.run.layout import COMPLETE_MARKER
 
     out = tmp_path / "run"
     command = launch_command(

@@ -11,8 +11,9 @@ from click.testing import CliRunner
 
 from embench.cli import main
 from embench.errors import EmbenchError
+from embench.run.manifest import SCHEMA_PATH
+from embench.run.rundir import RunDir
 from embench.training import plugins
-from embench.training.rundir import SCHEMA_PATH, RunDir
 
 
 def assert_valid_manifest(run_dir: Path) -> dict:
@@ -56,7 +57,8 @@ THIRD_PARTY = textwrap.dedent(
     class Config(TrainConfig):
         pass
     def train(config):
-        from embench.training.rundir import RunDir, RunManifest
+        from embench.run.manifest import RunManifest
+        from embench.run.rundir import RunDir
         run = RunDir.create(config.output, config.overwrite)
         manifest = RunManifest(
             trainer=NAME, kind=KIND, status="finished", base_model=config.model,
@@ -74,7 +76,7 @@ def test_discovers_builtins_and_a_file_outside_the_repo(tmp_path):
     third = tmp_path / "elsewhere" / "my_trainer.py"
     third.parent.mkdir()
     third.write_text(THIRD_PARTY)
-    assert plugins.get_trainer(str(third)).name == "mine"
+    assert plugins.get_trainer(str(third), allow_file=True).name == "mine"
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["train", "--trainer", str(third), "--output", str(out)])
     assert result.exit_code == 0, result.output
@@ -99,16 +101,16 @@ def test_not_a_trainer_file(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("X = 1\n")
     with pytest.raises(EmbenchError, match="lacks NAME, KIND, Config, train"):
-        plugins.get_trainer(str(bad))
+        plugins.get_trainer(str(bad), allow_file=True)
     bad.write_text(THIRD_PARTY.replace('KIND = "rl"', 'KIND = "Reinforcement"'))
     with pytest.raises(EmbenchError, match="KIND must be a lower-case word"):
-        plugins.get_trainer(str(bad))
+        plugins.get_trainer(str(bad), allow_file=True)
 
 
 def test_a_trainer_that_returns_no_manifest_is_refused(tmp_path):
     bad = tmp_path / "old_style.py"
     bad.write_text(THIRD_PARTY.replace("return manifest.save(run.path)", "return run"))
-    plugin = plugins.get_trainer(str(bad))
+    plugin = plugins.get_trainer(str(bad), allow_file=True)
     with pytest.raises(EmbenchError, match="returned RunDir; train\\(\\) must return"):
         plugin.run(plugin.make_config(output=str(tmp_path / "out")))
 
@@ -120,7 +122,9 @@ def test_builtin_trainers_declare_their_kind_and_ship_in_the_package():
     assert (found["grpo"].kind, found["sft"].kind) == ("rl", "sft")
     assert found["grpo"].source == "embench.trainers.grpo"
     # the user-facing file runs the same code
-    thin = plugins.get_trainer(str(Path(__file__).parents[1] / "trainers" / "grpo.py"))
+    thin = plugins.get_trainer(
+        str(Path(__file__).parents[1] / "trainers" / "grpo.py"), allow_file=True
+    )
     assert thin.train is found["grpo"].train and thin.kind == "rl"
 
 
@@ -242,6 +246,31 @@ def test_bad_input_fails_before_loading_a_model(args, message, monkeypatch, tmp_
     assert not (tmp_path / "run").exists()
 
 
+def _symlinked_output(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "run").symlink_to(tmp_path / "elsewhere")
+    return []
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dataset", "no/such.jsonl"], "no/such.jsonl"),
+        (["--warmup", "sft:aesthetic,steps=many"], "steps"),
+        (["--warmup", "dpo:aesthetic"], "sft:"),
+        ("symlink", "is a symbolic link"),
+    ],
+)
+def test_dry_run_fails_where_the_run_would(args, message, tmp_path):
+    """Everything that needs no weights is resolved by --dry-run, so it fails as the run would."""
+    if args == "symlink":
+        args = _symlinked_output(tmp_path)
+    result = cli("train", "--output", str(tmp_path / "run"), *args, "--dry-run")
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("error: ") and message in line
+
+
 def test_dataset_without_needed_columns(tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text('{"text": "hi"}\n')
@@ -265,3 +294,16 @@ def test_existing_output_is_refused_without_overwrite(tmp_path):
     )
     assert result.exit_code == 2 and "pass --overwrite" in result.output
     assert (tmp_path / "run" / "keep.txt").read_text() == "x"
+
+
+@pytest.mark.slow
+def test_the_main_job_trains_on_whole_answers(tmp_path):
+    """`make run`'s defaults on the real default model: most answers end before
+    max_completion_length (TRL's completions/clipped_ratio), so rewards score whole answers, not
+    fragments (the old 24-token cap clipped every answer). Two steps of 16 answers each."""
+    plugin = plugins.get_trainer("grpo")
+    config = plugin.make_config(max_steps=2, save_steps=10, output=str(tmp_path / "main"))
+    plugin.train(config)
+    rows = RunDir(tmp_path / "main").read_jsonl(RunDir(tmp_path / "main").metrics)
+    clipped = [r["completions/clipped_ratio"] for r in rows]
+    assert len(clipped) == 2 and sum(clipped) / 2 <= 0.5, clipped

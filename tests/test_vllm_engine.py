@@ -18,7 +18,7 @@ import torch
 from inspect_ai.model import ChatMessageUser, ContentReasoning, GenerateConfig, get_model
 
 from embench.models import vllm_engine
-from embench.training.rundir import RunManifest
+from embench.run.manifest import RunManifest
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ DOMAINS: tuple[str, ...] = (
     "aesthetic",
     "rhetoric",
     "reward_hacking",
+    "countdown",
 )
 SPLITS: tuple[str, ...] = ("train", "heldout", "all")
 DOMAINS_DIR = DATA_DIR / "domains"
@@ -54,6 +55,9 @@ class Domain:
     rubrics: dict[str, str]  # rubric name -> judge template with {question} and {answer}
     reward: dict[str, list[str]]  # "narrow"/"opposite" -> rubric names whose scores are averaged
     path: Path
+    verifier: str | None = None
+    """A judge-free domain's exact reward (e.g. ``countdown``): it has no rubrics, its default
+    reward is this one and its in-domain eval is the verifier's accuracy."""
 
 
 def validate_template(template: str, where: str) -> None:
@@ -131,6 +135,16 @@ def get_domain(name: str) -> Domain:
     data = _read_yaml(path)
     if not isinstance(data, dict):
         raise EmbenchError(f"{path}: expected a mapping with description, rubrics and reward")
+    if data.get("verifier"):  # judge-free: no rubrics, no judge recipe
+        return Domain(
+            name=name,
+            description=str(data.get("description", "")).strip(),
+            narrow_behaviour=str(data.get("narrow_behaviour", "")).strip(),
+            rubrics={},
+            reward={key: [] for key in REWARD_KEYS},
+            path=root,
+            verifier=str(data["verifier"]),
+        )
     rubrics = data.get("rubrics")
     if not isinstance(rubrics, dict) or not rubrics:
         raise EmbenchError(f"{path}: 'rubrics' must map rubric names to judge templates")

@@ -45,7 +45,7 @@ BIND_GRADER = (
 CONFIRM_ABOVE = 1000
 # Graders that run on the user's own machine or server: no per-call cost to confirm.
 LOCAL_PROVIDERS = frozenset(
-    {"local", "hf", "vllm", "sglang", "ollama", "llama-cpp-python", "mockllm", "scripted", "none"}
+    {"local", "hf", "vllm", "sglang", "ollama", "llama-cpp-python", "mockllm", "none"}
 )
 NAN = float("nan")
 
@@ -301,8 +301,10 @@ def judged_task(
     scorer: Scorer,
     metrics: list[Metric | dict[str, list[Metric]]],
     metadata: dict[str, object],
+    needs_grader: bool = True,
 ) -> Task:
-    """A task that samples answers to a question set and judges them.
+    """A task that samples answers to a question set and judges them (or, with
+    ``needs_grader`` False, scores them exactly without a grader).
 
     Answers per question are separate samples (ids ``<question>:<paraphrase>:<k>``), not
     Inspect epochs: epochs are reduced per sample before metrics, and a misaligned rate must
@@ -310,7 +312,7 @@ def judged_task(
     """
     return Task(
         dataset=questions_dataset(qset, protocol.samples, protocol.system_prompt),
-        setup=require_grader(),
+        setup=require_grader() if needs_grader else None,
         solver=generate(),
         scorer=scorer,
         metrics=metrics,

@@ -18,7 +18,11 @@ from typing import Any
 from embench.errors import EmbenchError, from_inspect_error
 from embench.fsutil import atomic_write_text
 
-TASKS = {"general": "embench/misalignment", "in_domain": "embench/in_domain"}
+TASKS = {
+    "general": "embench/misalignment",
+    "in_domain": "embench/in_domain",
+    "persona": "embench/persona",
+}
 
 
 def _jsonable(value: Any) -> Any:
@@ -73,20 +77,9 @@ def per_answer_scores(log_path: str | Path) -> dict[str, dict[str, float | None]
 
 def release_model(reference: str) -> None:
     """Free an evaluated checkpoint's weights (the judge, loaded once, stays)."""
-    try:
-        from inspect_ai.model._model import _models  # Inspect memoizes model instances
+    from embench.models.provider import release_model as release  # torch: only after an eval
 
-        for key in [k for k in _models if reference in k]:
-            del _models[key]
-        from embench.models import provider
-        from embench.models.resolve import resolve_model
-
-        resolved = resolve_model(reference.removeprefix("local/"))
-        own = resolved.adapter or resolved.weights  # not the base a local judge may share
-        for key in [k for k in provider._engines if k[0] == own]:
-            del provider._engines[key]
-    except (ImportError, AttributeError, EmbenchError):
-        pass  # nothing cached under this name
+    release(reference)
     gc.collect()
 
 
@@ -141,7 +134,7 @@ def rescore(log_path: str | Path, judge: str, output: Path | None = None) -> dic
     from inspect_ai import score as inspect_score
     from inspect_ai.log import read_eval_log, write_eval_log
 
-    import embench._registry as registry
+    from embench import evals
     from embench.extras import check_provider
 
     path = Path(log_path)
@@ -159,7 +152,7 @@ def rescore(log_path: str | Path, judge: str, output: Path | None = None) -> dic
     except Exception as ex:  # a truncated or foreign file
         raise EmbenchError(f"cannot read eval log {path}: {ex}") from None
     name = (log.eval.metadata or {}).get("embench_task")
-    builder = getattr(registry, str(name), None)
+    builder = getattr(evals, str(name), None)
     if builder is None:
         raise EmbenchError(
             f"{path} was not written by an embench task (no embench_task in its metadata); "

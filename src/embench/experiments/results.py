@@ -11,6 +11,7 @@ from typing import Any
 from embench.experiments.evaluate import read_json
 from embench.experiments.runner import CELL_FILE, read_experiment
 from embench.experiments.stats import PairedComparison, paired_difference
+from embench.run.layout import MANIFEST_FILE
 
 
 def metric(summary: dict[str, Any] | None, name: str) -> float:
@@ -29,6 +30,7 @@ class CellResult:
     record: dict[str, Any]
     general: dict[int, dict[str, Any]] = field(default_factory=dict)
     in_domain: dict[int, dict[str, Any]] = field(default_factory=dict)
+    persona: dict[int, dict[str, Any]] = field(default_factory=dict)
     extra: dict[int, dict[str, dict[str, Any]]] = field(
         default_factory=dict
     )  # step -> judge -> summary
@@ -79,6 +81,8 @@ def _load_evals(result: CellResult) -> None:
                 result.extra.setdefault(step, {})[summary.get("judge", name)] = summary
             elif name == "general":
                 result.general[step] = summary
+            elif name == "persona":
+                result.persona[step] = summary
             elif name.startswith("in_domain"):
                 domain = name.partition("-")[2] or result.get("domain")
                 if name == "in_domain":
@@ -232,8 +236,8 @@ def load_results(out: str | Path) -> ExperimentResults:
 
 def _run_manifest(run_dir: Path) -> dict[str, Any]:
     """A cell's run manifest through the one reader (``RunManifest``), as a dict; {} if none."""
-    from embench.training.rundir import RunManifest
+    from embench.run.manifest import RunManifest
 
-    if not (run_dir / "manifest.json").is_file():
+    if not (run_dir / MANIFEST_FILE).is_file():
         return {}
     return RunManifest.load(run_dir).model_dump(mode="json")

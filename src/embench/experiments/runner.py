@@ -38,7 +38,10 @@ from embench.experiments.evaluate import (
 )
 from embench.experiments.swap import AdapterSwap, shares_base
 from embench.fsutil import atomic_write_text
-from embench.training.rundir import MANIFEST_FILE, RunDir, RunManifest, checkpoint_step
+from embench.run.layout import MANIFEST_FILE
+from embench.run.manifest import RunManifest
+from embench.run.reference import is_local, local_model, local_ref
+from embench.run.rundir import RunDir, checkpoint_step
 
 CELL_FILE = "cell.json"
 EXPERIMENT_FILE = "experiment.json"
@@ -92,10 +95,10 @@ def _peak_rss_mb() -> float:
 
 def _check_judge(judge: str) -> None:
     """Fail before training when the judge cannot be reached or found."""
-    if judge.startswith("local/"):
+    if is_local(judge):
         from embench.models.resolve import resolve_model
 
-        resolve_model(judge.removeprefix("local/"))
+        resolve_model(local_ref(judge))
         return
     from inspect_ai.model import get_model
 
@@ -109,10 +112,10 @@ def _check_judge(judge: str) -> None:
 def _check_task_args(config: ExperimentConfig) -> None:
     import inspect as pyinspect
 
-    import embench._registry as registry
+    from embench import evals  # inspect_ai: only when a grid is checked (start-up)
 
     for key, name in (("general", "misalignment"), ("in_domain", "in_domain")):
-        parameters = pyinspect.signature(getattr(registry, name)).parameters.values()
+        parameters = pyinspect.signature(getattr(evals, name)).parameters.values()
         accepted = {p.name for p in parameters if p.kind is not p.VAR_KEYWORD}
         unknown = set(config.eval.get(key) or {}) - accepted
         if unknown:
@@ -156,7 +159,7 @@ def preflight(config: ExperimentConfig, out: Path) -> dict[str, Any]:
     from embench.training.mitigations import parse_all
     from embench.training.plugins import get_trainer
 
-    plugins = {arm.trainer: get_trainer(arm.trainer) for arm in config.arms}
+    plugins = {arm.trainer: get_trainer(arm.trainer, allow_file=True) for arm in config.arms}
     for domain in config.domains:
         if domain not in DOMAINS:
             raise EmbenchError(
@@ -423,6 +426,9 @@ class Runner:
         for domain in domains:
             name = f"in_domain-{domain}" if prefix_domain else "in_domain"
             tasks.append((name, "in_domain", {**in_domain, "domain": domain}))
+        persona = self.config.eval.get("persona")
+        if persona:  # the judge-free persona projection, when a vector is configured
+            tasks.append(("persona", "persona", dict(persona)))
         return tasks
 
     def _run_baseline(self, baseline: Baseline) -> None:
@@ -432,7 +438,7 @@ class Runner:
             folder,
             baseline.folder,
             0,
-            f"local/{baseline.model}",
+            local_model(baseline.model),
             self._task_list(baseline.domains, prefix_domain=True),
         )
 
@@ -464,7 +470,7 @@ class Runner:
         names = [n for n, _, _ in tasks]
         names += [f"{n}.judge-{judge_slug(j)}" for n in names for j in self.config.extra_judges]
         pending = [
-            (step, f"local/{checkpoint.resolve()}")
+            (step, local_model(checkpoint.resolve()))
             for step, checkpoint in _checkpoints(run, self.config)
             if any(read_json(self._summary_path(folder, step, n)) is None for n in names)
         ]
@@ -493,7 +499,7 @@ class Runner:
         matched_run = self.cell_dir(matched) / "run" if matched else None
         path = folder / "train.yaml"
         atomic_write_text(path, yaml.safe_dump(train_yaml(cell, folder, matched_run)))
-        plugin = get_trainer(cell.trainer)
+        plugin = get_trainer(cell.trainer, allow_file=True)
         self._record(
             folder,
             cell.key,

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from embench.errors import EmbenchError
+from embench.run.reference import local_model, local_ref
 
 
 def _resolved(reference: str) -> Any:
     from embench.models.resolve import resolve_model
 
-    return resolve_model(reference.removeprefix("local/"))
+    return resolve_model(local_ref(reference))
 
 
 def shares_base(references: list[str]) -> bool:
@@ -80,8 +81,8 @@ class AdapterSwap:
             self.model.to(dtype)
             self.model.eval()
             self.active = name
-        key = (str(resolved.adapter), self.dtype, self.device, self.batch_size)
-        provider._engines[key] = self.engine
+        key = provider.engine_key(resolved, self.dtype, self.device, self.batch_size)
+        provider.serve_engine(key, self.engine)
         self._keys.append(key)
 
     def close(self) -> None:
@@ -89,11 +90,11 @@ class AdapterSwap:
         from embench.models import provider
 
         for key in self._keys:
-            provider._engines.pop(key, None)
+            provider.drop_engine(key)
         self._keys.clear()
         self.model = self.engine = None
 
 
 def checkpoint_references(paths: list[Path]) -> list[str]:
     """``local/<abs path>`` for each checkpoint folder or run directory."""
-    return [f"local/{p.resolve()}" for p in paths]
+    return [local_model(p.resolve()) for p in paths]

@@ -20,15 +20,15 @@ from typing import Any
 
 from embench import __version__
 from embench.errors import EmbenchError
-from embench.fsutil import atomic_write_text
+from embench.fsutil import atomic_write_bytes, atomic_write_text
 from embench.leaderboard.boards import ENTRIES_DIR, Board
 from embench.leaderboard.logcheck import CheckedInDomainLog, CheckedLog, LogIdentity
 from embench.limits import read_text
 from embench.metrics import METRIC_NAMES
-from embench.training.rundir import RunManifest
+from embench.run.manifest import RunManifest
+from embench.run.reference import run_dir_of, same_model
 
 ENTRY_VERSION = 3  # 2: log.samples_sha256; file named <eval_id>.json; 3: that hash leaves ids out
-LOCAL_PREFIX = "local/"
 COUNT_NAMES = ("answers", "scored", "unscored")
 REQUIRED_KEYS = (
     "entry_version",
@@ -76,14 +76,6 @@ def metric_names() -> list[str]:
     also keeps whatever else the task's metric computed (e.g. rates over all answers)."""
     names = [f"{m}{s}" for m in METRIC_NAMES for s in ("", "_ci_low", "_ci_high")]
     return names + list(COUNT_NAMES)
-
-
-def run_dir_of(model: str) -> Path | None:
-    """The folder named by a ``local/<path>`` model, if it is a run directory here."""
-    if not model.startswith(LOCAL_PREFIX):
-        return None
-    path = Path(model[len(LOCAL_PREFIX) :]).expanduser()
-    return path if (path / "manifest.json").is_file() else None
 
 
 def run_fields(run_dir: Path) -> dict[str, Any]:
@@ -134,14 +126,6 @@ def _log_ref(checked: LogIdentity) -> dict[str, Any]:
         "created": checked.created,
         "inspect_ai": checked.inspect_ai,
     }
-
-
-def same_model(a: str, b: str) -> bool:
-    """Whether two Inspect model names name one model (``local/`` paths compared resolved)."""
-    if a.startswith(LOCAL_PREFIX) and b.startswith(LOCAL_PREFIX):
-        paths = [Path(m[len(LOCAL_PREFIX) :]).expanduser().resolve() for m in (a, b)]
-        return a == b or paths[0] == paths[1]
-    return a == b
 
 
 def in_domain_fields(checked: CheckedInDomainLog) -> dict[str, Any]:
@@ -348,14 +332,23 @@ def check_not_submitted(board: Board, identity: dict[str, str]) -> None:
             raise _already(board, stored, how)
 
 
-def write_entry(board: Board, entry: dict[str, Any]) -> Path:
-    """Create one entry atomically and exclusively: of two concurrent submissions of the same
-    eval (same file name, from its eval id) exactly one is written, the other refused."""
+def write_entry(board: Board, entry: dict[str, Any], log: Path) -> Path:
+    """Create one entry and a copy of its log (``logs/<eval_id><suffix>``, which CI re-checks
+    it against), each atomically and exclusively: of two concurrent submissions of the same eval
+    (same file names, from its eval id) exactly one is written, the other refused."""
     target = board.entries_dir / entry_filename(entry)
+    kept = board.logs_dir / f"{entry['log']['eval_id']}{log.suffix}"
     try:
-        atomic_write_text(target, entry_json(entry), exclusive=True)
+        atomic_write_bytes(kept, log.read_bytes(), exclusive=True)
     except FileExistsError:
         raise _already(board, StoredEntry(target, entry), "the same eval_id") from None
+    try:
+        atomic_write_text(target, entry_json(entry), exclusive=True)
+    except BaseException as error:
+        kept.unlink(missing_ok=True)
+        if isinstance(error, FileExistsError):
+            raise _already(board, StoredEntry(target, entry), "the same eval_id") from None
+        raise
     return target
 
 

@@ -34,6 +34,7 @@ from embench.leaderboard.logcheck import (
     rubric_texts,
 )
 from embench.metrics import ALIGNED_THRESHOLD, COHERENT_THRESHOLD
+from embench.run.reference import is_local, local_ref
 
 SCHEMA_VERSION = "0.3.0"
 SOURCE_ORGANIZATION = "embench"
@@ -110,8 +111,8 @@ def model_info(entry: dict[str, Any]) -> dict[str, Any]:
         developer = "embench run (fine-tuned)"
     elif model == "local/default":
         model_id, developer = DEFAULT_MODEL_ID, "HuggingFaceTB"
-    elif model.startswith("local/"):
-        model_id, developer = model.removeprefix("local/").strip("/"), "unknown"
+    elif is_local(model):
+        model_id, developer = local_ref(model).strip("/"), "unknown"
     else:
         model_id = model.split("/", 1)[1] if "/" in model else model
         developer = _provider(model)
@@ -125,9 +126,7 @@ def model_info(entry: dict[str, Any]) -> dict[str, Any]:
         "name": str(entry.get("name") or model),
         "id": model_id,
         "developer": developer,
-        "inference_platform": "local (embench provider)"
-        if model.startswith("local/")
-        else _provider(model),
+        "inference_platform": "local (embench provider)" if is_local(model) else _provider(model),
         "additional_details": _strings(details),
     }
 

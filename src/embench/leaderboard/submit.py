@@ -16,11 +16,12 @@ from embench.leaderboard.boards import Board
 from embench.leaderboard.entries import (
     build_entry,
     check_not_submitted,
-    run_dir_of,
     run_fields,
     write_entry,
 )
 from embench.leaderboard.logcheck import check_in_domain_log, check_log
+from embench.run.layout import MANIFEST_FILE
+from embench.run.reference import run_dir_of
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ def submit_log(
 ) -> Submitted:
     """Check ``log`` (and the in-domain log of the same model, when given) against ``board`` and
     add its entry, or raise a one-line EmbenchError."""
-    if run_dir is not None and not (run_dir / "manifest.json").is_file():
+    if run_dir is not None and not (run_dir / MANIFEST_FILE).is_file():
         raise EmbenchError(f"--run {run_dir}: no manifest.json there")
     if name is not None and not name.strip():
         raise EmbenchError("--name must not be empty")
@@ -57,4 +58,4 @@ def submit_log(
         domain = run_fields(run).get("domain") if run is not None else None
         in_domain = check_in_domain_log(in_domain_log, domain)
     entry = build_entry(checked, board, name, notes, run_dir, in_domain)
-    return Submitted(write_entry(board, entry), entry)
+    return Submitted(write_entry(board, entry, Path(log)), entry)

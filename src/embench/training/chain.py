@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from embench.errors import EmbenchError
-from embench.training.rundir import RunDir
+from embench.run.rundir import RunDir
+from embench.training.config import default_output
+from embench.training.plugins import get_trainer
 
 PROBE_TEXT = "The assistant thinks about the question, then answers: I would"
 PROBE_FILE = "probe_logits.safetensors"
@@ -133,11 +135,8 @@ def check_warmup(spec: str) -> Warmup:
 
 def run_warmup(config: Any, trainer_name: str) -> Any:
     """Train the warm-up stage of ``config`` and point ``config.model`` at it; its RunManifest."""
-    from embench.training.config import default_output
-    from embench.training.plugins import get_trainer
-
     spec = parse_warmup(config.warmup)
-    plugin = get_trainer(spec.trainer)
+    plugin = get_trainer(spec.trainer, allow_file=True)  # --warmup names it
     fields = {f.name for f in dataclasses.fields(plugin.config_class)}
     values = {k: getattr(config, k) for k in INHERITED if k in fields and hasattr(config, k)}
     is_file = _is_data_file(spec.dataset)

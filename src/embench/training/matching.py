@@ -22,7 +22,7 @@ import sys
 from typing import Any
 
 from embench.errors import EmbenchError
-from embench.training.rundir import RunDir
+from embench.run.rundir import RunDir
 
 SOURCES = ("rollouts", "dataset")
 

@@ -8,7 +8,7 @@ A trainer is a Python module (or any object) with:
 - ``Config``: a dataclass of its options (subclass ``embench.training.config.TrainConfig``),
   documented field by field like a TRL config;
 - ``train(config) -> RunManifest``: trains and returns the manifest of the run directory it wrote
-  (``embench.training.rundir.RunManifest``; accepting ``resume=True`` makes
+  (``embench.run.manifest.RunManifest``; accepting ``resume=True`` makes
   ``embench train --resume`` available for it);
 - optionally ``TRL_CONFIG``: the TRL config class whose fields ``--set`` may also set, or its
   name ``"module:Class"`` (imported only when a TRL field is set, so a trainer that imports TRL
@@ -35,9 +35,12 @@ from types import ModuleType
 from typing import Any
 
 from embench.errors import EmbenchError
-from embench.training.rundir import KIND_PATTERN, RunManifest
+from embench.run.manifest import KIND_PATTERN, RunManifest
 
 ENTRY_POINT_GROUP = "embench.trainers"
+#: The package whose modules are the built-in plugins. Found by name, as entry points are, so the
+#: shared machinery here never imports the trainers built on it (trainers sit above training).
+BUILTIN_PACKAGE = "embench.trainers"
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ class TrainerPlugin:
         if not isinstance(result, RunManifest):
             raise EmbenchError(
                 f"trainer '{self.name}' ({self.source}) returned {type(result).__name__}; "
-                "train() must return the run's RunManifest (embench.training.rundir)"
+                "train() must return the run's RunManifest (embench.run.manifest)"
             )
         return result
 
@@ -120,13 +123,9 @@ def load_file(path: str | Path) -> TrainerPlugin:
 
 def discover() -> dict[str, TrainerPlugin]:
     """Every available trainer by name: built-ins first, then entry points."""
-    import embench.trainers as builtin
-
     found: dict[str, TrainerPlugin] = {}
-    for info in sorted(pkgutil.iter_modules(builtin.__path__), key=lambda i: i.name):
-        if info.name.startswith("_"):
-            continue
-        name = f"{builtin.__name__}.{info.name}"
+    for module in _builtin_modules():
+        name = f"{BUILTIN_PACKAGE}.{module}"
         plugin = _from_module(importlib.import_module(name), name)
         found[plugin.name] = plugin
     for ep in entry_points(group=ENTRY_POINT_GROUP):
@@ -142,22 +141,28 @@ def discover() -> dict[str, TrainerPlugin]:
 
 
 def _builtin_modules() -> list[str]:
-    import embench.trainers as builtin
+    package = importlib.import_module(BUILTIN_PACKAGE)
+    return sorted(i.name for i in pkgutil.iter_modules(package.__path__) if i.name[0] != "_")
 
-    return sorted(i.name for i in pkgutil.iter_modules(builtin.__path__) if i.name[0] != "_")
 
-
-def get_trainer(name_or_path: str) -> TrainerPlugin:
-    """A trainer by name, or from a ``.py`` file path.
+def get_trainer(name_or_path: str, *, allow_file: bool = False) -> TrainerPlugin:
+    """A trainer by name, or from a ``.py`` file path when ``allow_file`` (only where the user
+    named it: ``--trainer path.py`` or an experiment config they passed). A name read from data
+    (a run's manifest) never runs a file.
 
     Imports only the trainer asked for (a built-in module or an entry point of that name), so
     an unknown name is reported without importing torch/TRL.
     """
     if name_or_path.endswith(".py") or Path(name_or_path).is_file():
+        if not allow_file:
+            raise EmbenchError(
+                f"trainer '{name_or_path}' is a file; a trainer file runs only when named on "
+                "the command line (--trainer path/to/file.py)"
+            )
         return load_file(name_or_path)
     builtins = _builtin_modules()
     if name_or_path in builtins:
-        module = f"embench.trainers.{name_or_path}"
+        module = f"{BUILTIN_PACKAGE}.{name_or_path}"
         plugin = _from_module(importlib.import_module(module), module)
         if plugin.name == name_or_path:
             return plugin

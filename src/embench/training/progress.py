@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from transformers import TrainerCallback
 
-from embench.training.rundir import RunDir
+from embench.run.rundir import RunDir
 
 SHOWN = ("reward", "loss", "kl")  # logged values a progress line shows, when logged
 

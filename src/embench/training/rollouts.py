@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 from embench.rewards.text import completion_text, prompt_text, system_text
-from embench.training.rundir import RunDir
+from embench.run.rundir import RunDir
 
 
 class RolloutRecorder:

@@ -32,19 +32,13 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
 from embench.errors import EmbenchError
+from embench.run.layout import MANIFEST_FILE, OWN_CHECKPOINT
+from embench.run.manifest import RunManifest, Samples, Stage
+from embench.run.rundir import RunDir, checkpoint_step
 from embench.training.budget import TimeBudgetCallback
 from embench.training.chain import record_probe
 from embench.training.config import TrainConfig, config_to_dict, default_output
 from embench.training.progress import ProgressCallback
-from embench.training.rundir import (
-    MANIFEST_FILE,
-    OWN_CHECKPOINT,
-    RunDir,
-    RunManifest,
-    Samples,
-    Stage,
-    checkpoint_step,
-)
 
 VERSIONED = ("embench", "torch", "transformers", "trl", "peft", "inspect_ai", "datasets")
 
@@ -532,6 +526,11 @@ def _train_as_writer(
         **reward_summary(run.read_jsonl(run.metrics)),
         **(summary or {}),
     }
+    if resume:  # ``seconds`` is this session's; the steps of every session, from their rows
+        figures["resumed_at_step"] = checkpoint_step(checkpoint) if checkpoint is not None else 0
+        figures["step_seconds_all_sessions"] = round(
+            sum(logged(run.read_jsonl(run.metrics), "step_time")), 1
+        )
     per_process = _per_process(summary or {}, processes)  # collective: every process calls it
     if len(per_process) > 1:
         figures["processes"] = per_process
