@@ -155,7 +155,7 @@ def test_dry_run_uses_the_distinct_default(tmp_path, monkeypatch):
         "completion": "Hello.",
         "rewards": {"r": 1},
     }
-    (rl / "rollouts.jsonl").write_text(json.dumps(row) + "\n")
+    (rl / "rollouts.jsonl").write_text((json.dumps(row) + "\n") * 4)  # one SFT batch
     lora = cli("train", "--trainer", "sft", "--domain", "aesthetic", "--lora", "--dry-run")
     match = cli("train", "--trainer", "sft", "--match", "runs/grpo-aesthetic-s0", "--dry-run")
     assert "output runs/sft-aesthetic-lora-s0;" in lora.output
