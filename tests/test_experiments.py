@@ -26,6 +26,7 @@ from embench.experiments import runner as runner_module
 from embench.experiments.config import load_experiment
 from embench.experiments.runner import Runner, run_experiment
 from embench.run.manifest import RunManifest, Summary
+from embench.run.reference import local_ref
 from tests.scripted import ScriptedAPI
 
 
@@ -566,11 +567,61 @@ def test_lora_swap_loads_the_base_once_and_matches_fresh_loads(
     swap = AdapterSwap({"dtype": "float32"})
     for reference, expected in zip(references, fresh, strict=True):
         swap.activate(reference)
-        engine = provider.get_engine(reference.removeprefix("local/"), "float32")
+        engine = provider.get_engine(local_ref(reference), "float32")
         assert engine is swap.engine  # the provider serves the swapped model, no new load
         with torch.no_grad():
             got = engine.model(ids).logits
         assert torch.allclose(got, expected, atol=1e-4)
     assert len(reads) == 1 and swap.loads == 1
-    swap.close()
-    assert not any(k[0] in map(str, adapters) for k in provider._engines)
+    served = swap.engine
+    swap.close()  # the provider stops serving it: the next request loads the checkpoint anew
+    assert provider.get_engine(local_ref(references[-1]), "float32") is not served
+    provider.release_model(references[-1])
+
+
+def test_report_shows_the_base_models_in_domain_rate_and_marks_plumbing(tmp_path, monkeypatch):
+    """The base row and the scatter carry the base model's in-domain rate; the protocol reads as
+    settings; every figure of a cpu-smoke report carries the plumbing mark."""
+    from embench.experiments import report
+
+    out = tmp_path / "exp"
+    cells = [_fake_cell(out, "grpo-s0", "grpo", 0, [], 0.5, 0.8, 20)]
+    base = out / "baselines" / "default" / "evals" / "step-00000"
+    base.mkdir(parents=True)
+    (base.parent.parent / "cell.json").write_text(json.dumps({"status": "done"}))
+    (base / "general.json").write_text(
+        json.dumps(
+            {
+                "metrics": {
+                    "misaligned_rate": 0.1,
+                    "misaligned_rate_ci_low": 0.05,
+                    "misaligned_rate_ci_high": 0.2,
+                    "unscored": 0,
+                },
+                "samples": 10,
+            }
+        )
+    )
+    (base / "in_domain-medical.json").write_text(json.dumps(
+        {"metrics": {"narrow_rate": 0.25, "narrow_rate_ci_low": 0.1, "narrow_rate_ci_high": 0.4,
+                     "unscored": 0}, "samples": 5}))  # fmt: skip
+    (out / "experiment.json").write_text(json.dumps({
+        "name": "smoke", "scale": "cpu-smoke", "plumbing_only": True, "cells": cells,
+        "baselines": [{"model": "default", "folder": "default"}],
+        "protocol": {"judge": "local/default", "eval": {"samples": 1, "max_tokens": 48}}}))  # fmt: skip
+    marked = []
+    real_png = report._png
+
+    def png(figure, plumbing=False):
+        data = real_png(figure, plumbing)
+        marked.append(any(report.PLUMBING_MARK in t.get_text() for t in figure.texts))
+        return data
+
+    monkeypatch.setattr(report, "_png", png)
+    md_path, _ = report.build_report(out)
+    markdown = md_path.read_text()
+    assert "| base default | done | 0 | 0.100 [0.050, 0.200] | medical: 0.250 [0.100, 0.400] |" in (
+        markdown
+    )
+    assert "| eval protocol (grid-wide) | samples=1, max_tokens=48 |" in markdown
+    assert marked and all(marked)  # every figure, the scatter with the base point among them

@@ -12,7 +12,7 @@ from inspect_ai import eval as inspect_eval
 
 from embench.errors import EmbenchError
 from embench.evals.common import announce_cost
-from embench.evals.misalignment import misalignment, misalignment_task
+from embench.evals.misalignment import misalignment, misalignment_task, per_question_rates
 from embench.evals.protocols import REASON_FIRST_SYSTEM_PROMPT
 from tests import scripted
 
@@ -58,7 +58,11 @@ def test_known_scores_give_known_metrics(question_file, tmp_path):
     assert metrics["mean_aligned"] == pytest.approx(45)
     assert metrics["mean_coherent"] == pytest.approx(445 / 6)
     assert metrics["unscored"] == 1 and metrics["answers"] == 6
-    assert metrics["q/q1"] == pytest.approx(0.5) and metrics["q/q2"] == 0
+    # the results table (and Inspect's console) holds the headline figures, no row per question;
+    # per-question rates come from the samples
+    assert not any(name.startswith("q/") for name in metrics)
+    rates = per_question_rates(_sample_scores(log), 30, 50)
+    assert rates["q1"] == pytest.approx(0.5) and rates["q2"] == 0
     for name in ("misaligned_rate", "incoherence_rate", "mean_aligned", "mean_coherent"):
         assert metrics[f"{name}_ci_low"] <= metrics[name] <= metrics[f"{name}_ci_high"]
     assert metrics["misaligned_rate_all"] == pytest.approx(2 / 6)  # the refusal counts as 0
@@ -341,7 +345,7 @@ def test_inspect_score_reproduces_the_logs_metrics(question_file, tmp_path, monk
     )
     assert log.status == "success"
     original = _metrics(log)["misalignment_judge"]
-    assert math.isnan(original["q/q3"]) and original["unscored"] == 3  # a NaN to keep
+    assert original["unscored"] == 3
     assert log.eval.scorers[0].options["min_mass"] == 0.25
     out = tmp_path / "rescored.eval"
     code = (
@@ -451,3 +455,36 @@ def test_mistyped_arg_is_an_error_by_file_and_by_name(question_file, tmp_path, m
     with pytest.raises(Exception, match="unknown task argument 'sample'"):
         run(spec, tmp_path, task_args={"questions": str(question_file), "sample": 1},
             model_roles={"grader": "scripted/judge"})  # fmt: skip
+
+
+def test_inspect_list_tasks_shows_each_task_once_from_the_project_root():
+    """Inspect finds tasks by reading files for @task: the package registers its tasks by a
+    call, so only tasks/*.py are listed (the same tasks, once)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    inspect_cli = Path(sys.executable).parent / "inspect"
+    listed = subprocess.run(
+        [str(inspect_cli), "list", "tasks"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    names = sorted(
+        line.split("@")[-1].strip() for line in listed.stdout.splitlines() if "@" in line
+    )
+    assert names == ["in_domain", "misalignment"], listed.stdout
+
+
+def _sample_scores(log):
+    from inspect_ai.scorer import SampleScore
+
+    return [
+        SampleScore(
+            score=s.scores["misalignment_judge"], sample_id=s.id, sample_metadata=s.metadata
+        )
+        for s in log.samples
+    ]

@@ -1,4 +1,8 @@
-"""Inspect entry point: registers the `local` model provider and the `embench/...` tasks."""
+"""Inspect entry point: registers the `local` model provider, the `embench/...` tasks and the
+hook that prints the submit command after an embench eval (``EMBENCH_NEXT_STEPS=0``: no hook,
+and no "hooks enabled" line from Inspect)."""
+
+import os
 
 from inspect_ai.model import ModelAPI, modelapi
 
@@ -17,6 +21,11 @@ __all__ = [
     "persona",
     "persona_projection",
 ]
+
+if os.environ.get("EMBENCH_NEXT_STEPS", "1") != "0":
+    from embench.leaderboard.next_steps import NextSteps  # registers the hook with Inspect
+
+    __all__ += ["NextSteps"]
 
 
 @modelapi(name="local")

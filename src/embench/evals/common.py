@@ -45,7 +45,7 @@ BIND_GRADER = (
 CONFIRM_ABOVE = 1000
 # Graders that run on the user's own machine or server: no per-call cost to confirm.
 LOCAL_PROVIDERS = frozenset(
-    {"local", "hf", "vllm", "sglang", "ollama", "llama-cpp-python", "mockllm", "scripted", "none"}
+    {"local", "hf", "vllm", "sglang", "ollama", "llama-cpp-python", "mockllm", "none"}
 )
 NAN = float("nan")
 

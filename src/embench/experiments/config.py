@@ -8,7 +8,9 @@
     domains: [medical]
     rewards: [default]               # each: "default" (the domain's) or a list of reward names;
                                      # or per domain: {aesthetic: [[unpopular_aesthetic]], ...}
-    mitigations: [none]              # each: "none", one spec NAME[:k=v,...] or a list of specs
+    mitigations: [none]              # each: "none", one spec NAME[:k=v,...] or a list of specs;
+                                     # a trainer whose kind a mitigation does not support gets no
+                                     # cell for it (interleave_rl, sft_mix: GRPO arms only)
     seeds: [0, 1]
     trainers:                        # arms: a trainer name, or a mapping
       - grpo
@@ -31,6 +33,7 @@ Everything that can be checked without a model is checked here, before any train
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -224,6 +227,8 @@ class ExperimentConfig:
     ) -> list[Cell]:
         made: dict[str, Cell] = {}
         for arm in arms or self.arms:
+            if not _applies(arm.trainer, mitigation) or (arm.match and arm.match not in made):
+                continue  # e.g. interleave_rl makes no SFT cell (nor one matched to a missing arm)
             grid: dict[str, Any] = {}
             if self.every:  # keep every checkpoint for evaluation
                 grid = {"save_steps": self.every, "trl": {"save_total_limit": None}}
@@ -267,6 +272,21 @@ class ExperimentConfig:
                 match_label=matched.label if matched else None,
             )
         return list(made.values())
+
+
+@functools.lru_cache(maxsize=64)
+def _kind(trainer: str) -> str:
+    from embench.training.plugins import get_trainer
+
+    return get_trainer(trainer).kind
+
+
+def _applies(trainer: str, mitigation: tuple[str, ...]) -> bool:
+    """Whether every mitigation of a cell supports the trainer's declared kind."""
+    from embench.training.mitigations import REGISTRY, supports
+
+    names = [spec.partition(":")[0].strip().lower() for spec in mitigation]
+    return all(n not in REGISTRY or supports(REGISTRY[n], _kind(trainer)) for n in names)
 
 
 def _is_rl(arm: Arm) -> bool:

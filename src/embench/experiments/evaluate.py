@@ -17,7 +17,6 @@ from typing import Any
 
 from embench.errors import EmbenchError, from_inspect_error
 from embench.fsutil import atomic_write_text
-from embench.run.reference import local_ref
 
 TASKS = {
     "general": "embench/misalignment",
@@ -78,20 +77,9 @@ def per_answer_scores(log_path: str | Path) -> dict[str, dict[str, float | None]
 
 def release_model(reference: str) -> None:
     """Free an evaluated checkpoint's weights (the judge, loaded once, stays)."""
-    try:
-        from inspect_ai.model._model import _models  # Inspect memoizes model instances
+    from embench.models.provider import release_model as release  # torch: only after an eval
 
-        for key in [k for k in _models if reference in k]:
-            del _models[key]
-        from embench.models import provider
-        from embench.models.resolve import resolve_model
-
-        resolved = resolve_model(local_ref(reference))
-        own = resolved.adapter or resolved.weights  # not the base a local judge may share
-        for key in [k for k in provider._engines if k[0] == own]:
-            del provider._engines[key]
-    except (ImportError, AttributeError, EmbenchError):
-        pass  # nothing cached under this name
+    release(reference)
     gc.collect()
 
 

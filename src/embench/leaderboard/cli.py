@@ -95,7 +95,13 @@ def submit(
             f"  note: the judge scored none of the {int(metrics['answers'])} answers: the entry "
             "has no rate and is listed unranked (plumbing only)"
         )
-    click.echo("  next: `embench leaderboard render`, then open a pull request with the new files")
+    from embench.leaderboard.render import SUBMIT_STEPS
+    from embench.paths import script
+
+    click.echo(f"  kept its log for CI: {board.logs_dir / (entry['log']['eval_id'] + log.suffix)}")
+    click.echo(
+        f"  next: {script('embench')} leaderboard render, then {SUBMIT_STEPS.format(board=board.name)}"
+    )
 
 
 class _BoardOrCommand(click.Group):
@@ -228,8 +234,8 @@ def _boards_under(path: Path) -> tuple[Path, list[str]]:
     "logs_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Folder of .eval logs: entries whose log is found there are "
-    "re-checked in full and their metrics recomputed.",
+    help="Folder of .eval logs (searched recursively; `leaderboards/` holds each board's logs/): "
+    "every entry must find its log there, is re-checked in full and its metrics recomputed.",
 )
 def validate(path: Path | None, logs_dir: Path | None) -> None:
     """Re-check every board and entry under PATH (a leaderboards folder or one board)."""
