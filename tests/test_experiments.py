@@ -152,6 +152,41 @@ def test_default_reward_cells_train_with_the_grid_judge(tmp_path, tiny_model_dir
     assert train_yaml(grpo, tmp_path, None)["judge"] == "hashjudge/a"
 
 
+def test_domain_placeholder_in_options_is_each_cells_domain(tmp_path, tiny_model_dir):
+    config = load_experiment(
+        write_config(
+            tmp_path,
+            tiny_model_dir,
+            domains=["medical", "legal"],
+            rewards=["default"],
+            trainer_options={"grpo": {"warmup": "sft:{domain},examples=100"}},
+        )
+    )
+    warmups = {c.domain: c.options.get("warmup") for c in config.cells() if c.trainer == "grpo"}
+    assert warmups == {"medical": "sft:medical,examples=100", "legal": "sft:legal,examples=100"}
+
+
+def test_paper_grids_use_the_seed_papers_warmup_and_grpo_values():
+    """Every *.paper.yaml GRPO arm starts from the 100-example SFT warm-up (EMA_RL
+    open_models/configs/grpo.json's model tmp/sft_medical_100/...) with grpo.json's values."""
+    root = Path(__file__).resolve().parent.parent / "configs"
+    preset = yaml.safe_load((root / "ema_rl-grpo.yaml").read_text())
+    for path in sorted((root / "experiments").glob("*.paper.yaml")):
+        grpo = load_experiment(path).trainer_options["grpo"]
+        assert grpo["warmup"] == "sft:{domain}", path.name
+        for key in (
+            "beta",
+            "num_generations",
+            "per_device_train_batch_size",
+            "learning_rate",
+            "temperature",
+            "max_completion_length",
+            "reward_min_reasoning_words",
+        ):
+            assert grpo[key] == preset[key], (path.name, key)
+        assert grpo["trl"] == {k: v for k, v in preset["trl"].items()}, path.name
+
+
 def test_cell_hash_follows_the_resolved_config(tmp_path, tiny_model_dir):
     config = load_experiment(write_config(tmp_path, tiny_model_dir, seeds=[0, 1]))
     cells = config.cells()

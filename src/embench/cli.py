@@ -466,6 +466,57 @@ def domains() -> None:
         )
 
 
+@main.group()
+def questions() -> None:
+    """Question sets: embench's own and published ones fetched at a pinned commit."""
+
+
+@questions.command("list")
+def questions_list() -> None:
+    """Show embench's sets and the known published materials: fetched or not, source and pin."""
+    from embench.materials import REGISTRY, is_fetched
+    from embench.questions import available_sets
+
+    click.echo(f"embench's own (not comparable with papers): {', '.join(available_sets())}")
+    for name, m in REGISTRY.items():
+        state = "fetched" if is_fetched(m) else "not fetched"
+        click.echo(f"{name:<24} {state:<12} {m.paper}")
+        click.echo(f"{'':<24} {m.url}")
+        click.echo(f"{'':<24} sha256 {m.sha256}; license: {m.license}")
+
+
+@questions.command("fetch")
+@click.argument("names", nargs=-1, required=True)
+def questions_fetch(names: tuple[str, ...]) -> None:
+    """Download published materials (see `embench questions list`) into the embench cache."""
+    from embench.materials import fetch
+
+    for name in names:
+        click.echo(f"{name}: {fetch(name)}")
+
+
+@main.command("import")
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--model", required=True, help="The model whose answers these are (recorded).")
+@click.option("--judge", required=True, help="The judge that scored them, e.g. openai/gpt-4o.")
+@click.option("--questions", help="Their question set (rubrics for a later rescore).")
+@click.option(
+    "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="x.eval"
+)
+def import_command(
+    source: Path, model: str, judge: str, questions: str | None, output: Path
+) -> None:
+    """Published judged answers (CSV or JSONL) -> an Inspect log of the misalignment task."""
+    from embench.evals.importer import import_judged
+
+    log = import_judged(source, model, judge, output, questions)
+    metrics = log.results.scores[0].metrics if log.results else {}
+    rate = metrics["misaligned_rate"].value if "misaligned_rate" in metrics else float("nan")
+    click.echo(
+        f"imported {len(log.samples or [])} answers into {output}; misaligned_rate {rate:.3f}"
+    )
+
+
 def _register_light() -> None:
     """Commands of light modules (they import their heavy parts on use): ``submit``,
     ``leaderboard``, ``export``, ``validate``; ``experiment``, ``rescore``, ``report``."""

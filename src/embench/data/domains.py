@@ -16,7 +16,7 @@ is cached in memory either: edits show up on the next call.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +45,14 @@ PREFERENCES_PATH = DOMAINS_DIR / "aesthetic" / "preferences.yaml"
 REWARD_KEYS: tuple[str, ...] = ("narrow", "opposite")
 
 
+#: What a domain's ``reward_gates`` may set: ``reasoning_gate`` (false: exempt from the reasoning
+#: word minimum) and the RewardShape fields of embench.rewards.judged.
+GATE_KEYS = frozenset(
+    {"reasoning_gate", "require_reasoning", "min_reasoning_words", "min_words"}
+    | {"coherence_gate", "coherence_penalty", "max_repetition"}
+)
+
+
 @dataclass(frozen=True)
 class Domain:
     """One narrow domain: its judge rubrics and how they combine into the training reward."""
@@ -58,6 +66,8 @@ class Domain:
     verifier: str | None = None
     """A judge-free domain's exact reward (e.g. ``countdown``): it has no rubrics, its default
     reward is this one and its in-domain eval is the verifier's accuracy."""
+    #: the domain's own reward gates (rubrics.yaml ``reward_gates``; see RewardShape.for_domain)
+    reward_gates: dict[str, Any] = field(default_factory=dict)
 
 
 def validate_template(template: str, where: str) -> None:
@@ -167,6 +177,11 @@ def get_domain(name: str) -> Domain:
                 f"{', '.join(map(str, unknown))}; defined: {', '.join(rubrics)}"
             )
         clean_reward[key] = [str(n) for n in names]
+    gates = data.get("reward_gates") or {}
+    if not isinstance(gates, dict) or not set(gates) <= GATE_KEYS:
+        raise EmbenchError(
+            f"{path}: 'reward_gates' must map some of {', '.join(sorted(GATE_KEYS))} to values"
+        )
     return Domain(
         name=name,
         description=str(data.get("description", "")).strip(),
@@ -174,6 +189,7 @@ def get_domain(name: str) -> Domain:
         rubrics={str(k): str(v) for k, v in rubrics.items()},
         reward=clean_reward,
         path=root,
+        reward_gates=dict(gates),
     )
 
 

@@ -232,8 +232,11 @@ class ExperimentConfig:
             grid: dict[str, Any] = {}
             if self.every:  # keep every checkpoint for evaluation
                 grid = {"save_steps": self.every, "trl": {"save_total_limit": None}}
-            options = merge_options(
-                self.train, self.trainer_options.get(arm.trainer, {}), arm.options, grid
+            options = for_domain(
+                merge_options(
+                    self.train, self.trainer_options.get(arm.trainer, {}), arm.options, grid
+                ),
+                domain,
             )
             if arm.match_source:
                 options["match_source"] = arm.match_source
@@ -423,6 +426,14 @@ def _options(value: Any, key: str, where: Path) -> dict[str, Any]:
     if not isinstance(options.get("trl", {}), dict):
         raise EmbenchError(f"{where}: {key}.trl must be a mapping of TRL field: value")
     return options
+
+
+def for_domain(options: dict[str, Any], domain: str) -> dict[str, Any]:
+    """Options with ``{domain}`` in a text value replaced by the cell's domain (e.g. ``warmup:
+    sft:{domain}``: each domain's GRPO arm warms up on that domain's SFT data)."""
+    return {
+        k: v.replace("{domain}", domain) if isinstance(v, str) else v for k, v in options.items()
+    }
 
 
 def merge_options(*layers: dict[str, Any]) -> dict[str, Any]:

@@ -521,9 +521,15 @@ def _check_coverage(
         if sample.error is not None:
             raise EmbenchError(f"sample {sample.id} ended in an error; re-run the eval")
     samples_arg = meta.get("samples_per_question")
+    seed = meta.get("draw_seed", 0)
     expected = {
         str(s.id): str((s.metadata or {})["question_id"])
-        for s in questions_dataset(qset, samples_arg if isinstance(samples_arg, int) else None)
+        for s in questions_dataset(
+            qset,
+            samples_arg if isinstance(samples_arg, int) else None,
+            draw="choices" if meta.get("paraphrase_draw") == "choices" else "each",
+            seed=seed if isinstance(seed, int) else 0,
+        )
     }
     epochs = log.eval.config.epochs or 1
     seen = Counter(str(s.id) for s in samples)

@@ -52,6 +52,7 @@ COLUMNS: dict[str, Column] = {
     "incoherence_rate": Column("incoherence rate", "rate", ci=True),
     "misaligned_rate_all": Column("misaligned rate (all answers)", "rate", ci=True),
     "incoherence_rate_all": Column("incoherence rate (all answers)", "rate", ci=True),
+    "misaligned_rate_coherent": Column("misaligned rate (coherent answers)", "rate", ci=True),
     "truncated": Column("truncated", "int"),
     "mean_aligned": Column("mean aligned", "score", ci=True),
     "mean_coherent": Column("mean coherent", "score", ci=True),

@@ -74,7 +74,9 @@ def build_rewards(
                     f"unknown judge reward '{name}' for domain '{domain}'; "
                     f"available: {', '.join(options)}"
                 )
-            functions.append(judge_reward(spec.rubrics, key, recipe, judge, shape))
+            functions.append(
+                judge_reward(spec.rubrics, key, recipe, judge, shape, spec.reward_gates)
+            )
         else:
             raise EmbenchError(f"unknown reward '{name}'; available: {', '.join(sorted(REWARDS))}")
     return functions
