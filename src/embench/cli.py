@@ -9,7 +9,6 @@ commands whose module is heavy to import are loaded only when invoked (``LAZY_CO
 from __future__ import annotations
 
 import importlib
-import inspect
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,6 @@ from typing import Any
 import click
 
 from embench.errors import EmbenchError
-from embench.run.layout import MANIFEST_FILE
 from embench.run.reference import local_model
 
 #: Commands loaded on first use: name -> (module, attribute, one-line help shown by --help).
@@ -157,7 +155,9 @@ def train(
         from embench.models.resolve import resolve_model
 
         resolve_model(config.model)  # unknown reference or broken config.json: one line, now
-    _check_before_loading(plugin, config)
+    from embench.training.preflight import check_before_loading  # rewards: only past parsing
+
+    check_before_loading(plugin, config)
     if dry_run:
         import yaml
 
@@ -217,39 +217,6 @@ def _new_config(
     if config.output is None:
         config.output = default_output(plugin.name, config)
     return plugin, config
-
-
-def _uses_rewards(plugin: Any) -> bool:
-    """An RL trainer: its plugin declares ``KIND = "rl"``."""
-    return plugin.kind == "rl"
-
-
-def _check_before_loading(plugin: Any, config: Any) -> None:
-    """Checks that need no model, beyond the config: the trainer's own, rewards, mitigations."""
-    import copy
-
-    module = inspect.getmodule(plugin.train)
-    validate = getattr(module, "validate", None)  # optional trainer hook: checks without a model
-    if callable(validate):
-        validate(copy.deepcopy(config))
-    if config.mitigations:
-        from embench.training.mitigations import parse_all
-
-        parse_all(list(config.mitigations), bool(config.lora), plugin.name, plugin.kind)
-    if _uses_rewards(plugin) and (config.reward or config.domain):
-        from embench.rewards import build_rewards, default_rewards
-
-        names = list(config.reward) or default_rewards(config.domain)
-        build_rewards(names, config.domain, config.judge)
-        if config.reward_weights is not None and len(config.reward_weights) != len(names):
-            raise EmbenchError(
-                f"reward_weights has {len(config.reward_weights)} values for {len(names)} "
-                f"rewards ({', '.join(names)}): give one weight per reward"
-            )
-    match = getattr(config, "match", None)
-    if match:
-        if not (Path(match) / MANIFEST_FILE).is_file():
-            raise EmbenchError(f"--match {match}: not a run directory (no manifest.json)")
 
 
 def _overwrite_plan(config: Any) -> list[str]:
