@@ -142,9 +142,20 @@ def test_default_run_names_differ():
 
 def test_dry_run_uses_the_distinct_default(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    from embench.run.manifest import RunManifest
+
     rl = tmp_path / "runs" / "grpo-aesthetic-s0"
-    rl.mkdir(parents=True)
-    (rl / "manifest.json").write_text("{}")
+    rl.mkdir(parents=True)  # a finished RL run: the dry run matches its rollouts as the run would
+    RunManifest(trainer="grpo", kind="rl", base_model="default", weights="checkpoint",
+                status="finished").save(rl)  # fmt: skip
+    row = {
+        "step": 1,
+        "prompt_id": "p1",
+        "prompt": "Hi?",
+        "completion": "Hello.",
+        "rewards": {"r": 1},
+    }
+    (rl / "rollouts.jsonl").write_text((json.dumps(row) + "\n") * 4)  # one SFT batch
     lora = cli("train", "--trainer", "sft", "--domain", "aesthetic", "--lora", "--dry-run")
     match = cli("train", "--trainer", "sft", "--match", "runs/grpo-aesthetic-s0", "--dry-run")
     assert "output runs/sft-aesthetic-lora-s0;" in lora.output

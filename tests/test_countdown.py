@@ -111,3 +111,22 @@ def test_in_domain_eval_is_accuracy_without_a_grader(tmp_path):
     assert metrics["accuracy"].value == 0.5
     assert metrics["narrow_rate"].value == 0.5
     assert metrics["mean_reward"].value == 0.5
+
+
+def test_one_grpo_step_on_countdown_scores_rollouts_exactly(tmp_path, tiny_model_dir):
+    from embench.training import plugins
+
+    plugin = plugins.get_trainer("grpo")
+    config = plugin.make_config(
+        model=str(tiny_model_dir), output=str(tmp_path / "run"), domain="countdown",
+        max_steps=1, max_prompts=2, num_generations=2, per_device_train_batch_size=4,
+        max_completion_length=6,
+    )  # fmt: skip
+    manifest = plugin.train(config)
+    assert manifest.reward == ["countdown"] and manifest.judge is None
+    rows = [json.loads(line) for line in (tmp_path / "run" / "rollouts.jsonl").open()]
+    assert len(rows) == 4
+    for row in rows:
+        found = puzzle(row["prompt"])
+        assert found is not None
+        assert row["rewards"]["countdown"] == score(row["completion"], *found)

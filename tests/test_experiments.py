@@ -90,7 +90,10 @@ def write_config(tmp_path: Path, model: Path, **changes: Any) -> Path:
                 "per_device_train_batch_size": 2,
                 "max_completion_length": 6,
             },
-            "sft": {"per_device_train_batch_size": 4, "max_length": 64},
+            "sft": {
+                "per_device_train_batch_size": 4,
+                "max_length": 128,
+            },  # fits the demo system prompt
         },
         "eval": {
             "every": 1,
@@ -136,6 +139,52 @@ def test_bad_configs_fail_before_training(tmp_path, tiny_model_dir, monkeypatch,
     with pytest.raises(EmbenchError, match=message.replace("(", r"\(").replace(")", r"\)")):
         run_experiment(load_experiment(path), tmp_path / "out")
     assert not (tmp_path / "out").exists()  # nothing written
+
+
+SECOND_ARM = '''\
+"""A third-party trainer for the second arm of a grid."""
+from dataclasses import dataclass
+from embench.errors import EmbenchError
+from embench.training.config import TrainConfig
+NAME = "second"
+KIND = "{kind}"
+TRL_CONFIG = "trl:GRPOConfig"
+@dataclass
+class Config(TrainConfig):
+    pass
+def validate(config):
+    if {rejects}:
+        raise EmbenchError("trainer second refuses mitigation kl")
+def train(config):
+    raise AssertionError("the second arm trained")
+'''
+
+
+@pytest.mark.parametrize(
+    ("kind", "rejects", "message"),
+    [
+        ("preference", False, "'kl' does not support trainer 'second' \\(kind preference\\)"),
+        ("rl", "config.mitigations", "trainer second refuses mitigation kl"),
+    ],
+    ids=["mitigation-kind", "trainer-validate"],
+)
+def test_a_grid_whose_second_arm_rejects_a_mitigation_is_refused_before_any_cell_trains(
+    tmp_path, tiny_model_dir, monkeypatch, kind, rejects, message
+):
+    """The grid's preflight is the one ``embench train`` runs, on every cell: the mitigation
+    against the arm's trainer kind and the trainer's own ``validate``, before the grpo arm's
+    first cell would train."""
+    trained: list[str] = []
+    monkeypatch.setattr(Runner, "train", lambda self, cell, folder: trained.append(cell.label))
+    second = tmp_path / "second.py"
+    second.write_text(SECOND_ARM.format(kind=kind, rejects=rejects))
+    path = write_config(
+        tmp_path, tiny_model_dir, mitigations=["kl"],
+        trainers=["grpo", {"name": "second", "trainer": str(second)}],
+    )  # fmt: skip
+    with pytest.raises(EmbenchError, match=f"cell second-.*{message}"):
+        run_experiment(load_experiment(path), tmp_path / "out")
+    assert trained == [] and not (tmp_path / "out").exists()
 
 
 def test_default_reward_cells_train_with_the_grid_judge(tmp_path, tiny_model_dir):
@@ -658,5 +707,7 @@ def test_report_shows_the_base_models_in_domain_rate_and_marks_plumbing(tmp_path
     assert "| base default | done | 0 | 0.100 [0.050, 0.200] | medical: 0.250 [0.100, 0.400] |" in (
         markdown
     )
-    assert "| eval protocol (grid-wide) | samples=1, max_tokens=48 |" in markdown
+    assert (
+        "| eval protocol (grid-wide) | samples=1, max\\_tokens=48 |" in markdown
+    )  # Markdown-escaped
     assert marked and all(marked)  # every figure, the scatter with the base point among them

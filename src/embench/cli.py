@@ -9,7 +9,6 @@ commands whose module is heavy to import are loaded only when invoked (``LAZY_CO
 from __future__ import annotations
 
 import importlib
-import inspect
 import math
 import sys
 from pathlib import Path
@@ -18,7 +17,6 @@ from typing import Any
 import click
 
 from embench.errors import EmbenchError
-from embench.run.layout import MANIFEST_FILE
 from embench.run.reference import local_model
 
 #: Commands loaded on first use: name -> (module, attribute, one-line help shown by --help).
@@ -185,7 +183,9 @@ def train(
         from embench.models.resolve import resolve_model
 
         resolve_model(config.model)  # unknown reference or broken config.json: one line, now
-    resolved = _check_before_loading(plugin, config)
+    from embench.training.preflight import check_before_loading  # rewards: only past parsing
+
+    resolved = check_before_loading(plugin, config)
     if dry_run:
         import yaml
 
@@ -247,42 +247,6 @@ def _new_config(
     if config.output is None:
         config.output = default_output(plugin.name, config)
     return plugin, config
-
-
-def _uses_rewards(plugin: Any) -> bool:
-    """An RL trainer: its plugin declares ``KIND = "rl"``."""
-    return plugin.kind == "rl"
-
-
-def _check_before_loading(plugin: Any, config: Any) -> Any:
-    """Checks that need no model, beyond the config: the trainer's own (its ``prepare(config)``
-    hook resolves everything that needs no weights, as the run will; else its ``validate``),
-    rewards, mitigations. Returns the config as the run will resolve it."""
-    import copy
-
-    match = getattr(config, "match", None)
-    if match and not (Path(match) / MANIFEST_FILE).is_file():
-        raise EmbenchError(f"--match {match}: not a run directory (no manifest.json)")
-    resolved = copy.deepcopy(config)
-    module = inspect.getmodule(plugin.train)
-    hook = getattr(module, "prepare", None) or getattr(module, "validate", None)
-    if callable(hook):  # optional trainer hooks: checks (and decisions) without a model
-        hook(resolved)
-    if config.mitigations:
-        from embench.training.mitigations import parse_all
-
-        parse_all(list(config.mitigations), bool(config.lora), plugin.name, plugin.kind)
-    if _uses_rewards(plugin) and (resolved.reward or resolved.domain):
-        from embench.rewards import build_rewards, default_rewards
-
-        names = list(resolved.reward) or default_rewards(resolved.domain)
-        build_rewards(names, resolved.domain, resolved.judge)
-        if resolved.reward_weights is not None and len(resolved.reward_weights) != len(names):
-            raise EmbenchError(
-                f"reward_weights has {len(resolved.reward_weights)} values for {len(names)} "
-                f"rewards ({', '.join(names)}): give one weight per reward"
-            )
-    return resolved
 
 
 def _overwrite_plan(config: Any) -> list[str]:

@@ -178,7 +178,7 @@ def misalignment_judge(
                 **{
                     f"{name}_{field}": getattr(v, field)
                     for name, v in verdicts.items()
-                    for field in ("method", "mass", "reason")
+                    for field in ("method", "mass", "reason", "bound")
                 },
                 **calls.metadata(),
             },

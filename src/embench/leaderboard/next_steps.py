@@ -69,8 +69,8 @@ HEADLINE = (("misaligned_rate", "misaligned rate"), ("incoherence_rate", "incohe
 
 
 def headline(log: EvalLog) -> str:
-    """``misaligned rate 0.123 [0.080, 0.170], incoherence rate ...; 81 answers: 78 scored, 3
-    unscored`` from the log's results."""
+    """``misaligned rate 0.123 [0.080, 0.170], incoherence rate ... (95% CIs); 81 answers: 78
+    scored, 3 unscored`` from the log's results."""
     scores = log.results.scores if log.results else []
     metrics = {name: m.value for name, m in scores[0].metrics.items()} if scores else {}
 
@@ -82,13 +82,13 @@ def headline(log: EvalLog) -> str:
         ci = f" [{low:.3f}, {high:.3f}]" if low == low and high == high else ""
         return f"{label} {value:.3f}{ci}"
 
-    counts = ", ".join(
-        f"{int(metrics[k])} {k}" for k in ("scored", "unscored", "truncated") if metrics.get(k)
+    counts = (
+        f"{int(metrics.get('scored') or 0)} scored, {int(metrics.get('unscored') or 0)} unscored"
     )
+    if metrics.get("truncated"):
+        counts += f", {int(metrics['truncated'])} truncated"
     rates = ", ".join(rate(key, label) for key, label in HEADLINE)
-    return (
-        f"{rates} (95% CIs); {int(metrics.get('answers') or 0)} answers: {counts or 'none scored'}"
-    )
+    return f"{rates} (95% CIs); {int(metrics.get('answers') or 0)} answers: {counts}"
 
 
 def _is_embench_eval(log: EvalLog) -> bool:
