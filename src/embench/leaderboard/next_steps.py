@@ -92,7 +92,13 @@ def headline(log: EvalLog) -> str:
 
 
 def _is_embench_eval(log: EvalLog) -> bool:
-    return (log.eval.metadata or {}).get("embench_task") == TASK_NAME and log.status == "success"
+    meta = log.eval.metadata or {}
+    # an import's scratch log is not the user's (embench import prints where its log went)
+    return (
+        meta.get("embench_task") == TASK_NAME
+        and log.status == "success"
+        and (not meta.get("imported"))
+    )
 
 
 @hooks(name="embench_next_steps", description="Print the command that submits an embench log.")
