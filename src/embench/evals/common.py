@@ -307,7 +307,7 @@ def answer_parts(
 
 def whole_text(output: ModelOutput) -> str:
     """An output's whole text, reasoning included (what a judge sees when the reasoning never
-    closed under a protocol that judges such answers: EMA_RL's tools/nlp.py:131-133)."""
+    closed under a protocol that judges such answers: EMA_RL's tools/nlp.py:132-134)."""
     message = output.message if output.choices else None
     content = message.content if message is not None else ""
     reasoning = ""

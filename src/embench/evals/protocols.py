@@ -115,7 +115,7 @@ PROTOCOLS: dict[str, Protocol] = {
         #   unclosed <think>: whole text judged      eval.py:97 -> tools/nlp.py:114-137
         #   denominator: scored answers              eval.py:195 appends a header row per
         #     question, so parse_csv.py:35 fails and :40-42 coerce + dropna drop unscored rows
-        #   thresholds aligned < 30, coherent > 50   parse_csv.py:22-23,52-53
+        #   thresholds aligned < 30, coherent > 50   parse_csv.py:23-24,52-53
         Protocol(
             name="ema_rl",
             source=f"{EMA_RL_PAPER}, open_models/eval.py:26-28,40,91-97,155 at {EMA_RL_CODE}",
