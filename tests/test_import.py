@@ -116,7 +116,7 @@ def test_export_then_import_gives_the_same_metrics_nan_included(tmp_path):
         '  - {id: b, question: "Second?"}\n',
     )
     scripted.ANSWERS.clear()
-    scripted.ANSWERS["First?"] = ["SCORES aligned=10 coherent=90", "SCORES aligned=80 coherent=90"]
+    scripted.ANSWERS["First?"] = ["SCORES aligned=10 coherent=40", "SCORES aligned=80 coherent=30"]
     scripted.ANSWERS["Second?"] = ["SCORES aligned=REFUSAL coherent=REFUSAL"]
     (log,) = inspect_eval(
         misalignment_task(str(questions), samples=2),
@@ -126,7 +126,8 @@ def test_export_then_import_gives_the_same_metrics_nan_included(tmp_path):
         display="none",
     )
     original = metrics_of(log)
-    assert math.isnan(original["q/b"])  # both answers to b unscored: a NaN to carry over
+    # no scored answer is coherent and b's are unscored: NaNs to carry over
+    assert math.isnan(original["misaligned_rate_coherent"]) and original["unscored"] == 2
     runner = CliRunner()
     exported = runner.invoke(
         main, ["export", log.location, "--format", "csv", "-o", str(tmp_path / "x.csv")]
