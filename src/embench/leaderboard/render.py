@@ -454,7 +454,7 @@ def root_index_html(root: Path) -> str:
     """The leaderboards/index.html page: every board, linked (the published site's front page)."""
     items = "".join(
         f'<li><a href="{html.escape(b.name)}/index.html">{html.escape(b.title)}</a> — '
-        f"{len(load_entries(b))} entr{'y' if len(load_entries(b)) == 1 else 'ies'}</li>\n"
+        f"{len(load_entries(b, []))} entr{'y' if len(load_entries(b, [])) == 1 else 'ies'}</li>\n"
         for b in load_boards(root)
     )
     return f"""<!DOCTYPE html>
