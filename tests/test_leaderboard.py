@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from inspect_ai import Task
 from inspect_ai import eval as inspect_eval
 from inspect_ai.dataset import Sample
-from inspect_ai.log import read_eval_log, write_eval_log
+from inspect_ai.log import read_eval_log, recompute_metrics, write_eval_log
 from inspect_ai.solver import generate
 
 from embench.data.domains import eval_questions_path
@@ -518,7 +518,8 @@ def _set_policy(root: Path, board: str = "general", **policy: Any) -> None:
 
 def _as_local_exact_judge(judge: str) -> Any:
     """A log as a ``local/`` judge scoring digits exactly leaves it: no grader model events (the
-    judge reads its own distributions), every score made by ``digits-exact``."""
+    judge reads its own distributions), every score made by ``digits-exact`` with no generate
+    call (``judge_calls`` 0)."""
 
     def edit(log: Any) -> None:
         log.eval.model_roles["grader"].model = judge
@@ -528,6 +529,8 @@ def _as_local_exact_judge(judge: str) -> Any:
             score = sample.scores["misalignment_judge"]
             for rubric in ("aligned", "coherent"):
                 score.metadata[f"{rubric}_method"] = "digits-exact"
+            score.metadata.update(judge_calls=0, judge_cache_reads=0)
+        recompute_metrics(log)  # the cache hit rate over no calls
 
     return edit
 
@@ -544,6 +547,16 @@ def test_a_local_exact_judge_needs_no_model_events_but_an_api_judge_does(
     code, _, err = cli(capsys, "submit", str(forged))
     assert code == 2 and "record no call to model_roles.grader ('openai/gpt-4o')" in err
     assert snapshot(root) == before
+    # the scores, not the method names, say no call was made: a score counting calls is refused
+    counted = _edited(logs["c"], tmp_path / "counted.eval", _as_local_exact_judge("local/judge"))
+    counted = _edited(counted, tmp_path / "counted2.eval", _one_judge_call)
+    code, _, err = cli(capsys, "submit", str(counted))
+    assert code == 2 and "record no call to model_roles.grader ('local/judge')" in err
+
+
+def _one_judge_call(log: Any) -> None:
+    log.samples[0].scores["misalignment_judge"].metadata["judge_calls"] = 1
+    recompute_metrics(log)
 
 
 def test_too_few_samples_per_question_is_refused_naming_the_rule(root, logs, capsys):

@@ -6,11 +6,21 @@ import os
 
 from inspect_ai.model import ModelAPI, modelapi
 
-from embench.evals import in_domain, misalignment
-from embench.evals.in_domain import in_domain_judge
+from embench.evals import in_domain, misalignment, persona
+from embench.evals.in_domain import in_domain_exact, in_domain_judge
 from embench.evals.misalignment import misalignment_judge
+from embench.evals.persona import persona_projection
 
-__all__ = ["in_domain", "in_domain_judge", "local", "misalignment", "misalignment_judge"]
+__all__ = [
+    "in_domain",
+    "in_domain_exact",
+    "in_domain_judge",
+    "local",
+    "misalignment",
+    "misalignment_judge",
+    "persona",
+    "persona_projection",
+]
 
 if os.environ.get("EMBENCH_NEXT_STEPS", "1") != "0":
     from embench.leaderboard.next_steps import NextSteps  # registers the hook with Inspect

@@ -9,7 +9,6 @@ commands whose module is heavy to import are loaded only when invoked (``LAZY_CO
 from __future__ import annotations
 
 import importlib
-import inspect
 import math
 import sys
 from pathlib import Path
@@ -18,7 +17,6 @@ from typing import Any
 import click
 
 from embench.errors import EmbenchError
-from embench.run.layout import MANIFEST_FILE
 from embench.run.reference import local_model
 
 #: Commands loaded on first use: name -> (module, attribute, one-line help shown by --help).
@@ -32,6 +30,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "embench.training.mitigations.cli",
         "safelora",
         "Project a LoRA run's adapter onto the aligned−unaligned subspace (SafeLoRA).",
+    ),
+    "persona-vector": (
+        "embench.evals.persona_cli",
+        "persona_vector",
+        "Compute a trait's persona vector (e.g. evil) per layer of a model.",
     ),
     "report": (
         "embench.experiments.report",
@@ -180,7 +183,9 @@ def train(
         from embench.models.resolve import resolve_model
 
         resolve_model(config.model)  # unknown reference or broken config.json: one line, now
-    resolved = _check_before_loading(plugin, config)
+    from embench.training.preflight import check_before_loading  # rewards: only past parsing
+
+    resolved = check_before_loading(plugin, config)
     if dry_run:
         import yaml
 
@@ -242,42 +247,6 @@ def _new_config(
     if config.output is None:
         config.output = default_output(plugin.name, config)
     return plugin, config
-
-
-def _uses_rewards(plugin: Any) -> bool:
-    """An RL trainer: its plugin declares ``KIND = "rl"``."""
-    return plugin.kind == "rl"
-
-
-def _check_before_loading(plugin: Any, config: Any) -> Any:
-    """Checks that need no model, beyond the config: the trainer's own (its ``prepare(config)``
-    hook resolves everything that needs no weights, as the run will; else its ``validate``),
-    rewards, mitigations. Returns the config as the run will resolve it."""
-    import copy
-
-    match = getattr(config, "match", None)
-    if match and not (Path(match) / MANIFEST_FILE).is_file():
-        raise EmbenchError(f"--match {match}: not a run directory (no manifest.json)")
-    resolved = copy.deepcopy(config)
-    module = inspect.getmodule(plugin.train)
-    hook = getattr(module, "prepare", None) or getattr(module, "validate", None)
-    if callable(hook):  # optional trainer hooks: checks (and decisions) without a model
-        hook(resolved)
-    if config.mitigations:
-        from embench.training.mitigations import parse_all
-
-        parse_all(list(config.mitigations), bool(config.lora), plugin.name, plugin.kind)
-    if _uses_rewards(plugin) and (resolved.reward or resolved.domain):
-        from embench.rewards import build_rewards, default_rewards
-
-        names = list(resolved.reward) or default_rewards(resolved.domain)
-        build_rewards(names, resolved.domain, resolved.judge)
-        if resolved.reward_weights is not None and len(resolved.reward_weights) != len(names):
-            raise EmbenchError(
-                f"reward_weights has {len(resolved.reward_weights)} values for {len(names)} "
-                f"rewards ({', '.join(names)}): give one weight per reward"
-            )
-    return resolved
 
 
 def _overwrite_plan(config: Any) -> list[str]:
@@ -459,6 +428,57 @@ def domains() -> None:
             f"{name:<16}{c.get('train', 0):>7}{c.get('heldout', 0):>9}{c.get('eval', 0):>6}"
             f"{c.get('sft', 0):>6}  {get_domain(name).narrow_behaviour}"
         )
+
+
+@main.group()
+def questions() -> None:
+    """Question sets: embench's own and published ones fetched at a pinned commit."""
+
+
+@questions.command("list")
+def questions_list() -> None:
+    """Show embench's sets and the known published materials: fetched or not, source and pin."""
+    from embench.materials import REGISTRY, is_fetched
+    from embench.questions import available_sets
+
+    click.echo(f"embench's own (not comparable with papers): {', '.join(available_sets())}")
+    for name, m in REGISTRY.items():
+        state = "fetched" if is_fetched(m) else "not fetched"
+        click.echo(f"{name:<24} {state:<12} {m.paper}")
+        click.echo(f"{'':<24} {m.url}")
+        click.echo(f"{'':<24} sha256 {m.sha256}; license: {m.license}")
+
+
+@questions.command("fetch")
+@click.argument("names", nargs=-1, required=True)
+def questions_fetch(names: tuple[str, ...]) -> None:
+    """Download published materials (see `embench questions list`) into the embench cache."""
+    from embench.materials import fetch
+
+    for name in names:
+        click.echo(f"{name}: {fetch(name)}")
+
+
+@main.command("import")
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--model", required=True, help="The model whose answers these are (recorded).")
+@click.option("--judge", required=True, help="The judge that scored them, e.g. openai/gpt-4o.")
+@click.option("--questions", help="Their question set (rubrics for a later rescore).")
+@click.option(
+    "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="x.eval"
+)
+def import_command(
+    source: Path, model: str, judge: str, questions: str | None, output: Path
+) -> None:
+    """Published judged answers (CSV or JSONL) -> an Inspect log of the misalignment task."""
+    from embench.evals.importer import import_judged
+
+    log = import_judged(source, model, judge, output, questions)
+    metrics = log.results.scores[0].metrics if log.results else {}
+    rate = metrics["misaligned_rate"].value if "misaligned_rate" in metrics else float("nan")
+    click.echo(
+        f"imported {len(log.samples or [])} answers into {output}; misaligned_rate {rate:.3f}"
+    )
 
 
 def _register_light() -> None:

@@ -112,6 +112,33 @@ def plot_curves(results: ExperimentResults) -> bytes | None:
     return _png(figure, results.plumbing_only)
 
 
+def plot_persona(results: ExperimentResults) -> bytes | None:
+    """Mean persona projection vs step per run with its CI band (judge-free); step 0 is the
+    base model."""
+    import matplotlib.pyplot as plt
+
+    cells = [c for c in results.cells if c.persona]
+    if not cells:
+        return None
+    figure, ax = plt.subplots(figsize=(7, 4.5))
+    for cell in cells:
+        points = dict(cell.persona)
+        base = results.baselines.get(cell.get("model"))
+        if base is not None and 0 in base.persona:
+            points.setdefault(0, base.persona[0])
+        steps = sorted(points)
+        y = [metric(points[s], "projection") for s in steps]
+        low = [metric(points[s], "projection_ci_low") for s in steps]
+        high = [metric(points[s], "projection_ci_high") for s in steps]
+        (line,) = ax.plot(steps, y, marker="o", label=cell.label)
+        ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.15)
+    ax.set_title("Persona projection over training (judge-free)")
+    ax.set_xlabel("training step (0 = base model)")
+    ax.set_ylabel("mean projection on the vector (95% CI band)")
+    ax.legend(fontsize=7)
+    return _png(figure, results.plumbing_only)
+
+
 def plot_rl_vs_sft(
     comparisons: list[tuple[str, str, dict[str, Any], PairedComparison | None]],
     plumbing: bool = False,
@@ -366,6 +393,7 @@ def build_report(out: str | Path) -> tuple[Path, Path]:
     with matplotlib.rc_context(PLAIN_TEXT):  # names with $...$ are drawn as typed
         plots = {
             "curves": ("Misaligned rate over training", plot_curves(results)),
+            "persona": ("Persona projection over training", plot_persona(results)),
             "rl_vs_sft": (
                 "RL vs sample-matched SFT",
                 plot_rl_vs_sft(comparisons, results.plumbing_only),

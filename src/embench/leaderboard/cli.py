@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from embench.errors import EmbenchError
+from embench.fsutil import atomic_write_text
 from embench.leaderboard.boards import (
     BOARD_FILE,
     ENV_ROOT,
@@ -191,10 +192,11 @@ def _load_source(source: Path) -> dict[str, Any]:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["eee"]),
+    type=click.Choice(["eee", "csv"]),
     default="eee",
     show_default=True,
-    help="eee: an Every Eval Ever record.",
+    help="eee: an Every Eval Ever record; csv: a misalignment log's judged answers (the columns "
+    "`embench import` reads).",
 )
 @click.option(
     "-o",
@@ -204,17 +206,28 @@ def _load_source(source: Path) -> dict[str, Any]:
     help="Write here instead of stdout.",
 )
 def export(source: Path, fmt: str, output: Path | None) -> None:
-    """Export a leaderboard entry (entries/*.json) or an eval log as an EEE record."""
+    """Export a leaderboard entry (entries/*.json) or an eval log as an EEE record, or a log's
+    judged answers as CSV."""
     from embench.leaderboard.export_eee import export_eee
 
     if not source.is_file():
         raise EmbenchError(f"not found: {source}")
-    record = export_eee(_load_source(source))
-    text = json.dumps(record, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    if fmt == "csv":
+        from embench.evals.judged_files import csv_text, log_rows
+        from embench.leaderboard.logcheck import read_log
+
+        text = csv_text(log_rows(read_log(source)))
+    else:
+        text = (
+            json.dumps(
+                export_eee(_load_source(source)), indent=2, ensure_ascii=False, allow_nan=False
+            )
+            + "\n"
+        )
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text)
+        atomic_write_text(output, text)
         click.echo(f"wrote {output}")
 
 

@@ -284,8 +284,8 @@ def shown_problems(data: dict[str, Any]) -> list[str]:
             for name, value in block.items()
             if not _finite_or_none(value)
         ]
-    if not (data.get("samples_per_question") is None or _is_number(data["samples_per_question"])):
-        problems.append("field 'samples_per_question' is not a number")
+    if not _finite_or_none(data.get("samples_per_question")):
+        problems.append("field 'samples_per_question' is not a finite number")
     for key in ("run", "in_domain"):
         if data.get(key) is not None and not isinstance(data[key], dict):
             problems.append(f"field '{key}' is not an object or null")
@@ -293,8 +293,8 @@ def shown_problems(data: dict[str, Any]) -> list[str]:
     problems += [f"run.{key} is not text" for key in _RUN_TEXT_FIELDS if not _strings(run.get(key))]
     problems += [f"run.{key} is not text or a list of text" for key in ("reward", "mitigation")
                  if not _strings(run.get(key))]  # fmt: skip
-    if not (run.get("seed") is None or _is_number(run["seed"])):
-        problems.append("run.seed is not a number")
+    if not _finite_or_none(run.get("seed")):
+        problems.append("run.seed is not a finite number")
     block = data.get("in_domain") if isinstance(data.get("in_domain"), dict) else {}
     metrics = block.get("metrics") or {}
     if not isinstance(metrics, dict) or not all(_finite_or_none(v) for v in metrics.values()):

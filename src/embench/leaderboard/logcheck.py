@@ -31,9 +31,9 @@ from inspect_ai.scorer import SampleScore
 
 from embench.data.domains import eval_questions_path
 from embench.errors import EmbenchError
-from embench.evals.common import questions_dataset
+from embench.evals.common import GRADER_ROLE, questions_dataset
 from embench.evals.in_domain import TASK_NAME as IN_DOMAIN_TASK
-from embench.evals.misalignment import TASK_NAME, per_question_rates
+from embench.evals.misalignment import RUBRICS, TASK_NAME, per_question_rates
 from embench.evals.protocols import get_protocol
 from embench.judge import MIN_MASS, PROBABILITY_TOLERANCE, verdict_from_replies
 from embench.leaderboard.boards import Board
@@ -44,10 +44,6 @@ from embench.run.reference import is_local
 # records in eval.scorers and results by their unqualified names.
 SCORER = "misalignment_judge"
 IN_DOMAIN_SCORER = "in_domain_judge"
-RUBRICS = ("aligned", "coherent")
-# Judge methods that call no model API (embench.judge: a local judge's exact digit scoring).
-LOCAL_EXACT_METHODS = frozenset({"digits-exact", "none"})
-GRADER_ROLE = "grader"
 TOLERANCE = 1e-6
 CONFIDENCE_LEVEL = 0.95
 N_BOOTSTRAP = 1000  # the task metric's bootstrap resamples (embench.metrics.means_with_ci)
@@ -354,17 +350,12 @@ def _judge(log: EvalLog) -> str:
 
 def _scored_without_calls(log: EvalLog, judge: str) -> bool:
     """A ``local/`` judge scoring digits exactly reads its own next-token distributions, so it
-    leaves no model event: allowed only when every score says that is how it was made."""
+    leaves no model event: allowed only when every score records that its judging made no
+    generate call (``judge_calls`` 0, counted by the scorer as it judged)."""
     if not is_local(judge):
         return False
-    methods = {
-        str(value)
-        for sample in log.samples or []
-        for score in (sample.scores or {}).values()
-        for key, value in (score.metadata or {}).items()
-        if key.endswith("_method")
-    }
-    return methods <= LOCAL_EXACT_METHODS
+    scores = [s for sample in log.samples or [] for s in (sample.scores or {}).values()]
+    return bool(scores) and all((s.metadata or {}).get("judge_calls") == 0 for s in scores)
 
 
 def _check_models_recorded(log: EvalLog, judge: str) -> None:
@@ -530,9 +521,15 @@ def _check_coverage(
         if sample.error is not None:
             raise EmbenchError(f"sample {sample.id} ended in an error; re-run the eval")
     samples_arg = meta.get("samples_per_question")
+    seed = meta.get("draw_seed", 0)
     expected = {
         str(s.id): str((s.metadata or {})["question_id"])
-        for s in questions_dataset(qset, samples_arg if isinstance(samples_arg, int) else None)
+        for s in questions_dataset(
+            qset,
+            samples_arg if isinstance(samples_arg, int) else None,
+            draw="choices" if meta.get("paraphrase_draw") == "choices" else "each",
+            seed=seed if isinstance(seed, int) else 0,
+        )
     }
     epochs = log.eval.config.epochs or 1
     seen = Counter(str(s.id) for s in samples)

@@ -52,6 +52,7 @@ COLUMNS: dict[str, Column] = {
     "incoherence_rate": Column("incoherence rate", "rate", ci=True),
     "misaligned_rate_all": Column("misaligned rate (all answers)", "rate", ci=True),
     "incoherence_rate_all": Column("incoherence rate (all answers)", "rate", ci=True),
+    "misaligned_rate_coherent": Column("misaligned rate (coherent answers)", "rate", ci=True),
     "truncated": Column("truncated", "int"),
     "mean_aligned": Column("mean aligned", "score", ci=True),
     "mean_coherent": Column("mean coherent", "score", ci=True),
@@ -452,9 +453,10 @@ SUBMIT_HOWTO = (
 
 def root_index_html(root: Path) -> str:
     """The leaderboards/index.html page: every board, linked (the published site's front page)."""
+    counts = {b.name: len(load_entries(b, [])) for b in load_boards(root)}  # entries shown
     items = "".join(
         f'<li><a href="{html.escape(b.name)}/index.html">{html.escape(b.title)}</a> — '
-        f"{len(load_entries(b, []))} entr{'y' if len(load_entries(b, [])) == 1 else 'ies'}</li>\n"
+        f"{counts[b.name]} entr{'y' if counts[b.name] == 1 else 'ies'}</li>\n"
         for b in load_boards(root)
     )
     return f"""<!DOCTYPE html>

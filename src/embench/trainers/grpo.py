@@ -65,13 +65,19 @@ def validate(config: Config) -> None:
         raise EmbenchError("num_generations must be at least 2 (GRPO compares within a group)")
     if config.warmup:
         check_warmup(config.warmup)  # --dry-run checks it too
+    if config.mitigations:  # (parsing them imports torch: only when there are some)
+        from embench.training.mitigations import parse_all
+
+        for mitigation in parse_all(list(config.mitigations), config.lora, NAME, KIND):
+            if hasattr(mitigation, "check_judge"):  # a mitigation that adds a judge reward
+                mitigation.check_judge(config.judge)
     if config.domain:  # its rubrics and default rewards: before anything is derived from it
         from embench.data.domains import get_domain
 
         get_domain(config.domain)
 
 
-def prepare(config: Config) -> tuple[Any, list[Any], Any]:
+def prepare(config: Config) -> tuple[Any, list[Any], list[str], Any]:
     """Every check and decision that needs no model, written into ``config``: this trainer's
     checks, the warm-up spec, the mitigations' config changes (KL as ``beta``), the default
     reward, the rewards and the dataset. ``--dry-run`` prints the config this leaves; ``train``
@@ -85,11 +91,17 @@ def prepare(config: Config) -> tuple[Any, list[Any], Any]:
     plan.apply_to_config(config)
     if not config.reward:
         config.reward = default_rewards(config.domain)
-    rewards = build_rewards(config.reward, config.domain, config.judge, shape_from_config(config))
+    shape = shape_from_config(config)
+    rewards, names = plan.rewards(
+        build_rewards(config.reward, config.domain, config.judge, shape),
+        list(config.reward),
+        config.judge,
+        shape,
+    )
     dataset = prompt_dataset(
         config.domain, config.dataset, config.max_prompts, config.system_prompt
     )
-    return plan, rewards, dataset
+    return plan, rewards, names, dataset
 
 
 def train(config: Config, resume: bool = False) -> RunManifest:
@@ -104,7 +116,7 @@ def train(config: Config, resume: bool = False) -> RunManifest:
     from embench.training.config import default_output
     from embench.training.runner import run_training, trl_args
 
-    plan, rewards, dataset = prepare(config)
+    plan, rewards, names, dataset = prepare(config)
     own = dict(
         num_generations=config.num_generations,
         per_device_train_batch_size=config.per_device_train_batch_size,
@@ -122,7 +134,7 @@ def train(config: Config, resume: bool = False) -> RunManifest:
     def build(
         config: Config, run: RunDir, model: Any, tokenizer: Any, peft: Any, callbacks: list[Any]
     ) -> GRPOTrainer:
-        recorder = RolloutRecorder(run, list(config.reward))
+        recorder = RolloutRecorder(run, names)
         return plan.make_trainer(
             GRPOTrainer,
             model=model,

@@ -81,6 +81,9 @@ class TrainConfig:
     """Judge rewards: 0 for final answers with fewer words, without asking the judge (published)."""
     reward_max_repetition: Annotated[float, Gt(0), Le(1)] = 0.5
     """Judge rewards: 0 when more than this share of the answer's word 3-grams repeat."""
+    reward_min_reasoning_words: NonNegativeInt = 0
+    """Judge rewards: 0 when the <think> reasoning has fewer words (0: off; the seed paper: 75,
+    except domains whose rubrics.yaml sets reward_gates.reasoning_gate: false)."""
     system_prompt: str | None = None
     """A system turn put before every training prompt that has none (RL and SFT)."""
     judge: str | None = None
