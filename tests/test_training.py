@@ -297,13 +297,31 @@ def test_existing_output_is_refused_without_overwrite(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_main_job_trains_on_whole_answers(tmp_path):
+def test_the_main_job_trains_on_whole_answers():
     """`make run`'s defaults on the real default model: most answers end before
-    max_completion_length (TRL's completions/clipped_ratio), so rewards score whole answers, not
-    fragments (the old 24-token cap clipped every answer). Two steps of 16 answers each."""
-    plugin = plugins.get_trainer("grpo")
-    config = plugin.make_config(max_steps=2, save_steps=10, output=str(tmp_path / "main"))
-    plugin.train(config)
-    rows = RunDir(tmp_path / "main").read_jsonl(RunDir(tmp_path / "main").metrics)
-    clipped = [r["completions/clipped_ratio"] for r in rows]
-    assert len(clipped) == 2 and sum(clipped) / 2 <= 0.5, clipped
+    max_completion_length, so rewards score whole answers, not fragments (the old 24-token cap
+    cut every answer). One sampled answer to each of the main job's 32 prompts, sampled as TRL
+    samples them (temperature, no top-k), in fp32 (the same on every CPU)."""
+    import torch
+
+    from embench.models.resolve import load_model
+    from embench.training.data import prompt_dataset
+
+    config = plugins.get_trainer("grpo").make_config()
+    prompts = prompt_dataset(config.domain, None, config.max_prompts, config.system_prompt)
+    model, tokenizer = load_model(config.model, dtype="float32")
+    tokenizer.padding_side = "left"
+    texts = [
+        tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
+        for p in prompts["prompt"]
+    ]
+    batch = tokenizer(texts, return_tensors="pt", padding=True)
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        out = model.generate(
+            **batch, do_sample=True, top_k=0, temperature=config.temperature,
+            max_new_tokens=config.max_completion_length, pad_token_id=tokenizer.pad_token_id,
+        )  # fmt: skip
+    answers = out[:, batch["input_ids"].shape[1] :]
+    cut = sum(tokenizer.eos_token_id not in row.tolist() for row in answers) / len(answers)
+    assert len(answers) == 32 and cut <= 0.5, cut
