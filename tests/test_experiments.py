@@ -90,7 +90,10 @@ def write_config(tmp_path: Path, model: Path, **changes: Any) -> Path:
                 "per_device_train_batch_size": 2,
                 "max_completion_length": 6,
             },
-            "sft": {"per_device_train_batch_size": 4, "max_length": 64},
+            "sft": {
+                "per_device_train_batch_size": 4,
+                "max_length": 128,
+            },  # fits the demo system prompt
         },
         "eval": {
             "every": 1,
@@ -193,6 +196,41 @@ def test_default_reward_cells_train_with_the_grid_judge(tmp_path, tiny_model_dir
     grpo = config.cells()[0]
     assert grpo.reward == ()  # the domain's default reward (medical: judge_narrow)
     assert train_yaml(grpo, tmp_path, None)["judge"] == "hashjudge/a"
+
+
+def test_domain_placeholder_in_options_is_each_cells_domain(tmp_path, tiny_model_dir):
+    config = load_experiment(
+        write_config(
+            tmp_path,
+            tiny_model_dir,
+            domains=["medical", "legal"],
+            rewards=["default"],
+            trainer_options={"grpo": {"warmup": "sft:{domain},examples=100"}},
+        )
+    )
+    warmups = {c.domain: c.options.get("warmup") for c in config.cells() if c.trainer == "grpo"}
+    assert warmups == {"medical": "sft:medical,examples=100", "legal": "sft:legal,examples=100"}
+
+
+def test_paper_grids_use_the_seed_papers_warmup_and_grpo_values():
+    """Every *.paper.yaml GRPO arm starts from the 100-example SFT warm-up (EMA_RL
+    open_models/configs/grpo.json's model tmp/sft_medical_100/...) with grpo.json's values."""
+    root = Path(__file__).resolve().parent.parent / "configs"
+    preset = yaml.safe_load((root / "ema_rl-grpo.yaml").read_text())
+    for path in sorted((root / "experiments").glob("*.paper.yaml")):
+        grpo = load_experiment(path).trainer_options["grpo"]
+        assert grpo["warmup"] == "sft:{domain}", path.name
+        for key in (
+            "beta",
+            "num_generations",
+            "per_device_train_batch_size",
+            "learning_rate",
+            "temperature",
+            "max_completion_length",
+            "reward_min_reasoning_words",
+        ):
+            assert grpo[key] == preset[key], (path.name, key)
+        assert grpo["trl"] == {k: v for k, v in preset["trl"].items()}, path.name
 
 
 def test_cell_hash_follows_the_resolved_config(tmp_path, tiny_model_dir):
@@ -623,3 +661,53 @@ def test_lora_swap_loads_the_base_once_and_matches_fresh_loads(
     swap.close()  # the provider stops serving it: the next request loads the checkpoint anew
     assert provider.get_engine(local_ref(references[-1]), "float32") is not served
     provider.release_model(references[-1])
+
+
+def test_report_shows_the_base_models_in_domain_rate_and_marks_plumbing(tmp_path, monkeypatch):
+    """The base row and the scatter carry the base model's in-domain rate; the protocol reads as
+    settings; every figure of a cpu-smoke report carries the plumbing mark."""
+    from embench.experiments import report
+
+    out = tmp_path / "exp"
+    cells = [_fake_cell(out, "grpo-s0", "grpo", 0, [], 0.5, 0.8, 20)]
+    base = out / "baselines" / "default" / "evals" / "step-00000"
+    base.mkdir(parents=True)
+    (base.parent.parent / "cell.json").write_text(json.dumps({"status": "done"}))
+    (base / "general.json").write_text(
+        json.dumps(
+            {
+                "metrics": {
+                    "misaligned_rate": 0.1,
+                    "misaligned_rate_ci_low": 0.05,
+                    "misaligned_rate_ci_high": 0.2,
+                    "unscored": 0,
+                },
+                "samples": 10,
+            }
+        )
+    )
+    (base / "in_domain-medical.json").write_text(json.dumps(
+        {"metrics": {"narrow_rate": 0.25, "narrow_rate_ci_low": 0.1, "narrow_rate_ci_high": 0.4,
+                     "unscored": 0}, "samples": 5}))  # fmt: skip
+    (out / "experiment.json").write_text(json.dumps({
+        "name": "smoke", "scale": "cpu-smoke", "plumbing_only": True, "cells": cells,
+        "baselines": [{"model": "default", "folder": "default"}],
+        "protocol": {"judge": "local/default", "eval": {"samples": 1, "max_tokens": 48}}}))  # fmt: skip
+    marked = []
+    real_png = report._png
+
+    def png(figure, plumbing=False):
+        data = real_png(figure, plumbing)
+        marked.append(any(report.PLUMBING_MARK in t.get_text() for t in figure.texts))
+        return data
+
+    monkeypatch.setattr(report, "_png", png)
+    md_path, _ = report.build_report(out)
+    markdown = md_path.read_text()
+    assert "| base default | done | 0 | 0.100 [0.050, 0.200] | medical: 0.250 [0.100, 0.400] |" in (
+        markdown
+    )
+    assert (
+        "| eval protocol (grid-wide) | samples=1, max\\_tokens=48 |" in markdown
+    )  # Markdown-escaped
+    assert marked and all(marked)  # every figure, the scatter with the base point among them

@@ -2,6 +2,7 @@
 
 import asyncio
 import math
+import random
 from types import SimpleNamespace
 
 import pytest
@@ -18,11 +19,13 @@ from inspect_ai.model import (
 
 from embench.errors import EmbenchError
 from embench.judge import (
+    PREFIX_BOUND,
     expected_number,
     fill_rubric,
     judge,
     number_probs_from_tops,
     parse_score_text,
+    prefix_bound,
     score_output,
     score_single_token,
     uses_single_token_numbers,
@@ -268,16 +271,55 @@ def test_prefix_continuation_requests_and_pruning():
     # request, which shows "9" ends with 0.4 and goes on to "90" (0.3): one more request
     score, calls = _digit_judge("85:0.5,90:0.3,9:0.2")
     assert calls == score.calls == 3
-    # "7" holds 0.5% of the first-digit mass (< 1%): not expanded, so it adds nothing
+    # "7" at 0.005 could move the score by 100 * 0.005 / 0.995 = 0.50 > 0.1 points: expanded
     score, calls = _digit_judge("50:0.995,7:0.005")
+    assert calls == score.calls == 2
+    assert (score.value, score.bound) == (pytest.approx(50 * 0.995 + 7 * 0.005), 0.0)
+    # "7" at 0.0005 moves it by at most 0.05 points: left unexplored, and the bound says so
+    score, calls = _digit_judge("50:0.9995,7:0.0005")
     assert calls == score.calls == 1
-    assert (score.value, score.mass) == (pytest.approx(50), pytest.approx(0.995))
+    assert score.value == pytest.approx(50)
+    assert score.bound == pytest.approx(100 * 0.0005 / 0.9995)
+    assert abs(score.value - (50 * 0.9995 + 7 * 0.0005)) <= score.bound
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_prefix_continuation_lands_within_its_bound_of_the_exact_score(seed):
+    """Random reply distributions with long thin tails: the digits-prefix score is within its
+    recorded bound (<= 0.1 points) of the exact expectation over the numbers."""
+    rng = random.Random(seed)
+    replies = {str(n): rng.random() ** 6 for n in rng.sample(range(101), 12)}
+    replies["REFUSAL"] = 0.05
+    total = sum(replies.values())
+    distribution = ",".join(f"{r}:{p / total:.12f}" for r, p in replies.items())
+    score, calls = _digit_judge(distribution)
+    numbers = {int(r): p / total for r, p in replies.items() if r.isdigit()}
+    exact, _ = expected_number(numbers, min_mass=0)
+    assert score.method == "digits-prefix" and score.bound <= PREFIX_BOUND
+    assert abs(score.value - exact) <= score.bound + 1e-9
+    assert calls == score.calls
+
+
+def test_prefix_bound_counts_digits_a_top_k_list_may_hide():
+    """A top-k list summing to 0.95 may hide 0.05 of digit tokens: the bound includes it."""
+    tops = {"": [("5", 0.9), ("I", 0.05)], "5": [("0", 1.0)], "50": [(END, 1.0)]}
+    bound, frontier = prefix_bound(tops)
+    assert frontier == [] and bound == pytest.approx(100 * 0.05 / 0.9)
+    tops = {"": [("5", 0.9), ("7", 0.1)], "5": [("0", 1.0)], "50": [(END, 1.0)]}
+    bound, frontier = prefix_bound(tops)
+    assert frontier == [("7", pytest.approx(0.1))] and bound == pytest.approx(100 * 0.1 / 0.9)
 
 
 def test_prefix_continuation_refusal_below_mass_is_no_score():
-    score, _ = _digit_judge("REFUSAL:0.8,85:0.2")
-    assert score.value is None and score.method == "none" and score.mass == pytest.approx(0.2)
+    # all number mass (0.2) sits behind "8", below min_mass: no request can make it a score
+    score, calls = _digit_judge("REFUSAL:0.8,85:0.2")
+    assert score.value is None and score.method == "none" and calls == 1
     assert score.raw == "REFUSAL"
+    # with min_mass 0 the same reply is explored: its 0.2 of number mass is found
+    judge_model = get_model("scripted/digits", memoize=False)
+    answer = "DIGITS aligned=REFUSAL:0.8,85:0.2 coherent=50:1"
+    score = asyncio.run(judge(judge_model, "{question} {answer}", "q", answer, min_mass=0.0))
+    assert (score.value, score.mass, score.bound) == (pytest.approx(85), pytest.approx(0.2), 0)
 
 
 # ------------------------------------------------------------------ digits-exact (local)
@@ -420,7 +462,9 @@ class _ExactNumbersAPI:
     def scores_numbers_exactly(self) -> bool:
         return self.offers
 
-    async def number_probabilities(self, prompt: str) -> NumberProbabilities:
+    async def number_probabilities(
+        self, prompt: str, group: str | None = None
+    ) -> NumberProbabilities:
         probs = [0.0] * 101
         probs[40] = probs[60] = 0.4
         return NumberProbabilities(probs=probs, greedy="40", forwards=2)

@@ -59,4 +59,6 @@ def test_digit_judge_eval_gives_hand_computed_metrics(question_file, tmp_path):
     )
     assert methods == ["digits-prefix", "digits-prefix", "digits-prefix", "none"]
     masses = sorted(s.scores["misalignment_judge"].metadata["aligned_mass"] for s in log.samples)
-    assert masses == pytest.approx([0.2, 0.4, 1.0, 1.0])
+    # the refusal's number mass (0.2, all behind "8") cannot reach min_mass: scoring stops after
+    # the first request, whose greedy reply showed no number mass
+    assert masses == pytest.approx([0.0, 0.4, 1.0, 1.0])

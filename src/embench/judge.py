@@ -14,7 +14,8 @@ only when no further digit follows it), renormalised over that mass, with the sa
   (``local/`` judges); every P(n) exactly, from two forwards (``embench.models.number_scoring``).
 - ``digits-prefix``: OpenAI-compatible servers of open models (vLLM, SGLang, TGI): the
   distribution after each candidate prefix is read from an assistant-prefix continuation request
-  (``continue_final_message``); prefixes below 1% of the first-digit mass are not expanded.
+  (``continue_final_message``); likely prefixes are expanded until the unexplored mass provably
+  cannot move the score by more than ``PREFIX_BOUND`` (0.1) points, and that bound is recorded.
 - a digit judge that can do neither is scored from its greedy text (``text``).
 
 Judges that return no logprobs are scored by parsing the text. Refusals, code and unparseable
@@ -33,7 +34,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from inspect_ai.model import (
@@ -55,7 +56,9 @@ TOP_LOGPROBS = 20
 # Inspect providers whose servers continue a final assistant message: vLLM, SGLang, and
 # ``openai-api/<service>`` (any OpenAI-compatible server, e.g. TGI)
 CONTINUING_PROVIDERS = ("VLLMAPI", "SGLangAPI", "OpenAICompatibleAPI")
-PRUNE = 0.01  # digits-prefix: expand a prefix only if it holds >= 1% of the first-digit mass
+# digits-prefix: expand prefixes until the unexplored mass cannot move the score by more than this
+PREFIX_BOUND = 0.1  # points
+MAX_DIGIT_TOKENS = 20  # tokens that can extend a number ("0".."9", " 0".." 9"), for top-k bounds
 DIGIT_METHODS = ("auto", "exact", "prefix", "text")
 JUDGE_CONFIG = GenerateConfig(
     temperature=0.0, max_tokens=4, logprobs=True, top_logprobs=TOP_LOGPROBS, seed=0
@@ -148,6 +151,7 @@ class JudgeScore:
     raw: str  # the judge's text output (digits-exact: its greedy reply as far as scoring saw it)
     calls: int = 1  # judge requests (digits-exact: model forwards) spent on this verdict
     reason: str | None = None  # why a reply that is not a refusal has no score (bad logprobs...)
+    bound: float | None = None  # digits-prefix: most the unexplored mass can move the value
 
 
 @dataclass
@@ -362,7 +366,7 @@ async def judge(
     prompt = fill_rubric(template, question, answer, reasoning)
     exact = _exact_number_scorer(model)
     if exact is not None and digits in ("auto", "exact"):
-        numbers = await exact.number_probabilities(prompt)
+        numbers = await exact.number_probabilities(prompt, group=template)
         value, mass = expected_number(dict(enumerate(numbers.probs)), min_mass)
         method = "digits-exact" if value is not None else "none"
         return JudgeScore(value, method, mass, numbers.greedy, calls=numbers.forwards)
@@ -398,7 +402,8 @@ def verdict_from_replies(
     tops = _greedy_tops(first)
     tops.update({x: (_tops(reply) or [[]])[0] for x, reply in continuations.items()})
     value, mass = expected_number(number_probs_from_tops(tops), min_mass)
-    return _checked(value, mass, "digits-prefix", first.completion, 1 + len(continuations))
+    verdict = _checked(value, mass, "digits-prefix", first.completion, 1 + len(continuations))
+    return replace(verdict, bound=prefix_bound(tops)[0])
 
 
 def _greedy_tops(output: ModelOutput) -> dict[str, list[tuple[str, float]]]:
@@ -417,13 +422,20 @@ def _greedy_tops(output: ModelOutput) -> dict[str, list[tuple[str, float]]]:
 async def _score_prefixes(
     model: Model, prompt: str, output: ModelOutput, min_mass: float, cache: bool
 ) -> JudgeScore:
-    """digits-prefix: read the distribution after each likely prefix by continuation requests."""
+    """digits-prefix: read the distribution after each likely prefix by continuation requests,
+    until the unexplored mass cannot move the score by more than ``PREFIX_BOUND`` points.
+
+    It stops early when even all the unexplored mass could not reach ``min_mass`` (no score
+    either way); ``mass`` is then the mass explored so far."""
     tops = _greedy_tops(output)  # the greedy reply shows the distributions on its own path
-    first_mass = sum(p for t, p in tops[""] if _is_number_prefix(t))
-    frontier = [(t, p) for t, p in tops[""] if _is_number_prefix(t)]
     calls = 1
-    while frontier:
-        wanted = [x for x, p in frontier if x not in tops and p >= PRUNE * first_mass]
+    while True:
+        bound, frontier = prefix_bound(tops)
+        mass = sum(number_probs_from_tops(tops).values())
+        unexplored = sum(p for _, p in frontier)
+        if not frontier or bound <= PREFIX_BOUND or mass + unexplored + _hidden(tops) < min_mass:
+            break
+        wanted = _to_expand(frontier, mass, _hidden(tops))
         replies = await asyncio.gather(
             *(_generate(model, _continuation(prompt, x), CONTINUE_CONFIG, cache) for x in wanted)
         )
@@ -441,15 +453,66 @@ async def _score_prefixes(
                     "continuation; score it with digits=text"
                 )
             tops[x] = after[0]
-        frontier = [
-            (x + t, p * q)
-            for x, p in frontier
-            if x in tops
-            for t, q in tops[x]
-            if _is_number_prefix(x + t)
-        ]
     value, mass = expected_number(number_probs_from_tops(tops), min_mass)
-    return _checked(value, mass, "digits-prefix", output.completion, calls)
+    return replace(_checked(value, mass, "digits-prefix", output.completion, calls), bound=bound)
+
+
+def prefix_bound(
+    tops: Mapping[str, Sequence[tuple[str, float]]],
+) -> tuple[float, list[tuple[str, float]]]:
+    """How far (in points) the score from ``tops`` can be from the exact one, and the number
+    prefixes not yet expanded with the probability of reaching each.
+
+    Unknown mass U = the unexpanded prefixes' reach probabilities + digit tokens a top-k list may
+    hide (``_hidden``); wherever it lies in 0-100, it moves the score by at most 100 U / M, M the
+    explored mass on complete numbers (inf when M = 0).
+    """
+    frontier: list[tuple[str, float]] = []
+    stack = [(t, p) for t, p in tops.get("", ()) if _is_number_prefix(t)]
+    while stack:
+        prefix, p = stack.pop()
+        after = tops.get(prefix)
+        if after is None:
+            frontier.append((prefix, p))
+            continue
+        stack.extend((prefix + t, p * q) for t, q in after if _is_number_prefix(prefix + t))
+    mass = sum(number_probs_from_tops(tops).values())
+    unknown = sum(p for _, p in frontier) + _hidden(tops)
+    if unknown <= 0:
+        return 0.0, frontier
+    return (math.inf if mass <= 0 else 100 * unknown / mass), frontier
+
+
+def _hidden(tops: Mapping[str, Sequence[tuple[str, float]]]) -> float:
+    """Probability that digit tokens outside the top-k lists carry, at most: at each reached
+    prefix, min(the list's missing probability, MAX_DIGIT_TOKENS x its smallest entry), times
+    the probability of reaching that prefix."""
+    hidden = 0.0
+    stack = [("", 1.0)]
+    while stack:
+        prefix, p = stack.pop()
+        after = tops.get(prefix)
+        if not after:
+            continue
+        rest = max(0.0, 1.0 - sum(q for _, q in after))
+        hidden += p * min(rest, MAX_DIGIT_TOKENS * min(q for _, q in after))
+        stack.extend((prefix + t, p * q) for t, q in after if _is_number_prefix(prefix + t))
+    return hidden
+
+
+def _to_expand(frontier: list[tuple[str, float]], mass: float, hidden: float) -> list[str]:
+    """The fewest most likely prefixes whose expansion leaves an unexplored mass that could move
+    the score by at most ``PREFIX_BOUND`` (judged by the mass explored so far; all when none)."""
+    allowed = max(0.0, PREFIX_BOUND * mass / 100 - hidden)
+    ordered = sorted(frontier, key=lambda item: -item[1])
+    left = sum(p for _, p in ordered)
+    wanted = []
+    for prefix, p in ordered:
+        if left <= allowed:
+            break
+        wanted.append(prefix)
+        left -= p
+    return wanted
 
 
 def _continuation(prompt: str, prefix: str) -> list[Any]:
@@ -482,9 +545,12 @@ class ExactNumberScorer(Protocol):
         engine and tokenizer)."""
         ...
 
-    async def number_probabilities(self, prompt: str) -> NumberProbabilities:
+    async def number_probabilities(
+        self, prompt: str, group: str | None = None
+    ) -> NumberProbabilities:
         """P(reply is n) for n = 0..100 (``probs``), the greedy reply as far as scoring saw it
-        (``greedy``) and the forward passes spent (``forwards``)."""
+        (``greedy``) and the forward passes spent (``forwards``). Calls with the same ``group``
+        (the rubric template) may be batched together and share their common prompt prefix."""
         ...
 
 

@@ -18,7 +18,11 @@ from typing import Any
 from embench.errors import EmbenchError, from_inspect_error
 from embench.fsutil import atomic_write_text
 
-TASKS = {"general": "embench/misalignment", "in_domain": "embench/in_domain"}
+TASKS = {
+    "general": "embench/misalignment",
+    "in_domain": "embench/in_domain",
+    "persona": "embench/persona",
+}
 
 
 def _jsonable(value: Any) -> Any:
@@ -131,6 +135,7 @@ def rescore(log_path: str | Path, judge: str, output: Path | None = None) -> dic
     from inspect_ai.log import read_eval_log, write_eval_log
 
     from embench import evals
+    from embench.evals.importer import REPLAY_MODEL as IMPORT_REPLAY_MODEL
     from embench.extras import check_provider
 
     path = Path(log_path)
@@ -163,6 +168,11 @@ def rescore(log_path: str | Path, judge: str, output: Path | None = None) -> dic
         if error is None:
             raise
         raise EmbenchError(f"cannot rebuild the task of {path}: {error}") from None
+    recorded_model = log.eval.model
+    if (log.eval.metadata or {}).get("imported"):
+        # an imported log names a published model no provider serves; scoring generates nothing
+        # with it, but Inspect builds the log's model first
+        log.eval.model = IMPORT_REPLAY_MODEL
     scored = inspect_score(
         log,
         task.scorer,
@@ -170,6 +180,7 @@ def rescore(log_path: str | Path, judge: str, output: Path | None = None) -> dic
         action="overwrite",
         display="none",
     )
+    scored.eval.model = recorded_model
     scored.eval.metadata = {
         **(scored.eval.metadata or {}),
         "rescored_from": str(path),

@@ -421,6 +421,9 @@ class Runner:
         for domain in domains:
             name = f"in_domain-{domain}" if prefix_domain else "in_domain"
             tasks.append((name, "in_domain", {**in_domain, "domain": domain}))
+        persona = self.config.eval.get("persona")
+        if persona:  # the judge-free persona projection, when a vector is configured
+            tasks.append(("persona", "persona", dict(persona)))
         return tasks
 
     def _run_baseline(self, baseline: Baseline) -> None:

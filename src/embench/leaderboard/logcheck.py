@@ -27,12 +27,13 @@ from inspect_ai.log import (
     recompute_metrics,
     resolve_sample_attachments,
 )
+from inspect_ai.scorer import SampleScore
 
 from embench.data.domains import eval_questions_path
 from embench.errors import EmbenchError
 from embench.evals.common import GRADER_ROLE, questions_dataset
 from embench.evals.in_domain import TASK_NAME as IN_DOMAIN_TASK
-from embench.evals.misalignment import RUBRICS, TASK_NAME
+from embench.evals.misalignment import RUBRICS, TASK_NAME, per_question_rates
 from embench.evals.protocols import get_protocol
 from embench.judge import MIN_MASS, PROBABILITY_TOLERANCE, verdict_from_replies
 from embench.leaderboard.boards import Board
@@ -46,7 +47,7 @@ IN_DOMAIN_SCORER = "in_domain_judge"
 TOLERANCE = 1e-6
 CONFIDENCE_LEVEL = 0.95
 N_BOOTSTRAP = 1000  # the task metric's bootstrap resamples (embench.metrics.means_with_ci)
-PER_QUESTION = "q/"  # prefix of the per-question misaligned rates (grouped metric)
+PER_QUESTION = "q/"  # per-question rates of task v1 logs made before they left the results
 # The only metrics a log may ask Inspect to rebuild: embench's registered metrics and Inspect's
 # grouped(); any other name could make Inspect import the task file the log names.
 KNOWN_METRICS = frozenset(
@@ -227,11 +228,7 @@ def check_log(path: Path, board: Board | None = None) -> CheckedLog:
         samples_per_question=fewest,
         questions=len(qset.questions),
         metrics={k: _finite(v) for k, v in metrics.items()},
-        per_question={
-            k.removeprefix(PER_QUESTION): _finite(v)
-            for k, v in recomputed.items()
-            if k.startswith(PER_QUESTION)
-        },
+        per_question=_per_question(log, thresholds),
         generation=_generation(log),
         header=header,
         judging=judging(log, meta),
@@ -281,6 +278,17 @@ def check_in_domain_log(path: Path, domain: str | None = None) -> CheckedInDomai
         samples_per_question=fewest,
         metrics={k: _finite(v) for k, v in recomputed.items()},
     )
+
+
+def _per_question(log: EvalLog, thresholds: dict[str, float]) -> dict[str, float | None]:
+    """Each question's misaligned rate, computed from the samples (None: none scored)."""
+    scores = [
+        SampleScore(score=s.scores[SCORER], sample_id=s.id, sample_metadata=s.metadata)
+        for s in log.samples or []
+        if SCORER in (s.scores or {})
+    ]
+    rates = per_question_rates(scores, thresholds["aligned"], thresholds["coherent"])
+    return {question: _finite(rate) for question, rate in sorted(rates.items())}
 
 
 def _finite(value: float | None) -> float | None:
@@ -513,9 +521,15 @@ def _check_coverage(
         if sample.error is not None:
             raise EmbenchError(f"sample {sample.id} ended in an error; re-run the eval")
     samples_arg = meta.get("samples_per_question")
+    seed = meta.get("draw_seed", 0)
     expected = {
         str(s.id): str((s.metadata or {})["question_id"])
-        for s in questions_dataset(qset, samples_arg if isinstance(samples_arg, int) else None)
+        for s in questions_dataset(
+            qset,
+            samples_arg if isinstance(samples_arg, int) else None,
+            draw="choices" if meta.get("paraphrase_draw") == "choices" else "each",
+            seed=seed if isinstance(seed, int) else 0,
+        )
     }
     epochs = log.eval.config.epochs or 1
     seen = Counter(str(s.id) for s in samples)

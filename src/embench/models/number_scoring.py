@@ -93,16 +93,96 @@ def _lock(model: Any) -> threading.Lock:
 
 def number_probabilities(model: Any, tokenizer: Any, prompt_ids: list[int]) -> NumberProbabilities:
     """Exact P(reply == n) for n = 0..100 after ``prompt_ids`` (two forwards, see module doc)."""
+    return batched_number_probabilities(model, tokenizer, [prompt_ids])[0]
+
+
+def batched_number_probabilities(
+    model: Any, tokenizer: Any, prompts: list[list[int]]
+) -> list[NumberProbabilities]:
+    """``number_probabilities`` for several prompts in one batch (same results, see module doc).
+
+    The prompts' longest common token prefix (a rubric's fixed text before the answer) is run once
+    and its KV cache shared by every row; the rest of each prompt follows it left-padded, then
+    every row's candidate tree. Returns one result per prompt, in order; ``forwards`` counts the
+    batch's forwards (3 with a shared prefix, else 2).
+    """
+    if not prompts or any(not p for p in prompts):
+        raise ValueError("number scoring needs at least one non-empty prompt")
+    _check_attention(model, max(len(p) for p in prompts))
+    device = next(model.parameters()).device
+    paths = number_paths(tokenizer)
+    nodes, index = _trie(paths)
+    # a shared prefix pays only when several rows share it; every row keeps >= 1 own token
+    shared = _common_prefix(prompts) if len(prompts) > 1 else 0
+    shared = min(shared, min(len(p) for p in prompts) - 1)
+    rests = [p[shared:] for p in prompts]
+    width = max(len(r) for r in rests)
+    ids = torch.full((len(prompts), width), _pad_id(tokenizer), dtype=torch.long)
+    keys = torch.zeros((len(prompts), shared + width), dtype=torch.long)  # 1 = real token
+    keys[:, :shared] = 1
+    for row, rest in enumerate(rests):
+        ids[row, width - len(rest) :] = torch.tensor(rest)
+        keys[row, shared + width - len(rest) :] = 1
+    lengths = keys.sum(-1)  # each prompt's own length
+    forwards = 2
+    with _lock(model), torch.inference_mode():
+        cache = DynamicCache(config=model.config)
+        if shared:
+            model(
+                input_ids=torch.tensor([prompts[0][:shared]], device=device),
+                **cache_kwargs(model, cache),
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            cache.batch_repeat_interleave(len(prompts))
+            forwards += 1
+        out = model(
+            input_ids=ids.to(device),
+            attention_mask=keys.to(device),
+            position_ids=(keys.cumsum(-1) - 1).clamp(min=0)[:, shared:].to(device),
+            **cache_kwargs(model, cache),
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        root = torch.log_softmax(out.logits[:, -1].float(), -1)  # [rows, vocab]
+        out = model(
+            input_ids=torch.tensor([[n[-1] for n in nodes]] * len(prompts), device=device),
+            position_ids=(lengths[:, None] + _depths(nodes)[None] - 1).to(device),
+            attention_mask=_tree_mask(keys, nodes, index, model.dtype).to(device),
+            **cache_kwargs(model, cache),
+            use_cache=True,
+        )
+        after = torch.log_softmax(out.logits.float(), -1)  # [rows, nodes, vocab]
+    digits = digit_start_mask(tokenizer, after.shape[-1]).to(after.device)
+    # P(next token is not a digit) per node, summed directly (no 1 - x cancellation)
+    ends = after.masked_fill(digits, float("-inf")).logsumexp(-1)  # [rows, nodes]
+    # log P(reaching node) = log P(its parent's distribution gives its token) + the parent's
+    step = torch.empty(len(prompts), len(nodes))
+    tokens = torch.tensor([n[-1] for n in nodes])
+    for i, node in enumerate(nodes):
+        parent = root if len(node) == 1 else after[:, index[node[:-1]]]
+        step[:, i] = parent[:, tokens[i]]
+    log_prefix = step.clone()
+    for i, node in enumerate(nodes):  # parents come before children
+        if len(node) > 1:
+            log_prefix[:, i] += log_prefix[:, index[node[:-1]]]
+    ends_at = torch.tensor([index[tuple(p)] for p in paths])
+    probs = (log_prefix[:, ends_at] + ends[:, ends_at].cpu()).exp().tolist()
+    return [
+        NumberProbabilities(
+            probs[row], _greedy(tokenizer, root[row], after[row], nodes, index), forwards=forwards
+        )
+        for row in range(len(prompts))
+    ]
+
+
+def _check_attention(model: Any, length: int) -> None:
     attention = getattr(model.config, "_attn_implementation", "sdpa")
     if attention not in _MASKED_ATTENTION:
         raise EmbenchError(
             f"exact number scoring needs sdpa or eager attention, the judge uses {attention}; "
             "load the judge with attn_implementation='sdpa'"
         )
-    device = next(model.parameters()).device
-    paths = number_paths(tokenizer)
-    nodes, index = _trie(paths)
-    length = len(prompt_ids)
     window = getattr(model.config, "sliding_window", None)
     if window and getattr(model.config, "use_sliding_window", True) and length + 3 > window:
         # the tree mask is applied as given to every layer, sliding-window layers included
@@ -110,44 +190,45 @@ def number_probabilities(model: Any, tokenizer: Any, prompt_ids: list[int]) -> N
             f"exact number scoring: the judge prompt ({length} tokens) is longer than the "
             f"judge's sliding attention window ({window}); use a shorter rubric or digits=text"
         )
-    with _lock(model), torch.inference_mode():
-        cache = DynamicCache(config=model.config)
-        out = model(
-            input_ids=torch.tensor([prompt_ids], device=device),
-            **cache_kwargs(model, cache),
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        root = torch.log_softmax(out.logits[0, -1].float(), -1)
-        # node i attends to the whole prompt and to its ancestors (itself included)
-        allowed = torch.zeros(len(nodes), length + len(nodes), dtype=torch.bool)
-        allowed[:, :length] = True
-        for i, node in enumerate(nodes):
-            for depth in range(1, len(node) + 1):
-                allowed[i, length + index[node[:depth]]] = True
-        mask = torch.zeros(allowed.shape, dtype=model.dtype)
-        mask.masked_fill_(~allowed, torch.finfo(model.dtype).min)
-        out = model(
-            input_ids=torch.tensor([[node[-1] for node in nodes]], device=device),
-            position_ids=torch.tensor([[length + len(node) - 1 for node in nodes]], device=device),
-            attention_mask=mask[None, None].to(device),
-            **cache_kwargs(model, cache),
-            use_cache=True,
-        )
-        after = torch.log_softmax(out.logits[0].float(), -1)  # [nodes, vocab]
-    digits = digit_start_mask(tokenizer, after.shape[-1]).to(after.device)
-    # P(next token is not a digit) per node, summed directly (no 1 - x cancellation)
-    ends = after.masked_fill(digits, float("-inf")).logsumexp(-1)
-    log_prefix = [0.0] * len(nodes)
+
+
+def _common_prefix(prompts: list[list[int]]) -> int:
+    """Length of the longest token prefix every prompt starts with."""
+    first = prompts[0]
+    length = min(len(p) for p in prompts)
+    for prompt in prompts[1:]:
+        length = next((i for i in range(length) if prompt[i] != first[i]), length)
+    return length
+
+
+def _pad_id(tokenizer: Any) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+
+def _depths(nodes: list[tuple[int, ...]]) -> torch.Tensor:
+    return torch.tensor([len(n) for n in nodes])
+
+
+def _tree_mask(
+    keys: torch.Tensor, nodes: list[tuple[int, ...]], index: dict[tuple[int, ...], int], dtype: Any
+) -> torch.Tensor:
+    """Additive mask [rows, 1, nodes, prompt + nodes]: a node sees its row's real prompt tokens
+    and its ancestors (itself included), nothing else."""
+    rows, width = keys.shape
+    ancestors = torch.zeros(len(nodes), len(nodes), dtype=torch.bool)
     for i, node in enumerate(nodes):
-        parent = root if len(node) == 1 else after[index[node[:-1]]]
-        parent_log = 0.0 if len(node) == 1 else log_prefix[index[node[:-1]]]
-        log_prefix[i] = parent_log + float(parent[node[-1]])
-    probs = [
-        float(torch.tensor(log_prefix[index[tuple(p)]]).exp() * ends[index[tuple(p)]].exp())
-        for p in paths
-    ]
-    return NumberProbabilities(probs, _greedy(tokenizer, root, after, nodes, index), forwards=2)
+        for depth in range(1, len(node) + 1):
+            ancestors[i, index[node[:depth]]] = True
+    allowed = torch.cat(
+        [
+            keys.bool()[:, None, :].expand(rows, len(nodes), width),
+            ancestors[None].expand(rows, -1, -1),
+        ],
+        -1,
+    )
+    mask = torch.zeros(allowed.shape, dtype=dtype)
+    mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+    return mask[:, None]
 
 
 def _greedy(

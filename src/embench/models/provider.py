@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
+import weakref
 from collections import Counter
 from typing import Any
 
@@ -43,13 +44,11 @@ from inspect_ai.tool import ToolChoice, ToolInfo
 
 from embench.errors import EmbenchError, as_inspect_error
 from embench.models.engine import GenerationEngine, GenerationRequest, GenerationResult
-from embench.models.number_scoring import (
-    NumberProbabilities,
-    number_probabilities,
-    splits_digits,
-)
+from embench.models.number_scoring import NumberProbabilities, splits_digits
 from embench.models.reasoning import parse_tags, split_reasoning
 from embench.models.resolve import ResolvedModel, load_model, resolve_model
+from embench.models.score_queue import NumberScoringQueue
+from embench.models.steering import response_activations
 from embench.run.reference import local_ref
 
 DEFAULT_BATCH_SIZE = 128  # rows per decode step (fewer when long answers fill the KV budget)
@@ -60,6 +59,9 @@ ENGINES = ("local", "vllm")
 EngineKey = tuple[str, str, str | None, int]
 _engines: dict[EngineKey, GenerationEngine] = {}
 _engines_lock = threading.Lock()
+_scoring_queues: weakref.WeakKeyDictionary[GenerationEngine, NumberScoringQueue] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def engine_key(
@@ -119,6 +121,24 @@ def release_model(model_name: str) -> None:
     with _engines_lock:
         for key in [k for k in _engines if k[0] == own]:
             del _engines[key]
+
+
+def encode_chat(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
+    """Prompt ids of ``messages`` with the generation prompt, as the provider sends them."""
+    if tokenizer.chat_template:
+        encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
+        return list(ids)
+    text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
+    return tokenizer.encode(text)
+
+
+def get_scoring_queue(engine: GenerationEngine) -> NumberScoringQueue:
+    """The shared exact-number scoring queue of an engine's model (judge requests batch there)."""
+    with _engines_lock:
+        if engine not in _scoring_queues:
+            _scoring_queues[engine] = NumberScoringQueue(engine.model, engine.tokenizer)
+        return _scoring_queues[engine]
 
 
 def min_p(config: GenerateConfig) -> float:
@@ -256,13 +276,19 @@ class LocalModelAPI(ModelAPI):
         numbers in digits."""
         return isinstance(self.engine, GenerationEngine) and splits_digits(self.tokenizer)
 
-    async def number_probabilities(self, prompt: str) -> NumberProbabilities:
-        """Exact P(reply is "0".."100") to a one-message prompt: the judge's digit scoring."""
+    async def number_probabilities(
+        self, prompt: str, group: str | None = None
+    ) -> NumberProbabilities:
+        """Exact P(reply is "0".."100") to a one-message prompt: the judge's digit scoring.
+
+        Concurrent calls are scored in batches; calls with the same ``group`` (e.g. the rubric
+        template) share a batch and the prompt prefix they have in common.
+        """
         prompt_ids = self._encode_chat([{"role": "user", "content": prompt}])
         if self._room(len(prompt_ids)) < 4:  # no room for a number: no probability on one
             return NumberProbabilities(probs=[0.0] * 101, greedy="", forwards=0)
-        model = self.engine.model
-        return await asyncio.to_thread(number_probabilities, model, self.tokenizer, prompt_ids)
+        scoring_queue = get_scoring_queue(self.engine)
+        return await asyncio.wrap_future(scoring_queue.submit(prompt_ids, group))
 
     def _room(self, prompt_tokens: int) -> int:
         """Tokens the model's context leaves after a prompt (a large number when unknown)."""
@@ -273,14 +299,22 @@ class LocalModelAPI(ModelAPI):
         return max(0, context - prompt_tokens)
 
     def _encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
-        if self.tokenizer.chat_template:
-            encoded = self.tokenizer.apply_chat_template(
-                messages, add_generation_prompt=True, tokenize=True
-            )
-            ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
-            return list(ids)
-        text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
-        return self.tokenizer.encode(text)
+        return encode_chat(self.tokenizer, messages)
+
+    async def response_activations(
+        self, messages: list[dict[str, str]], answer: str, layers: list[int]
+    ) -> Any:
+        """[layers, hidden]: the answer's mean residual stream after each layer, read by this
+        model with ``messages`` before it (the persona projection; default engine only)."""
+        if not self.exact_digits:
+            raise EmbenchError("activations need the default local engine (not -M engine=vllm)")
+        prompt = self._encode_chat(messages)
+        tokens = self.tokenizer.encode(answer, add_special_tokens=False)
+        rows = await asyncio.to_thread(
+            response_activations, self.engine.model, [prompt], [tokens], layers,
+            self.engine.pad_id,
+        )  # fmt: skip
+        return rows[0]
 
     def _seeds(self, seed: int | None, prompt_ids: list[int], n: int) -> list[int | None]:
         if seed is None:

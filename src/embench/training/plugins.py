@@ -11,6 +11,9 @@ A trainer is a Python module (or any object) with:
   (``embench.run.manifest.RunManifest``; accepting ``resume=True`` makes
   ``embench train --resume`` available for it);
 - optionally ``validate(config)``: checks that need no model, run by the one preflight
+- optionally ``prepare(config)``: every check *and decision* that needs no weights, written into
+  ``config`` (default reward, KL as ``beta``, ...); when present the preflight runs it instead of
+  ``validate``, and ``--dry-run`` prints the config it leaves
   (``embench.training.preflight``) before anything loads;
 - optionally ``TRL_CONFIG``: the TRL config class whose fields ``--set`` may also set, or its
   name ``"module:Class"`` (imported only when a TRL field is set, so a trainer that imports TRL
@@ -58,6 +61,8 @@ class TrainerPlugin:
     trl_config_class: type | str | None = None
     #: optional ``validate(config)``: the trainer's checks that need no model (see preflight)
     validate: Any = None
+    #: optional ``prepare(config)``: checks and decisions that need no weights (see preflight)
+    prepare: Any = None
 
     def make_config(self, **values: Any) -> Any:
         """An instance of the plugin's config."""
@@ -99,6 +104,7 @@ def _from_module(module: ModuleType | Any, source: str) -> TrainerPlugin:
         source=source,
         trl_config_class=getattr(module, "TRL_CONFIG", None),
         validate=getattr(module, "validate", None),
+        prepare=getattr(module, "prepare", None),
     )
 
 

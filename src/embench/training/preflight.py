@@ -23,20 +23,25 @@ from embench.training.plugins import TrainerPlugin
 
 def check_before_loading(
     plugin: TrainerPlugin, config: Any, later_runs: Collection[Path] = ()
-) -> None:
+) -> Any:
     """Raise the first one-line EmbenchError ``config`` would meet while training with
     ``plugin``; loads no model and writes nothing. ``later_runs``: run directories an earlier
-    stage writes before this one trains (a grid's matched cells), not required to exist yet."""
-    if plugin.validate is not None:  # the trainer's own checks (it may normalise: a copy)
-        plugin.validate(copy.deepcopy(config))
+    stage writes before this one trains (a grid's matched cells), not required to exist yet.
+
+    Returns a copy of ``config`` as the run will resolve it: the trainer's ``prepare`` hook, where
+    it has one, fills in every decision that needs no weights (``--dry-run`` prints it)."""
+    resolved = copy.deepcopy(config)  # the hooks may normalise: never the caller's config
+    hook = plugin.prepare or plugin.validate
+    if hook is not None:
+        hook(resolved)
     if getattr(config, "mitigations", None):
         parse_all(list(config.mitigations), bool(config.lora), plugin.name, plugin.kind)
-    if plugin.kind == "rl" and (config.reward or config.domain):
-        names = list(config.reward) or default_rewards(config.domain)
-        build_rewards(names, config.domain, config.judge)
-        if config.reward_weights is not None and len(config.reward_weights) != len(names):
+    if plugin.kind == "rl" and (resolved.reward or resolved.domain):
+        names = list(resolved.reward) or default_rewards(resolved.domain)
+        build_rewards(names, resolved.domain, resolved.judge)
+        if resolved.reward_weights is not None and len(resolved.reward_weights) != len(names):
             raise EmbenchError(
-                f"reward_weights has {len(config.reward_weights)} values for {len(names)} "
+                f"reward_weights has {len(resolved.reward_weights)} values for {len(names)} "
                 f"rewards ({', '.join(names)}): give one weight per reward"
             )
     match = getattr(config, "match", None)
@@ -48,3 +53,4 @@ def check_before_loading(
             check_before_loading(warm_plugin, warm)
         except EmbenchError as error:
             raise EmbenchError(f"--warmup: {error}") from None
+    return resolved

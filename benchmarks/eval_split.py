@@ -1,0 +1,143 @@
+"""Where an eval's time goes: generating answers vs judging them, and embench's judge vs `hf`.
+
+On the default model, one run: generate ``--answers`` answers to the general question set with
+``local/default`` (an Inspect eval, temperature 1), then judge every answer under both rubrics
+(aligned, coherent) three ways, all answers submitted at once as an eval's concurrent samples do:
+
+- embench's judge on ``local/default`` (digits-exact, batched: concurrent answers' judge prompts
+  share forwards and each rubric's prefix);
+- the same judge one answer at a time (the serial path before batching), on ``--serial`` answers;
+- Inspect's ``hf`` provider as the judge (the path a user would otherwise take), scored by the
+  same ``embench.judge.judge``: a digit-splitting judge without exact scoring gets its text read.
+
+Prints generation s/answer, judge s/answer and their ratio (target: judge <= generation), the
+embench/hf ratio and the CPU. Loading is excluded. ``min_mass=0``: the 135M default model is far
+too small to be a real judge, so these are cost figures, not judgements. On a shared machine
+only ratios measured within one run compare.
+
+    .venv/bin/python benchmarks/eval_split.py [--answers 32] [--max-tokens 128] [--serial 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+
+from inspect_ai import Task, eval
+from inspect_ai.model import GenerateConfig, Model, get_model
+from inspect_ai.solver import generate
+
+from embench.evals.common import questions_dataset
+from embench.hardware import choose_precision, describe_cpu
+from embench.judge import DEFAULT_RUBRICS, JudgeScore, judge
+from embench.models.provider import get_scoring_queue
+from embench.models.resolve import default_model_dir
+from embench.questions import load_question_set
+
+
+def generate_answers(answers: int, max_tokens: int, dtype: str) -> tuple[list, float]:
+    """(question, answer) pairs from ``local/default`` and the eval's wall seconds."""
+    qset = load_question_set("general")
+    per_question = -(-answers // len(qset.questions))
+    dataset = questions_dataset(qset, per_question)[:answers]
+    task = Task(
+        dataset=dataset,
+        solver=generate(),
+        name="eval_split_generation",
+        config=GenerateConfig(temperature=1.0, max_tokens=max_tokens, seed=0),
+    )
+    model = get_model("local/default", dtype=dtype)
+    start = time.perf_counter()
+    (log,) = eval(task, model=model, display="none", log_dir="logs/benchmarks")
+    seconds = time.perf_counter() - start
+    assert log.status == "success", log.error
+    pairs = [(s.metadata["question"], s.output.completion) for s in log.samples]
+    return pairs, seconds
+
+
+async def judge_answers(
+    model: Model, pairs: list[tuple[str, str]], at_once: bool
+) -> list[JudgeScore]:
+    """Every answer under both rubrics; all concurrently, or one answer after another."""
+
+    def one(question: str, answer: str):
+        return asyncio.gather(
+            *(
+                judge(model, rubric, question, answer, cache=False, min_mass=0.0)
+                for rubric in DEFAULT_RUBRICS.values()
+            )
+        )
+
+    if at_once:
+        results = await asyncio.gather(*(one(q, a) for q, a in pairs))
+    else:
+        results = [await one(q, a) for q, a in pairs]
+    return [score for both in results for score in both]
+
+
+def timed(model: Model, pairs: list[tuple[str, str]], at_once: bool) -> tuple[float, list]:
+    start = time.perf_counter()
+    scores = asyncio.run(judge_answers(model, pairs, at_once))
+    return time.perf_counter() - start, scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--answers", type=int, default=32)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--serial", type=int, default=8, help="answers judged one at a time")
+    parser.add_argument("--no-hf", action="store_true", help="skip Inspect's hf provider")
+    parser.add_argument("--dtype", default="auto", help="auto = what embench picks on this CPU")
+    args = parser.parse_args()
+    if args.dtype == "auto":
+        precision, _ = choose_precision("auto", cuda=False)
+        args.dtype = {"bf16": "bfloat16", "fp32": "float32"}[precision]
+
+    print(f"CPU: {describe_cpu()}, {os.cpu_count()} cores; dtype {args.dtype}")
+    pairs, gen_seconds = generate_answers(args.answers, args.max_tokens, args.dtype)
+    n = len(pairs)
+    grader = get_model("local/default", dtype=args.dtype)  # the same loaded engine
+    timed(grader, pairs[:2], at_once=True)  # warm-up: digit mask, threads
+    before = dict(get_scoring_queue(grader.api.engine).stats)
+    judge_seconds, scores = timed(grader, pairs, at_once=True)
+    stats = {k: v - before[k] for k, v in get_scoring_queue(grader.api.engine).stats.items()}
+    rows = {
+        "generation (local)": gen_seconds / n,
+        "judge, batched (local, digits-exact)": judge_seconds / n,
+    }
+    if args.serial:
+        serial_seconds, _ = timed(grader, pairs[: args.serial], at_once=False)
+        rows["judge, one answer at a time"] = serial_seconds / min(args.serial, n)
+    hf_method = ""
+    if not args.no_hf:
+        folder = str(default_model_dir())
+        hf = get_model(f"hf/{folder}", dtype=args.dtype, device="cpu", do_sample=False)
+        timed(hf, pairs[:2], at_once=True)
+        hf_seconds, hf_scores = timed(hf, pairs, at_once=True)
+        rows["judge, Inspect hf provider"] = hf_seconds / n
+        hf_method = ", ".join(sorted({s.method for s in hf_scores}))
+    print(f"{n} answers, max_tokens={args.max_tokens}, 2 rubrics per answer")
+    for name, per_answer in rows.items():
+        print(f"{name:<40}{per_answer:8.3f} s/answer")
+    judged = rows["judge, batched (local, digits-exact)"]
+    print(f"judge / generation: {judged / rows['generation (local)']:.2f} (target <= 1)")
+    if "judge, one answer at a time" in rows:
+        print(
+            f"batched speed-up over one at a time: {rows['judge, one answer at a time'] / judged:.2f}x"
+        )
+    if hf_method:
+        print(
+            f"hf judge time / embench judge time: {rows['judge, Inspect hf provider'] / judged:.2f} "
+            f"(> 1: embench faster; hf scored by: {hf_method}; embench: "
+            f"{', '.join(sorted({s.method for s in scores}))})"
+        )
+    print(
+        f"judge batches: {stats['batches']}, rows {stats['rows']}, largest {get_scoring_queue(grader.api.engine).stats['max_rows']}; "
+        f"CPU: {describe_cpu()}"
+    )
+
+
+if __name__ == "__main__":
+    main()
