@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -105,12 +104,3 @@ def cpu_flags(monkeypatch: pytest.MonkeyPatch) -> Any:
         monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
 
     return use
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """`-m 'not slow'` skips the tests that load the real default model."""
-    if os.environ.get("EMBENCH_SKIP_SLOW") == "1":
-        skip = pytest.mark.skip(reason="EMBENCH_SKIP_SLOW=1: real default model tests skipped")
-        for item in items:
-            if "slow" in item.keywords:
-                item.add_marker(skip)

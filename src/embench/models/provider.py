@@ -306,7 +306,7 @@ class LocalModelAPI(ModelAPI):
     ) -> Any:
         """[layers, hidden]: the answer's mean residual stream after each layer, read by this
         model with ``messages`` before it (the persona projection; default engine only)."""
-        if not self.exact_digits:
+        if not isinstance(self.engine, GenerationEngine):
             raise EmbenchError("activations need the default local engine (not -M engine=vllm)")
         prompt = self._encode_chat(messages)
         tokens = self.tokenizer.encode(answer, add_special_tokens=False)
