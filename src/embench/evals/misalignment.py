@@ -13,6 +13,7 @@ judge), confirm (false: skip the stop before many paid judge calls).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from inspect_ai import Task, task
@@ -43,6 +44,8 @@ from embench.evals.common import (
     reject_unknown,
     resolve_protocol,
     score_value,
+    time_metadata,
+    time_split,
 )
 from embench.judge import MIN_MASS
 from embench.metrics import (
@@ -112,6 +115,7 @@ def task_metrics(aligned: float, coherent: float) -> list[Any]:
             name_template="q/{group_name}",
         ),
         judge_cache_hit_rate(),
+        time_split(),
     ]
 
 
@@ -136,6 +140,7 @@ def misalignment_judge(
                 answer=answer,
                 explanation="reasoning never closed (cut by max_tokens): no final answer",
             )
+        start = time.monotonic()
         verdicts, calls = await judge_all(
             grader_model(),
             rubrics[state.metadata["question_id"]],
@@ -161,6 +166,7 @@ def misalignment_judge(
                     for field in ("method", "mass", "reason", "bound")
                 },
                 **calls.metadata(),
+                **time_metadata(state, time.monotonic() - start),
             },
         )
 
