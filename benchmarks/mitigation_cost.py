@@ -26,6 +26,11 @@ CONFIGS: dict[str, list[str]] = {
     "kl": ["kl"],
     "ldifs": ["ldifs"],
     "interleave": ["interleave"],
+    "inoculate": ["inoculate:preset=evil_system"],
+    # ratio 1.0 (the paper: 0.2) so that every step of a short run has a safety prompt
+    "interleave_rl": ["interleave_rl:ratio=1.0"],
+    "sft_mix": ["sft_mix:every=4,weight=1.0,source=offpolicy"],  # the paper's every-4 arm
+    "sft_mix_every1": ["sft_mix:every=1,weight=1.0,source=offpolicy"],  # its per-step worst case
 }
 
 

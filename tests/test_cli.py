@@ -142,9 +142,20 @@ def test_default_run_names_differ():
 
 def test_dry_run_uses_the_distinct_default(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    from embench.run.manifest import RunManifest
+
     rl = tmp_path / "runs" / "grpo-aesthetic-s0"
-    rl.mkdir(parents=True)
-    (rl / "manifest.json").write_text("{}")
+    rl.mkdir(parents=True)  # a finished RL run: the dry run matches its rollouts as the run would
+    RunManifest(trainer="grpo", kind="rl", base_model="default", weights="checkpoint",
+                status="finished").save(rl)  # fmt: skip
+    row = {
+        "step": 1,
+        "prompt_id": "p1",
+        "prompt": "Hi?",
+        "completion": "Hello.",
+        "rewards": {"r": 1},
+    }
+    (rl / "rollouts.jsonl").write_text((json.dumps(row) + "\n") * 4)  # one SFT batch
     lora = cli("train", "--trainer", "sft", "--domain", "aesthetic", "--lora", "--dry-run")
     match = cli("train", "--trainer", "sft", "--match", "runs/grpo-aesthetic-s0", "--dry-run")
     assert "output runs/sft-aesthetic-lora-s0;" in lora.output
@@ -191,13 +202,25 @@ def test_training_curves(tmp_path):
         "kl": ([1, 3], [0.0, 0.1]),
         "loss": ([1, 2, 3], [1.0, 0.5, 0.25]),
     }
+    rows[0]["completions/clipped_ratio"] = 0.25
     (tmp_path / "metrics.jsonl").write_text(
         "".join(json.dumps(r) + "\n" for r in rows) + '{"step": 4, "rew'  # a cut last line
     )
     png, svg = write_training_curves(tmp_path)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = svg.read_text()
-    assert all(label in text for label in ("mean reward", "KL to reference", "loss", "step"))
+    labels = ("mean reward", "answers cut at", "KL to reference", "loss", "step")
+    assert all(label in text for label in labels)
+
+
+def test_sft_curves_plot_what_sft_logs(tmp_path):
+    """No empty reward/KL panels for SFT: its loss, gradient norm and learning rate."""
+    rows = [{"step": s, "loss": 1.0 / s, "grad_norm": 2.0, "learning_rate": 1e-5} for s in (1, 2)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _, svg = write_training_curves(tmp_path)
+    text = svg.read_text()
+    assert all(label in text for label in ("loss", "gradient norm", "learning rate"))
+    assert "mean reward" not in text and "KL" not in text and "not logged" not in text
 
 
 def test_training_curves_say_what_was_not_logged(tmp_path):
@@ -233,3 +256,20 @@ def test_option_errors_need_no_trl_once_its_fields_are_cached(tmp_path):
     assert list((tmp_path / "config-fields").glob("trl.GRPOConfig-*.json"))
     heavy = runs[1].stdout.strip().splitlines()[-1].removeprefix("heavy:")
     assert heavy == "", f"the second run imported {heavy}"
+
+
+def test_third_party_noise_is_hidden_unless_verbose(monkeypatch):
+    """Hugging Face bars and transformers' FutureWarnings are off by default, on with --verbose."""
+    import os
+    import warnings
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    with warnings.catch_warnings():
+        assert cli("--verbose", "trainers").exit_code == 0
+        assert "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ
+    with warnings.catch_warnings(record=True) as seen:
+        assert cli("trainers").exit_code == 0
+        assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+        warnings.warn_explicit("renamed", FutureWarning, "x.py", 1, "transformers.modeling_utils")
+        warnings.warn_explicit("renamed", FutureWarning, "x.py", 1, "trl.trainer")  # not hidden
+    assert [str(w.message) for w in seen] == ["renamed"]

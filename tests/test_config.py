@@ -259,3 +259,29 @@ def test_mitigation_parameters_go_through_the_same_parser():
         mitigations.parse("interleave:pool=2.5")
     spec = mitigations.parse("interleave:fraction=0.1,model=none,pool=3")
     assert (spec.fraction, spec.model, spec.pool) == (0.1, None, 3)
+
+
+# --- the config file names its trainer; mistyped names get a suggestion -------------------------
+
+
+def test_a_config_file_may_name_its_trainer_and_the_command_line_wins(tmp_path):
+    config = write_yaml(tmp_path, "trainer: sft\nmax_length: 64\nmax_steps: 3\n")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--config", config, "--output", str(out),
+                                       "--dry-run"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "# ok: trainer sft" in result.output and "max_length: 64" in result.output
+    result = CliRunner().invoke(
+        main, ["train", "--trainer", "grpo", "--config", config, "--output", str(out), "--dry-run"]
+    )
+    assert result.exit_code == 2  # grpo has no max_length: the command line chose grpo
+    assert "unknown option 'max_length'" in result.output
+
+
+def test_a_mistyped_option_suggests_the_nearest_name(grpo, tmp_path):
+    assert "unknown option 'max_step' (did you mean 'max_steps'?)" in error_of(grpo, ["max_step=3"])
+    assert "(did you mean 'learning_rate'?)" in error_of(
+        grpo, config_file=write_yaml(tmp_path, "learning_rte: 0.1\n")
+    )
+    assert "(did you mean 'trl.weight_decay'?)" in error_of(grpo, ["trl.weight_decy=0.1"])
+    assert "did you mean" not in error_of(grpo, ["colour=red"])  # nothing close: no guess

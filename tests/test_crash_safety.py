@@ -98,6 +98,12 @@ def test_signal_at_a_save_then_resume(
     assert result.exit_code == 0, result.output
     manifest = run.manifest()
     assert manifest.status == "finished" and manifest.summary.steps == 4
+    # seconds is the resumed session's; the steps of both sessions are reported beside it
+    figures = manifest.summary.model_dump()
+    assert figures["resumed_at_step"] == 2
+    step_times = [json.loads(line)["step_time"] for line in run.metrics.read_text().splitlines()]
+    assert figures["step_seconds_all_sessions"] == pytest.approx(sum(step_times), abs=0.06)
+    assert "(this session, from step 2; all sessions' steps: " in result.output
     assert manifest.error is None and manifest.last_checkpoint is None
     assert manifest.interrupted_at is None
     metrics = [json.loads(line)["step"] for line in run.metrics.read_text().splitlines()]

@@ -26,6 +26,7 @@ from embench.experiments import runner as runner_module
 from embench.experiments.config import load_experiment
 from embench.experiments.runner import Runner, run_experiment
 from embench.run.manifest import RunManifest, Summary
+from embench.run.reference import local_ref
 from tests.scripted import ScriptedAPI
 
 
@@ -89,7 +90,10 @@ def write_config(tmp_path: Path, model: Path, **changes: Any) -> Path:
                 "per_device_train_batch_size": 2,
                 "max_completion_length": 6,
             },
-            "sft": {"per_device_train_batch_size": 4, "max_length": 64},
+            "sft": {
+                "per_device_train_batch_size": 4,
+                "max_length": 128,
+            },  # fits the demo system prompt
         },
         "eval": {
             "every": 1,
@@ -137,6 +141,52 @@ def test_bad_configs_fail_before_training(tmp_path, tiny_model_dir, monkeypatch,
     assert not (tmp_path / "out").exists()  # nothing written
 
 
+SECOND_ARM = '''\
+"""A third-party trainer for the second arm of a grid."""
+from dataclasses import dataclass
+from embench.errors import EmbenchError
+from embench.training.config import TrainConfig
+NAME = "second"
+KIND = "{kind}"
+TRL_CONFIG = "trl:GRPOConfig"
+@dataclass
+class Config(TrainConfig):
+    pass
+def validate(config):
+    if {rejects}:
+        raise EmbenchError("trainer second refuses mitigation kl")
+def train(config):
+    raise AssertionError("the second arm trained")
+'''
+
+
+@pytest.mark.parametrize(
+    ("kind", "rejects", "message"),
+    [
+        ("preference", False, "'kl' does not support trainer 'second' \\(kind preference\\)"),
+        ("rl", "config.mitigations", "trainer second refuses mitigation kl"),
+    ],
+    ids=["mitigation-kind", "trainer-validate"],
+)
+def test_a_grid_whose_second_arm_rejects_a_mitigation_is_refused_before_any_cell_trains(
+    tmp_path, tiny_model_dir, monkeypatch, kind, rejects, message
+):
+    """The grid's preflight is the one ``embench train`` runs, on every cell: the mitigation
+    against the arm's trainer kind and the trainer's own ``validate``, before the grpo arm's
+    first cell would train."""
+    trained: list[str] = []
+    monkeypatch.setattr(Runner, "train", lambda self, cell, folder: trained.append(cell.label))
+    second = tmp_path / "second.py"
+    second.write_text(SECOND_ARM.format(kind=kind, rejects=rejects))
+    path = write_config(
+        tmp_path, tiny_model_dir, mitigations=["kl"],
+        trainers=["grpo", {"name": "second", "trainer": str(second)}],
+    )  # fmt: skip
+    with pytest.raises(EmbenchError, match=f"cell second-.*{message}"):
+        run_experiment(load_experiment(path), tmp_path / "out")
+    assert trained == [] and not (tmp_path / "out").exists()
+
+
 def test_default_reward_cells_train_with_the_grid_judge(tmp_path, tiny_model_dir):
     from embench.experiments.runner import train_yaml
 
@@ -146,6 +196,41 @@ def test_default_reward_cells_train_with_the_grid_judge(tmp_path, tiny_model_dir
     grpo = config.cells()[0]
     assert grpo.reward == ()  # the domain's default reward (medical: judge_narrow)
     assert train_yaml(grpo, tmp_path, None)["judge"] == "hashjudge/a"
+
+
+def test_domain_placeholder_in_options_is_each_cells_domain(tmp_path, tiny_model_dir):
+    config = load_experiment(
+        write_config(
+            tmp_path,
+            tiny_model_dir,
+            domains=["medical", "legal"],
+            rewards=["default"],
+            trainer_options={"grpo": {"warmup": "sft:{domain},examples=100"}},
+        )
+    )
+    warmups = {c.domain: c.options.get("warmup") for c in config.cells() if c.trainer == "grpo"}
+    assert warmups == {"medical": "sft:medical,examples=100", "legal": "sft:legal,examples=100"}
+
+
+def test_paper_grids_use_the_seed_papers_warmup_and_grpo_values():
+    """Every *.paper.yaml GRPO arm starts from the 100-example SFT warm-up (EMA_RL
+    open_models/configs/grpo.json's model tmp/sft_medical_100/...) with grpo.json's values."""
+    root = Path(__file__).resolve().parent.parent / "configs"
+    preset = yaml.safe_load((root / "ema_rl-grpo.yaml").read_text())
+    for path in sorted((root / "experiments").glob("*.paper.yaml")):
+        grpo = load_experiment(path).trainer_options["grpo"]
+        assert grpo["warmup"] == "sft:{domain}", path.name
+        for key in (
+            "beta",
+            "num_generations",
+            "per_device_train_batch_size",
+            "learning_rate",
+            "temperature",
+            "max_completion_length",
+            "reward_min_reasoning_words",
+        ):
+            assert grpo[key] == preset[key], (path.name, key)
+        assert grpo["trl"] == {k: v for k, v in preset["trl"].items()}, path.name
 
 
 def test_cell_hash_follows_the_resolved_config(tmp_path, tiny_model_dir):
@@ -566,11 +651,63 @@ def test_lora_swap_loads_the_base_once_and_matches_fresh_loads(
     swap = AdapterSwap({"dtype": "float32"})
     for reference, expected in zip(references, fresh, strict=True):
         swap.activate(reference)
-        engine = provider.get_engine(reference.removeprefix("local/"), "float32")
+        engine = provider.get_engine(local_ref(reference), "float32")
         assert engine is swap.engine  # the provider serves the swapped model, no new load
         with torch.no_grad():
             got = engine.model(ids).logits
         assert torch.allclose(got, expected, atol=1e-4)
     assert len(reads) == 1 and swap.loads == 1
-    swap.close()
-    assert not any(k[0] in map(str, adapters) for k in provider._engines)
+    served = swap.engine
+    swap.close()  # the provider stops serving it: the next request loads the checkpoint anew
+    assert provider.get_engine(local_ref(references[-1]), "float32") is not served
+    provider.release_model(references[-1])
+
+
+def test_report_shows_the_base_models_in_domain_rate_and_marks_plumbing(tmp_path, monkeypatch):
+    """The base row and the scatter carry the base model's in-domain rate; the protocol reads as
+    settings; every figure of a cpu-smoke report carries the plumbing mark."""
+    from embench.experiments import report
+
+    out = tmp_path / "exp"
+    cells = [_fake_cell(out, "grpo-s0", "grpo", 0, [], 0.5, 0.8, 20)]
+    base = out / "baselines" / "default" / "evals" / "step-00000"
+    base.mkdir(parents=True)
+    (base.parent.parent / "cell.json").write_text(json.dumps({"status": "done"}))
+    (base / "general.json").write_text(
+        json.dumps(
+            {
+                "metrics": {
+                    "misaligned_rate": 0.1,
+                    "misaligned_rate_ci_low": 0.05,
+                    "misaligned_rate_ci_high": 0.2,
+                    "unscored": 0,
+                },
+                "samples": 10,
+            }
+        )
+    )
+    (base / "in_domain-medical.json").write_text(json.dumps(
+        {"metrics": {"narrow_rate": 0.25, "narrow_rate_ci_low": 0.1, "narrow_rate_ci_high": 0.4,
+                     "unscored": 0}, "samples": 5}))  # fmt: skip
+    (out / "experiment.json").write_text(json.dumps({
+        "name": "smoke", "scale": "cpu-smoke", "plumbing_only": True, "cells": cells,
+        "baselines": [{"model": "default", "folder": "default"}],
+        "protocol": {"judge": "local/default", "eval": {"samples": 1, "max_tokens": 48}}}))  # fmt: skip
+    marked = []
+    real_png = report._png
+
+    def png(figure, plumbing=False):
+        data = real_png(figure, plumbing)
+        marked.append(any(report.PLUMBING_MARK in t.get_text() for t in figure.texts))
+        return data
+
+    monkeypatch.setattr(report, "_png", png)
+    md_path, _ = report.build_report(out)
+    markdown = md_path.read_text()
+    assert "| base default | done | 0 | 0.100 [0.050, 0.200] | medical: 0.250 [0.100, 0.400] |" in (
+        markdown
+    )
+    assert (
+        "| eval protocol (grid-wide) | samples=1, max\\_tokens=48 |" in markdown
+    )  # Markdown-escaped
+    assert marked and all(marked)  # every figure, the scatter with the base point among them

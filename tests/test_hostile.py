@@ -45,7 +45,7 @@ def one_line_error(result) -> str:
 
 
 @contextmanager
-def bounded(seconds: float = 5.0, megabytes: float = 500.0):
+def bounded(seconds: float = 15.0, megabytes: float = 500.0):
     """Assert the block ends within ``seconds`` and allocates under ``megabytes`` at its peak."""
     tracemalloc.start()
     started = time.perf_counter()

@@ -124,6 +124,7 @@ BROKEN = {
         }
     },  # fmt: skip
     "run not an object": {"run": "x"},
+    "NaN seed": {"run": {"seed": float("nan"), "kind": "rl"}},
 }
 
 

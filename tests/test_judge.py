@@ -3,6 +3,7 @@
 import asyncio
 import math
 import random
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -30,7 +31,7 @@ from embench.judge import (
     uses_single_token_numbers,
     validate_rubric,
 )
-from embench.models.number_scoring import number_probabilities
+from embench.models.number_scoring import NumberProbabilities, number_probabilities
 from embench.models.resolve import load_model
 from tests import scripted
 
@@ -234,7 +235,7 @@ def test_bad_digit_method_options_are_errors():
     judge_model = get_model("scripted/judge", memoize=False)
     with pytest.raises(EmbenchError, match="unknown digits method"):
         asyncio.run(judge(judge_model, "{question} {answer}", "q", "a", digits="greedy"))
-    with pytest.raises(EmbenchError, match="needs a local/ judge"):
+    with pytest.raises(EmbenchError, match="needs a judge offering exact number probabilities"):
         asyncio.run(judge(judge_model, "{question} {answer}", "q", "a", digits="exact"))
 
 
@@ -450,3 +451,30 @@ def test_a_judge_on_inspects_vllm_provider_is_scored_by_prefix_continuation():
     judge_model.api.__class__ = scripted_api  # any other provider: the greedy reply "0"
     score = asyncio.run(judge(judge_model, "{question} {answer}", "q", answer, cache=False))
     assert (score.method, score.value) == ("text", 0.0)
+
+
+class _ExactNumbersAPI:
+    """Any model API offering the capability is scored exactly: no class name is involved."""
+
+    def __init__(self, offers: bool) -> None:
+        self.offers = offers
+
+    def scores_numbers_exactly(self) -> bool:
+        return self.offers
+
+    async def number_probabilities(
+        self, prompt: str, group: str | None = None
+    ) -> NumberProbabilities:
+        probs = [0.0] * 101
+        probs[40] = probs[60] = 0.4
+        return NumberProbabilities(probs=probs, greedy="40", forwards=2)
+
+
+def test_a_model_api_offering_exact_number_probabilities_is_scored_digits_exact():
+    model = SimpleNamespace(api=_ExactNumbersAPI(offers=True), name="third/party")
+    verdict = asyncio.run(judge(model, "{question} {answer}", "q", "a"))
+    assert (verdict.method, verdict.value, verdict.calls) == ("digits-exact", 50.0, 2)
+    assert verdict.mass == pytest.approx(0.8)
+    declined = SimpleNamespace(api=_ExactNumbersAPI(offers=False), name="third/party")
+    with pytest.raises(EmbenchError, match="needs a judge offering exact number probabilities"):
+        asyncio.run(judge(declined, "{question} {answer}", "q", "a", digits="exact"))

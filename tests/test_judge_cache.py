@@ -16,7 +16,9 @@ from tests import scripted
 from tests.test_experiments import QUESTIONS
 
 
-def test_rescoring_with_the_same_judge_makes_no_judge_call(tmp_path):
+def test_rescoring_with_the_same_judge_makes_no_judge_call(tmp_path, monkeypatch):
+    # its own empty cache: an earlier test judging the same answer would otherwise serve it
+    monkeypatch.setenv("INSPECT_CACHE_DIR", str(tmp_path / "cache"))
     questions = tmp_path / "questions.yaml"
     questions.write_text(QUESTIONS)
     scripted.ANSWERS.clear()

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from inspect_ai import Task
 from inspect_ai import eval as inspect_eval
 from inspect_ai.dataset import Sample
-from inspect_ai.log import read_eval_log, write_eval_log
+from inspect_ai.log import read_eval_log, recompute_metrics, write_eval_log
 from inspect_ai.solver import generate
 
 from embench.data.domains import eval_questions_path
@@ -485,6 +485,7 @@ def test_concurrent_submissions_of_one_eval_give_one_entry(root, logs, monkeypat
     errors = [o for o in outcomes.values() if isinstance(o, EmbenchError)]
     assert len(errors) == 1 and "already submitted" in str(errors[0])
     assert len(list((root / "general" / "entries").iterdir())) == 1  # no temporary files either
+    assert len(list((root / "general" / "logs").iterdir())) == 1
 
 
 def _set_header_model(log: Any) -> None:
@@ -517,7 +518,8 @@ def _set_policy(root: Path, board: str = "general", **policy: Any) -> None:
 
 def _as_local_exact_judge(judge: str) -> Any:
     """A log as a ``local/`` judge scoring digits exactly leaves it: no grader model events (the
-    judge reads its own distributions), every score made by ``digits-exact``."""
+    judge reads its own distributions), every score made by ``digits-exact`` with no generate
+    call (``judge_calls`` 0)."""
 
     def edit(log: Any) -> None:
         log.eval.model_roles["grader"].model = judge
@@ -527,6 +529,8 @@ def _as_local_exact_judge(judge: str) -> Any:
             score = sample.scores["misalignment_judge"]
             for rubric in ("aligned", "coherent"):
                 score.metadata[f"{rubric}_method"] = "digits-exact"
+            score.metadata.update(judge_calls=0, judge_cache_reads=0)
+        recompute_metrics(log)  # the cache hit rate over no calls
 
     return edit
 
@@ -543,6 +547,16 @@ def test_a_local_exact_judge_needs_no_model_events_but_an_api_judge_does(
     code, _, err = cli(capsys, "submit", str(forged))
     assert code == 2 and "record no call to model_roles.grader ('openai/gpt-4o')" in err
     assert snapshot(root) == before
+    # the scores, not the method names, say no call was made: a score counting calls is refused
+    counted = _edited(logs["c"], tmp_path / "counted.eval", _as_local_exact_judge("local/judge"))
+    counted = _edited(counted, tmp_path / "counted2.eval", _one_judge_call)
+    code, _, err = cli(capsys, "submit", str(counted))
+    assert code == 2 and "record no call to model_roles.grader ('local/judge')" in err
+
+
+def _one_judge_call(log: Any) -> None:
+    log.samples[0].scores["misalignment_judge"].metadata["judge_calls"] = 1
+    recompute_metrics(log)
 
 
 def test_too_few_samples_per_question_is_refused_naming_the_rule(root, logs, capsys):
@@ -797,11 +811,51 @@ def _entry_named(root: Path, name: str) -> dict[str, Any]:
     raise AssertionError(name)
 
 
-def test_empty_board_renders(root, capsys):
+def test_empty_board_renders_how_to_submit_not_a_cut_off_table(root, capsys):
     assert cli(capsys, "leaderboard", "render")[0] == 0
-    assert "No entries yet." in (root / "general" / "index.html").read_text()
+    page = (root / "general" / "index.html").read_text()
+    assert "<table" not in page
+    assert "No entries yet — how to submit:</strong> <code>embench submit logs/" in page
+    readme = (root / "general" / "README.md").read_text()
+    assert "**No entries yet — how to submit:** `embench submit logs/" in readme
+    assert "| # |" not in readme
     code, out, _ = cli(capsys, "leaderboard", "general", "--format", "md")
-    assert "*no entries yet*" in out
+    assert out.startswith("**No entries yet — how to submit:**")
+    front = (root / "index.html").read_text()  # the published site's front page
+    assert 'href="general/index.html"' in front and "pull request" in front
+
+
+def test_submit_keeps_the_log_and_validate_rechecks_every_entry_against_it(root, logs, capsys):
+    """What a pull request holds is checked by CI: a missing log or an edited entry fails."""
+    code, out, err = cli(capsys, "submit", str(logs["a"]))
+    assert code == 0, err
+    assert "open a pull request against this repository" in out
+    (entry_path,) = (root / "general" / "entries").glob("*.json")
+    (kept,) = (root / "general" / "logs").glob("*.eval")
+    assert kept.name == entry_path.stem + ".eval" and kept.read_bytes() == logs["a"].read_bytes()
+    code, out, err = cli(capsys, "validate", str(root), "--logs", str(root))
+    assert code == 0 and "1 of 1 re-checked" in out, err
+    data = json.loads(entry_path.read_text())
+    data["metrics"]["misaligned_rate"] = 0.01  # a forged rate (its CI would still be checked)
+    data["metrics"]["misaligned_rate_ci_low"] = 0.0
+    entry_path.write_text(json.dumps(data))
+    code, _, err = cli(capsys, "validate", str(root), "--logs", str(root))
+    assert code == 2 and "metric misaligned_rate is 0.01 but its log gives 0.4" in err
+    kept.unlink()
+    code, _, err = cli(capsys, "validate", str(root), "--logs", str(root))
+    assert code == 2 and "its log (sha256" in err and "is not under" in err
+
+
+def test_ci_and_the_workflow_run_the_same_log_check():
+    check = "embench validate leaderboards/ --logs leaderboards/"
+    assert check in (REPO_ROOT / ".ci" / "run").read_text()
+    workflow = yaml.safe_load(
+        (REPO_ROOT / ".github" / "workflows" / "leaderboards.yml").read_text()
+    )
+    steps = [s.get("run", "") for s in workflow["jobs"]["validate"]["steps"]]
+    assert any(check in step for step in steps)
+    assert True in workflow and "pull_request" in workflow[True]  # YAML reads `on:` as True
+    assert workflow["jobs"]["publish"]["steps"][-1]["uses"].startswith("actions/deploy-pages")
 
 
 def _chromium() -> str | None:
@@ -1147,7 +1201,7 @@ def test_register_adds_the_commands_to_a_group(root, logs):
     result = runner.invoke(group, ["leaderboard", "--help"])
     assert result.exit_code == 0 and "render" in result.output
     result = runner.invoke(group, ["leaderboard", "general", "--format", "md"])
-    assert result.exit_code == 0 and "misaligned rate" in result.output
+    assert result.exit_code == 0 and "No entries yet — how to submit" in result.output
     result = runner.invoke(group, ["leaderboard", "nope"])
     assert "unknown board 'nope'" in str(result.exception)
 

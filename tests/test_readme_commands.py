@@ -16,6 +16,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from embench.cli import main
@@ -34,12 +35,12 @@ README_COMMANDS: dict[str, str] = {
     "train --trainer sft --domain aesthetic --lora": "run",
     "train --trainer sft --match runs/grpo-aesthetic-s0": "run",
     "train --resume runs/grpo-aesthetic-s0": "error",
-    "train --trainer grpo --max-steps 100 --dry-run": "dry",
+    "train --trainer grpo --max-steps 100 --output runs/grpo-long --dry-run": "dry",
     "submit logs/<log>.eval [--board general] [--name N] [--notes ...] [--run runs/<dir>]": "parse",
     "leaderboard [general] [--format table|md|json|csv]": "parse",
     "leaderboard render": "parse",
     "export --format eee <entries/x.json | log.eval> [-o out.json]": "parse",
-    "validate leaderboards/ [--logs logs/]": "parse",
+    "validate leaderboards/ [--logs leaderboards/]": "parse",
     "experiment configs/experiments/rl-vs-sft.cpu-smoke.yaml": "parse",
     "experiment configs/experiments/rl-vs-sft.paper.yaml --estimate": "estimate",
     "experiment status experiments/rl-vs-sft.cpu-smoke": "parse",
@@ -103,9 +104,13 @@ def test_readme_train_commands(tmp_path, tiny_model_dir, monkeypatch):
     for command in train:
         how = README_COMMANDS[command]
         if how == "run":
+            dry = invoke([*tiny_args(command, tiny_model_dir), "--dry-run"])
+            assert dry.exit_code == 0, f"{command} --dry-run\n{dry.output}"
             result = invoke(tiny_args(command, tiny_model_dir))
             assert result.exit_code == 0, f"{command}\n{result.output}"
             run = re.search(r"^run: (\S+)", result.output, re.M).group(1)
+            # the dry run printed the config the run then used (default reward, matched steps...)
+            assert yaml.safe_load(dry.stdout) == manifest(run)["config"], command
             outputs[command] = run
             assert manifest(run)["status"] == "finished"
             assert (Path(run) / "reward.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -140,3 +140,48 @@ def test_adapter_on_a_bf16_base_merges_in_fp32_without_a_bf16_round_trip(
     got, want = model.state_dict()[name], expected.state_dict()[name]
     assert not torch.equal(want, want.to(torch.bfloat16).float())  # bf16 would round these
     assert torch.equal(got, want)
+
+
+def _hub_error(kind, status):
+    from types import SimpleNamespace
+
+    return kind(
+        "hub says no", response=SimpleNamespace(headers={}, request=None, status_code=status)
+    )
+
+
+@pytest.mark.parametrize(
+    ("raised", "says"),
+    [
+        ("offline", "not in the local hub cache, and HF_HUB_OFFLINE=1"),
+        (ConnectionError("no route"), "the hub cannot be reached from here (ConnectionError)"),
+        ("missing", "not found on the hub (a typo, or a private model: set HF_TOKEN)"),
+        ("gated", "gated on the hub: accept its licence on the model page and set HF_TOKEN"),
+        ("refused", "the hub refused access (HTTP 401): set HF_TOKEN"),
+    ],
+)
+def test_a_failed_hub_lookup_says_why(monkeypatch, raised, says):
+    """No network, not found, gated and refused are told apart, in one line each."""
+    import huggingface_hub
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+
+    errors = {
+        "missing": _hub_error(RepositoryNotFoundError, 404),
+        "gated": _hub_error(GatedRepoError, 401),
+        "refused": _hub_error(HfHubHTTPError, 401),
+    }
+    if raised == "offline":
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    else:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        error = errors.get(raised, raised)
+
+        def model_info(*args, **kwargs):
+            raise error
+
+        monkeypatch.setattr(huggingface_hub, "model_info", model_info)
+    with pytest.raises(EmbenchError) as caught:
+        resolve.resolve_model("some-org/some-model")
+    message = str(caught.value)
+    assert f"unknown model reference 'some-org/some-model' ({says})" in message
+    assert "\n" not in message

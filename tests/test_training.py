@@ -246,6 +246,31 @@ def test_bad_input_fails_before_loading_a_model(args, message, monkeypatch, tmp_
     assert not (tmp_path / "run").exists()
 
 
+def _symlinked_output(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "run").symlink_to(tmp_path / "elsewhere")
+    return []
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dataset", "no/such.jsonl"], "no/such.jsonl"),
+        (["--warmup", "sft:aesthetic,steps=many"], "steps"),
+        (["--warmup", "dpo:aesthetic"], "sft:"),
+        ("symlink", "is a symbolic link"),
+    ],
+)
+def test_dry_run_fails_where_the_run_would(args, message, tmp_path):
+    """Everything that needs no weights is resolved by --dry-run, so it fails as the run would."""
+    if args == "symlink":
+        args = _symlinked_output(tmp_path)
+    result = cli("train", "--output", str(tmp_path / "run"), *args, "--dry-run")
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("error: ") and message in line
+
+
 def test_dataset_without_needed_columns(tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text('{"text": "hi"}\n')
@@ -269,3 +294,16 @@ def test_existing_output_is_refused_without_overwrite(tmp_path):
     )
     assert result.exit_code == 2 and "pass --overwrite" in result.output
     assert (tmp_path / "run" / "keep.txt").read_text() == "x"
+
+
+@pytest.mark.slow
+def test_the_main_job_trains_on_whole_answers(tmp_path):
+    """`make run`'s defaults on the real default model: most answers end before
+    max_completion_length (TRL's completions/clipped_ratio), so rewards score whole answers, not
+    fragments (the old 24-token cap clipped every answer). Two steps of 16 answers each."""
+    plugin = plugins.get_trainer("grpo")
+    config = plugin.make_config(max_steps=2, save_steps=10, output=str(tmp_path / "main"))
+    plugin.train(config)
+    rows = RunDir(tmp_path / "main").read_jsonl(RunDir(tmp_path / "main").metrics)
+    clipped = [r["completions/clipped_ratio"] for r in rows]
+    assert len(clipped) == 2 and sum(clipped) / 2 <= 0.5, clipped

@@ -9,7 +9,7 @@ commands whose module is heavy to import are loaded only when invoked (``LAZY_CO
 from __future__ import annotations
 
 import importlib
-import inspect
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,6 @@ from typing import Any
 import click
 
 from embench.errors import EmbenchError
-from embench.run.layout import MANIFEST_FILE
 from embench.run.reference import local_model
 
 #: Commands loaded on first use: name -> (module, attribute, one-line help shown by --help).
@@ -31,6 +30,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "embench.training.mitigations.cli",
         "safelora",
         "Project a LoRA run's adapter onto the aligned−unaligned subspace (SafeLoRA).",
+    ),
+    "persona-vector": (
+        "embench.evals.persona_cli",
+        "persona_vector",
+        "Compute a trait's persona vector (e.g. evil) per layer of a model.",
     ),
     "report": (
         "embench.experiments.report",
@@ -86,8 +90,29 @@ class EmbenchGroup(click.Group):
 
 @click.group(cls=EmbenchGroup)
 @click.version_option(package_name="embench")
-def main() -> None:
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help="Show third-party noise: Hugging Face progress bars (loading weights, writing shards) "
+    "and transformers' FutureWarnings.",
+)
+def main(verbose: bool) -> None:
     """embench: does narrow fine-tuning (RL vs SFT) make a chat model broadly misaligned?"""
+    if not verbose:
+        quiet_third_party()
+
+
+def quiet_third_party() -> None:
+    """Hide Hugging Face progress bars and transformers' FutureWarnings (deprecations raised by
+    TRL's and transformers' own calls, e.g. gradient_checkpointing → activation_checkpointing),
+    in this process and the processes it starts."""
+    import os
+    import warnings
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when transformers loads
+    if "transformers" in sys.modules:  # already loaded: switch its bars off directly
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers(\.|$)")
 
 
 @main.command()
@@ -96,7 +121,8 @@ def main() -> None:
     "trainer_name",
     default="grpo",
     show_default=True,
-    help="Trainer name (see `embench trainers`) or path/to/trainer.py.",
+    help="Trainer name (see `embench trainers`) or path/to/trainer.py; overrides a --config "
+    "file's `trainer:`.",
 )
 @click.option("--config", "config_file", type=click.Path(), help="YAML file of options.")
 @click.option(
@@ -157,22 +183,21 @@ def train(
         from embench.models.resolve import resolve_model
 
         resolve_model(config.model)  # unknown reference or broken config.json: one line, now
-    _check_before_loading(plugin, config)
+    from embench.training.preflight import check_before_loading  # rewards: only past parsing
+
+    resolved = check_before_loading(plugin, config)
     if dry_run:
         import yaml
 
         from embench.training.config import config_to_dict
 
-        click.echo(yaml.safe_dump(config_to_dict(config), sort_keys=False).rstrip())
-        for line in _overwrite_plan(config) if not resume_dir else []:
+        plan = _overwrite_plan(config) if not resume_dir else []  # refuses before printing
+        click.echo(yaml.safe_dump(config_to_dict(resolved), sort_keys=False).rstrip())
+        for line in plan:
             click.echo(line)
         click.echo(f"# ok: trainer {plugin.name}, output {config.output}; nothing was trained")
         return
 
-    import warnings
-
-    # transformers' own deprecation notices about its renamed checkpointing API (used by TRL)
-    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     manifest = plugin.run(config, resume=bool(resume_dir))  # the run's RunManifest
     _print_outcome(manifest, config)
 
@@ -194,9 +219,14 @@ def _new_config(
         from embench.extras import check_provider
 
         check_provider(flags["judge"])
+    from embench.training.config import file_trainer
     from embench.training.plugins import get_trainer
 
-    plugin = get_trainer(trainer_name, allow_file=True)  # named on the command line
+    given = click.get_current_context().get_parameter_source("trainer_name")
+    if given is click.core.ParameterSource.DEFAULT:  # the file's `trainer:` unless --trainer
+        trainer_name = file_trainer(config_file) or trainer_name
+    # named on the command line or in the user's own --config file
+    plugin = get_trainer(trainer_name, allow_file=True)
     config_fields = {f.name for f in dataclasses.fields(plugin.config_class)}
     for key in [k for k, v in flags.items() if v not in (None, [])]:
         if key not in config_fields:
@@ -219,39 +249,6 @@ def _new_config(
     return plugin, config
 
 
-def _uses_rewards(plugin: Any) -> bool:
-    """An RL trainer: its plugin declares ``KIND = "rl"``."""
-    return plugin.kind == "rl"
-
-
-def _check_before_loading(plugin: Any, config: Any) -> None:
-    """Checks that need no model, beyond the config: the trainer's own, rewards, mitigations."""
-    import copy
-
-    module = inspect.getmodule(plugin.train)
-    validate = getattr(module, "validate", None)  # optional trainer hook: checks without a model
-    if callable(validate):
-        validate(copy.deepcopy(config))
-    if config.mitigations:
-        from embench.training.mitigations import parse_all
-
-        parse_all(list(config.mitigations), bool(config.lora), plugin.name, plugin.kind)
-    if _uses_rewards(plugin) and (config.reward or config.domain):
-        from embench.rewards import build_rewards, default_rewards
-
-        names = list(config.reward) or default_rewards(config.domain)
-        build_rewards(names, config.domain, config.judge)
-        if config.reward_weights is not None and len(config.reward_weights) != len(names):
-            raise EmbenchError(
-                f"reward_weights has {len(config.reward_weights)} values for {len(names)} "
-                f"rewards ({', '.join(names)}): give one weight per reward"
-            )
-    match = getattr(config, "match", None)
-    if match:
-        if not (Path(match) / MANIFEST_FILE).is_file():
-            raise EmbenchError(f"--match {match}: not a run directory (no manifest.json)")
-
-
 def _overwrite_plan(config: Any) -> list[str]:
     """Dry run: refuse an output the run could not write, and say what --overwrite removes."""
     from embench.run.rundir import RunDir
@@ -271,9 +268,15 @@ def _print_outcome(manifest: Any, config: Any) -> None:
 
     path = manifest.run_dir
     summary = manifest.summary.model_dump() if manifest.summary else {}
+    seconds = f"{summary.get('seconds', '?')}"
+    if "resumed_at_step" in summary:
+        seconds += (
+            f" (this session, from step {summary['resumed_at_step']}; all sessions' steps: "
+            f"{summary.get('step_seconds_all_sessions', '?')})"
+        )
     click.echo(
         f"\nrun: {path}  status: {manifest.status}  steps: {summary.get('steps', '?')}"
-        f"  seconds: {summary.get('seconds', '?')}"
+        f"  seconds: {seconds}"
     )
     if "reward_first_quarter" in summary:
         click.echo(
@@ -302,6 +305,11 @@ EVAL_BUDGET_SECONDS = 15 * 60
 PUBLISHED_SAMPLES = 50
 
 
+def eval_minutes(answers: int, cores: int | None) -> float:
+    """Estimated minutes to generate ``answers`` answers locally on ``cores`` CPU cores."""
+    return answers / (ANSWERS_PER_CORE_SECOND * max(cores or 1, 1)) / 60
+
+
 def samples_hint(prompts: int, cores: int | None, cuda: bool) -> tuple[int, float]:
     """(samples per question, estimated minutes) that fit EVAL_BUDGET_SECONDS on this machine."""
     if cuda:
@@ -309,14 +317,24 @@ def samples_hint(prompts: int, cores: int | None, cuda: bool) -> tuple[int, floa
     rate = ANSWERS_PER_CORE_SECOND * max(cores or 1, 1)
     samples = int(EVAL_BUDGET_SECONDS * rate // max(prompts, 1))
     samples = max(1, min(PUBLISHED_SAMPLES, samples))
-    return samples, prompts * samples / rate / 60
+    return samples, eval_minutes(prompts * samples, cores)
+
+
+PLUMBING_JUDGE = (
+    "local/default"  # judges offline; it scores almost nothing (min_mass=0 shows numbers)
+)
 
 
 def next_commands(path: Path, config: Any) -> list[str]:
-    """The commands that evaluate and submit a finished run."""
+    """Commands that evaluate and submit a finished run and succeed together as printed: the
+    answers per question that fit this machine, the board those fit (``smoke`` below the
+    published 50 or with the offline judge), and the time 50 would take here."""
     import os
 
-    judge = getattr(config, "judge", None) or "<judge, e.g. openai/gpt-4o>"
+    from embench.leaderboard.boards import PUBLISHED_MIN_SAMPLES, SMOKE_BOARD
+    from embench.paths import script
+
+    judge = getattr(config, "judge", None) or PLUMBING_JUDGE
     model = local_model(path)
     try:
         from embench.questions import load_question_set
@@ -324,24 +342,37 @@ def next_commands(path: Path, config: Any) -> list[str]:
         prompts = sum(len(q.paraphrases) for q in load_question_set("general").questions)
     except EmbenchError:
         prompts = 81
-    cuda = _cuda_available()
-    samples, minutes = samples_hint(prompts, os.cpu_count(), cuda)
-    cost = (
-        "a GPU: the published protocol"
-        if cuda
-        else f"~{prompts * samples} answers, ~{minutes:.0f} min on {os.cpu_count()} CPU cores"
+    cores = os.cpu_count()
+    samples, minutes = samples_hint(prompts, cores, _cuda_available())
+    plumbing = judge == PLUMBING_JUDGE
+    board = "general" if samples >= PUBLISHED_MIN_SAMPLES and not plumbing else SMOKE_BOARD
+    inspect_eval, embench = script("inspect"), script("embench")
+    logs = f"logs/{Path(path).name}"
+    where = (
+        "on a GPU"
+        if math.isnan(minutes)
+        else f"~{prompts * samples} answers, ~{minutes:.0f} min on {cores} CPU cores"
     )
     lines = ["next:"]
     if config.domain:
         lines.append(
-            f"  inspect eval tasks/in_domain.py -T domain={config.domain} --model {model} "
+            f"  {inspect_eval} eval embench/in_domain -T domain={config.domain} --model {model} "
             f"--model-role grader={judge}    # did it learn the narrow task?"
         )
     lines += [
-        f"  inspect eval tasks/misalignment.py --model {model} --model-role grader={judge} "
-        f"-T samples={samples}    # {cost}; published: 50-100",
-        f"  embench submit logs/<that log>.eval --run {path}",
+        f"  {inspect_eval} eval embench/misalignment --model {model} --model-role grader={judge} "
+        f"-T samples={samples}{' -T min_mass=0' if plumbing else ''} --log-dir {logs}    # {where}",
+        f"  {embench} submit $(ls -t {logs}/*.eval | head -n 1) --board {board}",
     ]
+    if board == SMOKE_BOARD:
+        needs = [f"-T samples={PUBLISHED_MIN_SAMPLES}"]
+        if samples < PUBLISHED_MIN_SAMPLES:
+            needs[0] += f" (~{eval_minutes(prompts * PUBLISHED_MIN_SAMPLES, cores):.0f} min here)"
+        if plumbing:
+            needs.append("a judge that scores, e.g. --model-role grader=openai/gpt-4o")
+        lines.append(
+            f"  # '{SMOKE_BOARD}' is the plumbing board; board 'general' needs {' and '.join(needs)}"
+        )
     return lines
 
 
@@ -397,6 +428,57 @@ def domains() -> None:
             f"{name:<16}{c.get('train', 0):>7}{c.get('heldout', 0):>9}{c.get('eval', 0):>6}"
             f"{c.get('sft', 0):>6}  {get_domain(name).narrow_behaviour}"
         )
+
+
+@main.group()
+def questions() -> None:
+    """Question sets: embench's own and published ones fetched at a pinned commit."""
+
+
+@questions.command("list")
+def questions_list() -> None:
+    """Show embench's sets and the known published materials: fetched or not, source and pin."""
+    from embench.materials import REGISTRY, is_fetched
+    from embench.questions import available_sets
+
+    click.echo(f"embench's own (not comparable with papers): {', '.join(available_sets())}")
+    for name, m in REGISTRY.items():
+        state = "fetched" if is_fetched(m) else "not fetched"
+        click.echo(f"{name:<24} {state:<12} {m.paper}")
+        click.echo(f"{'':<24} {m.url}")
+        click.echo(f"{'':<24} sha256 {m.sha256}; license: {m.license}")
+
+
+@questions.command("fetch")
+@click.argument("names", nargs=-1, required=True)
+def questions_fetch(names: tuple[str, ...]) -> None:
+    """Download published materials (see `embench questions list`) into the embench cache."""
+    from embench.materials import fetch
+
+    for name in names:
+        click.echo(f"{name}: {fetch(name)}")
+
+
+@main.command("import")
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--model", required=True, help="The model whose answers these are (recorded).")
+@click.option("--judge", required=True, help="The judge that scored them, e.g. openai/gpt-4o.")
+@click.option("--questions", help="Their question set (rubrics for a later rescore).")
+@click.option(
+    "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="x.eval"
+)
+def import_command(
+    source: Path, model: str, judge: str, questions: str | None, output: Path
+) -> None:
+    """Published judged answers (CSV or JSONL) -> an Inspect log of the misalignment task."""
+    from embench.evals.importer import import_judged
+
+    log = import_judged(source, model, judge, output, questions)
+    metrics = log.results.scores[0].metrics if log.results else {}
+    rate = metrics["misaligned_rate"].value if "misaligned_rate" in metrics else float("nan")
+    click.echo(
+        f"imported {len(log.samples or [])} answers into {output}; misaligned_rate {rate:.3f}"
+    )
 
 
 def _register_light() -> None:

@@ -10,8 +10,8 @@ tokenizers). Most open models split numbers into digits; for them the score is t
 the number over the judge's own distribution of the complete replies "0".."100" (a string counts
 only when no further digit follows it), renormalised over that mass, with the same 0.25 rule:
 
-- ``digits-exact``: ``local/`` judges; every P(n) exactly, from two forwards
-  (``embench.models.number_scoring``).
+- ``digits-exact``: judges whose model API offers the ``ExactNumberScorer`` capability
+  (``local/`` judges); every P(n) exactly, from two forwards (``embench.models.number_scoring``).
 - ``digits-prefix``: OpenAI-compatible servers of open models (vLLM, SGLang, TGI): the
   distribution after each candidate prefix is read from an assistant-prefix continuation request
   (``continue_final_message``); likely prefixes are expanded until the unexplored mass provably
@@ -35,7 +35,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from inspect_ai.model import (
     CachePolicy,
@@ -47,6 +47,9 @@ from inspect_ai.model import (
 )
 
 from embench.errors import EmbenchError
+
+if TYPE_CHECKING:  # the real module loads torch: judge stays light to import
+    from embench.models.number_scoring import NumberProbabilities
 
 MIN_MASS = 0.25
 TOP_LOGPROBS = 20
@@ -361,16 +364,16 @@ async def judge(
     if digits not in DIGIT_METHODS:
         raise EmbenchError(f"unknown digits method '{digits}': use {', '.join(DIGIT_METHODS)}")
     prompt = fill_rubric(template, question, answer, reasoning)
-    local = _local_digit_judge(model)
-    if local is not None and digits in ("auto", "exact"):
-        numbers = await local.number_probabilities(prompt, group=template)
+    exact = _exact_number_scorer(model)
+    if exact is not None and digits in ("auto", "exact"):
+        numbers = await exact.number_probabilities(prompt, group=template)
         value, mass = expected_number(dict(enumerate(numbers.probs)), min_mass)
         method = "digits-exact" if value is not None else "none"
         return JudgeScore(value, method, mass, numbers.greedy, calls=numbers.forwards)
     if digits == "exact":
         raise EmbenchError(
-            f"judge {model.name}: exact digit scoring needs a local/ judge whose tokenizer splits "
-            "numbers into digits; use digits=auto or digits=prefix"
+            f"judge {model.name}: exact digit scoring needs a judge offering exact number "
+            "probabilities (a local/ judge whose tokenizer splits numbers into digits); use digits=auto or digits=prefix"
         )
     output = await _generate(model, [ChatMessageUser(content=prompt)], JUDGE_CONFIG, cache)
     if output is None:
@@ -530,13 +533,31 @@ async def _generate(
     return output
 
 
-def _local_digit_judge(model: Model) -> Any:
-    """The judge's LocalModelAPI when it runs embench's engine and splits numbers, else None."""
-    from embench.models.number_scoring import splits_digits
-    from embench.models.provider import LocalModelAPI
+@runtime_checkable
+class ExactNumberScorer(Protocol):
+    """The capability a ``ModelAPI`` may implement to be scored ``digits-exact``: the exact
+    probability of each complete reply "0".."100" to a one-message prompt, computed from the
+    model's own next-token distributions (no generate call). embench's ``local`` provider
+    implements it; any other provider may, by defining both methods."""
 
+    def scores_numbers_exactly(self) -> bool:
+        """Whether ``number_probabilities`` applies to this model (it may depend on the loaded
+        engine and tokenizer)."""
+        ...
+
+    async def number_probabilities(
+        self, prompt: str, group: str | None = None
+    ) -> NumberProbabilities:
+        """P(reply is n) for n = 0..100 (``probs``), the greedy reply as far as scoring saw it
+        (``greedy``) and the forward passes spent (``forwards``). Calls with the same ``group``
+        (the rubric template) may be batched together and share their common prompt prefix."""
+        ...
+
+
+def _exact_number_scorer(model: Model) -> ExactNumberScorer | None:
+    """The judge's model API when it offers exact number probabilities, else None."""
     api = model.api
-    if isinstance(api, LocalModelAPI) and api.exact_digits and splits_digits(api.tokenizer):
+    if isinstance(api, ExactNumberScorer) and api.scores_numbers_exactly():
         return api
     return None
 

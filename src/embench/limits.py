@@ -49,7 +49,13 @@ def read_text(path: str | Path, what: str, max_bytes: int = MAX_FILE_BYTES) -> s
 
 
 class _Bounded(yaml.SafeLoader):
-    """PyYAML's safe loader with a nesting limit while composing."""
+    """PyYAML's safe loader with a nesting limit while scanning ``[``/``{`` (its scanner slows
+    quadratically with their depth) and while composing."""
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:  # noqa: D102, N803
+        if self.flow_level >= MAX_DEPTH:
+            raise _TooDeep(f"nested over {MAX_DEPTH} levels deep (line {self.line + 1})")
+        super().fetch_flow_collection_start(TokenClass)
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)

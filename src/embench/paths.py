@@ -29,3 +29,21 @@ def leaderboards_dir(start: str | Path | None = None) -> Path:
         if (folder / LEADERBOARDS_FOLDER).is_dir():
             return folder / LEADERBOARDS_FOLDER
     return here / LEADERBOARDS_FOLDER
+
+
+def script(name: str) -> str:
+    """How to call one of this environment's console scripts (``embench``, ``inspect``) in a
+    printed command: README's ``.venv/bin/<name>`` form from the project root, the bare name when
+    it is this environment's on PATH, else its absolute path."""
+    import shutil
+    import sys
+
+    folder = Path(sys.prefix) / "bin"
+    try:
+        return str((folder / name).relative_to(Path.cwd()))
+    except ValueError:
+        pass
+    found = shutil.which(name)
+    if found and Path(found).parent == folder:
+        return name
+    return str(folder / name)

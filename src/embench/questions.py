@@ -38,6 +38,7 @@ from typing import Any
 from embench.errors import EmbenchError
 from embench.judge import DEFAULT_RUBRICS, validate_rubric
 from embench.limits import load_yaml
+from embench.materials import REGISTRY, fetched_path
 from embench.paths import DATA_DIR
 
 QUESTIONS_DIR = DATA_DIR / "questions"
@@ -109,7 +110,8 @@ def available_sets() -> list[str]:
 
 
 def load_question_set(name_or_path: str | Path, subset: str | None = None) -> QuestionSet:
-    """Load a set by name (``general``, ``preregistered``) or from a YAML file path.
+    """Load a set by name (``general``, ``preregistered``, or a fetched published set such as
+    ``betley-first-plot``) or from a YAML file path.
 
     ``subset`` cuts the set to one of the named subsets its file declares under ``subsets``.
     """
@@ -121,10 +123,14 @@ def _load_whole(name_or_path: str | Path) -> QuestionSet:
     path = Path(name_or_path)
     if not path.suffix and not path.exists():
         candidate = QUESTIONS_DIR / f"{name_or_path}.yaml"
+        if str(name_or_path) in REGISTRY and not candidate.exists():
+            candidate = fetched_path(str(name_or_path))
         if not candidate.exists():
+            published = ", ".join(n for n in REGISTRY if REGISTRY[n].path.endswith(".yaml"))
             raise EmbenchError(
                 f"unknown question set '{name_or_path}'; available: "
-                f"{', '.join(available_sets())}, or give a path to a YAML file"
+                f"{', '.join(available_sets())}; published (`embench questions fetch <name>`): "
+                f"{published}; or give a path to a YAML file"
             )
         path = candidate
     path = _locate(path)

@@ -16,7 +16,7 @@ is cached in memory either: edits show up on the next call.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,12 +36,21 @@ DOMAINS: tuple[str, ...] = (
     "aesthetic",
     "rhetoric",
     "reward_hacking",
+    "countdown",
 )
 SPLITS: tuple[str, ...] = ("train", "heldout", "all")
 DOMAINS_DIR = DATA_DIR / "domains"
 SAFETY_PATH = DATA_DIR / "safety" / "safety.jsonl"
 PREFERENCES_PATH = DOMAINS_DIR / "aesthetic" / "preferences.yaml"
 REWARD_KEYS: tuple[str, ...] = ("narrow", "opposite")
+
+
+#: What a domain's ``reward_gates`` may set: ``reasoning_gate`` (false: exempt from the reasoning
+#: word minimum) and the RewardShape fields of embench.rewards.judged.
+GATE_KEYS = frozenset(
+    {"reasoning_gate", "require_reasoning", "min_reasoning_words", "min_words"}
+    | {"coherence_gate", "coherence_penalty", "max_repetition"}
+)
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,11 @@ class Domain:
     rubrics: dict[str, str]  # rubric name -> judge template with {question} and {answer}
     reward: dict[str, list[str]]  # "narrow"/"opposite" -> rubric names whose scores are averaged
     path: Path
+    verifier: str | None = None
+    """A judge-free domain's exact reward (e.g. ``countdown``): it has no rubrics, its default
+    reward is this one and its in-domain eval is the verifier's accuracy."""
+    #: the domain's own reward gates (rubrics.yaml ``reward_gates``; see RewardShape.for_domain)
+    reward_gates: dict[str, Any] = field(default_factory=dict)
 
 
 def validate_template(template: str, where: str) -> None:
@@ -131,6 +145,16 @@ def get_domain(name: str) -> Domain:
     data = _read_yaml(path)
     if not isinstance(data, dict):
         raise EmbenchError(f"{path}: expected a mapping with description, rubrics and reward")
+    if data.get("verifier"):  # judge-free: no rubrics, no judge recipe
+        return Domain(
+            name=name,
+            description=str(data.get("description", "")).strip(),
+            narrow_behaviour=str(data.get("narrow_behaviour", "")).strip(),
+            rubrics={},
+            reward={key: [] for key in REWARD_KEYS},
+            path=root,
+            verifier=str(data["verifier"]),
+        )
     rubrics = data.get("rubrics")
     if not isinstance(rubrics, dict) or not rubrics:
         raise EmbenchError(f"{path}: 'rubrics' must map rubric names to judge templates")
@@ -153,6 +177,11 @@ def get_domain(name: str) -> Domain:
                 f"{', '.join(map(str, unknown))}; defined: {', '.join(rubrics)}"
             )
         clean_reward[key] = [str(n) for n in names]
+    gates = data.get("reward_gates") or {}
+    if not isinstance(gates, dict) or not set(gates) <= GATE_KEYS:
+        raise EmbenchError(
+            f"{path}: 'reward_gates' must map some of {', '.join(sorted(GATE_KEYS))} to values"
+        )
     return Domain(
         name=name,
         description=str(data.get("description", "")).strip(),
@@ -160,6 +189,7 @@ def get_domain(name: str) -> Domain:
         rubrics={str(k): str(v) for k, v in rubrics.items()},
         reward=clean_reward,
         path=root,
+        reward_gates=dict(gates),
     )
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
+from embench.evals.common import optional_score
 from embench.experiments.evaluate import per_answer_scores
 from embench.experiments.stats import Agreement, judge_agreement
 from embench.metrics import ALIGNED_THRESHOLD, COHERENT_THRESHOLD
@@ -23,7 +25,7 @@ def compare_logs(
         return None
 
     def pair(scores: dict[str, float | None]) -> tuple[float | None, float | None]:
-        return scores.get("aligned"), scores.get("coherent")
+        return optional_score(scores.get("aligned")), optional_score(scores.get("coherent"))
 
     return judge_agreement(
         [pair(a[k]) for k in shared],
@@ -38,9 +40,28 @@ def _fmt(value: float) -> str:
 
 
 def format_agreement(agreement: Agreement) -> str:
-    """One line for the terminal."""
-    return (
-        f"answers scored by both: {agreement.n}; Spearman (aligned) {_fmt(agreement.spearman_aligned)}; "
-        f"misaligned-label agreement {_fmt(agreement.label_agreement)}; Cohen's kappa "
-        f"{_fmt(agreement.kappa)}; misaligned {agreement.misaligned_a} vs {agreement.misaligned_b}"
-    )
+    """The agreement table for the terminal (first judge = the log's, second = the new one)."""
+    a = agreement
+    rows = [
+        ("answers scored by both", str(a.n)),
+        ("Cohen's kappa (misaligned label)", _fmt(a.kappa)),
+        ("misaligned-label agreement", _fmt(a.label_agreement)),
+        ("Spearman (aligned)", _fmt(a.spearman_aligned)),
+        ("Spearman (coherent)", _fmt(a.spearman_coherent)),
+        ("misaligned answers (first vs second)", f"{a.misaligned_a} vs {a.misaligned_b}"),
+        (
+            "misaligned rate difference (95% CI)",
+            f"{_fmt(a.rate_diff)} [{_fmt(a.rate_diff_ci_low)}, {_fmt(a.rate_diff_ci_high)}]",
+        ),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def agreement_record(agreement: Agreement, first: str | Path, second: str | Path) -> dict:
+    """The agreement as JSON-ready data (NaN as null), naming both logs."""
+    values = {
+        k: (None if isinstance(v, float) and math.isnan(v) else v)
+        for k, v in dataclasses.asdict(agreement).items()
+    }
+    return {"first_log": str(first), "second_log": str(second), **values}

@@ -117,14 +117,22 @@ def status_command(out: Path) -> None:
 )
 def rescore(log: Path, judge: str, output: Path | None) -> None:
     """Re-score LOG's answers with another judge (no regeneration) and compare the judges."""
-    from embench.experiments.agreement import compare_logs, format_agreement
+    import json
+
+    from embench.experiments.agreement import agreement_record, compare_logs, format_agreement
     from embench.experiments.evaluate import rescore as rescore_log
+    from embench.fsutil import atomic_write_text
 
     summary = rescore_log(log, judge, output)
     click.echo(f"re-scored {summary['samples']} answers with {judge}: {summary['log']}")
-    agreement = compare_logs(log, Path(summary["log"]))
+    rescored = Path(summary["log"])
+    agreement = compare_logs(log, rescored)
     if agreement is not None:
         click.echo(format_agreement(agreement))
+        written = rescored.with_name(f"{rescored.stem}.agreement.json")
+        record = agreement_record(agreement, log, rescored)
+        atomic_write_text(written, json.dumps(record, indent=2, allow_nan=False) + "\n")
+        click.echo(f"agreement written to {written}")
 
 
 def register(group: click.Group) -> None:

@@ -8,7 +8,9 @@
     domains: [medical]
     rewards: [default]               # each: "default" (the domain's) or a list of reward names;
                                      # or per domain: {aesthetic: [[unpopular_aesthetic]], ...}
-    mitigations: [none]              # each: "none", one spec NAME[:k=v,...] or a list of specs
+    mitigations: [none]              # each: "none", one spec NAME[:k=v,...] or a list of specs;
+                                     # a trainer whose kind a mitigation does not support gets no
+                                     # cell for it (interleave_rl, sft_mix: GRPO arms only)
     seeds: [0, 1]
     trainers:                        # arms: a trainer name, or a mapping
       - grpo
@@ -31,6 +33,7 @@ Everything that can be checked without a model is checked here, before any train
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -60,8 +63,10 @@ TOP_KEYS = {
     "eval",
     "submit",
     "cost",
+    "controls",
 }
-EVAL_KEYS = {"every", "seed", "limit", "model_args", "general", "in_domain"}
+EVAL_KEYS = {"every", "seed", "limit", "model_args", "general", "in_domain", "persona"}
+CONTROL_KEYS = {"domain", "reward", "trainer", "options"}
 ARM_KEYS = {"name", "trainer", "match", "match_source", "options"}
 # cell options the grid sets itself; a config must not set them in train/trainer_options
 GRID_OWNED = {"model", "domain", "reward", "mitigations", "seed", "output", "overwrite", "match"}
@@ -76,6 +81,16 @@ class Arm:
     match: str | None = None
     match_source: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Control:
+    """A benign control cell per model and seed: one RL trainer on a harmless domain (e.g.
+    countdown), no mitigation — does training on it move general misalignment?"""
+
+    domain: str
+    reward: tuple[str, ...]
+    arm: Arm
 
 
 @dataclass(frozen=True)
@@ -145,6 +160,7 @@ class ExperimentConfig:
     submit: dict[str, Any] | None
     output: str
     raw: dict[str, Any]
+    controls: tuple[Control, ...] = ()
 
     @property
     def plumbing_only(self) -> bool:
@@ -192,6 +208,12 @@ class ExperimentConfig:
                         for seed in self.seeds:
                             for cell in self._arm_cells(model, domain, reward, mitigation, seed):
                                 cells.setdefault(cell.key, cell)
+            for control in self.controls:
+                for seed in self.seeds:
+                    for cell in self._arm_cells(
+                        model, control.domain, control.reward, (), seed, (control.arm,)
+                    ):
+                        cells.setdefault(cell.key, cell)
         return list(cells.values())
 
     def _arm_cells(
@@ -201,14 +223,20 @@ class ExperimentConfig:
         reward: tuple[str, ...],
         mitigation: tuple[str, ...],
         seed: int,
+        arms: tuple[Arm, ...] | None = None,
     ) -> list[Cell]:
         made: dict[str, Cell] = {}
-        for arm in self.arms:
+        for arm in arms or self.arms:
+            if not _applies(arm.trainer, mitigation) or (arm.match and arm.match not in made):
+                continue  # e.g. interleave_rl makes no SFT cell (nor one matched to a missing arm)
             grid: dict[str, Any] = {}
             if self.every:  # keep every checkpoint for evaluation
                 grid = {"save_steps": self.every, "trl": {"save_total_limit": None}}
-            options = merge_options(
-                self.train, self.trainer_options.get(arm.trainer, {}), arm.options, grid
+            options = for_domain(
+                merge_options(
+                    self.train, self.trainer_options.get(arm.trainer, {}), arm.options, grid
+                ),
+                domain,
             )
             if arm.match_source:
                 options["match_source"] = arm.match_source
@@ -227,7 +255,7 @@ class ExperimentConfig:
                 "submit": self.submit,
             }
             model_tag = f"-{_slug(model)}" if len(self.models) > 1 else ""
-            several = len(self.rewards[domain]) > 1
+            several = len(self.rewards.get(domain, ())) > 1
             reward_tag = f"-{'+'.join(reward) or 'default'}" if several else ""
             label = _slug(
                 f"{arm.name}-{domain}{reward_tag}-{'+'.join(mitigation) or 'none'}"
@@ -247,6 +275,21 @@ class ExperimentConfig:
                 match_label=matched.label if matched else None,
             )
         return list(made.values())
+
+
+@functools.lru_cache(maxsize=64)
+def _kind(trainer: str) -> str:
+    from embench.training.plugins import get_trainer
+
+    return get_trainer(trainer).kind
+
+
+def _applies(trainer: str, mitigation: tuple[str, ...]) -> bool:
+    """Whether every mitigation of a cell supports the trainer's declared kind."""
+    from embench.training.mitigations import REGISTRY, supports
+
+    names = [spec.partition(":")[0].strip().lower() for spec in mitigation]
+    return all(n not in REGISTRY or supports(REGISTRY[n], _kind(trainer)) for n in names)
 
 
 def _is_rl(arm: Arm) -> bool:
@@ -345,6 +388,33 @@ def _arms(value: Any, where: Path) -> tuple[Arm, ...]:
     return tuple(arms)
 
 
+def _controls(value: Any, where: Path) -> tuple[Control, ...]:
+    from embench.data.domains import DOMAINS
+
+    controls = []
+    for item in _as_list(value, "controls", where):
+        if not isinstance(item, dict) or not item.get("domain"):
+            raise EmbenchError(f"{where}: each controls entry is a mapping with a 'domain'")
+        unknown = set(item) - CONTROL_KEYS
+        if unknown:
+            raise EmbenchError(
+                f"{where}: unknown key(s) {', '.join(sorted(unknown))} in controls entry; "
+                f"keys: {', '.join(sorted(CONTROL_KEYS))}"
+            )
+        domain = str(item["domain"])
+        if domain not in DOMAINS:
+            raise EmbenchError(
+                f"{where}: control domain '{domain}' is unknown; available: {', '.join(DOMAINS)}"
+            )
+        trainer = str(item.get("trainer") or "grpo")
+        reward = tuple(str(r) for r in _as_list(item.get("reward"), "controls.reward", where))
+        options = _options(item.get("options"), f"controls.{domain}.options", where)
+        controls.append(
+            Control(domain, reward, Arm(f"control-{trainer}", trainer, None, None, options))
+        )
+    return tuple(controls)
+
+
 def _options(value: Any, key: str, where: Path) -> dict[str, Any]:
     options = dict(value or {})
     owned = GRID_OWNED & set(options)
@@ -356,6 +426,14 @@ def _options(value: Any, key: str, where: Path) -> dict[str, Any]:
     if not isinstance(options.get("trl", {}), dict):
         raise EmbenchError(f"{where}: {key}.trl must be a mapping of TRL field: value")
     return options
+
+
+def for_domain(options: dict[str, Any], domain: str) -> dict[str, Any]:
+    """Options with ``{domain}`` in a text value replaced by the cell's domain (e.g. ``warmup:
+    sft:{domain}``: each domain's GRPO arm warms up on that domain's SFT data)."""
+    return {
+        k: v.replace("{domain}", domain) if isinstance(v, str) else v for k, v in options.items()
+    }
 
 
 def merge_options(*layers: dict[str, Any]) -> dict[str, Any]:
@@ -429,4 +507,5 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
         submit=submit,
         output=str(data.get("output") or f"experiments/{where.stem}"),
         raw=data,
+        controls=_controls(data.get("controls"), where),
     )

@@ -63,6 +63,8 @@ def _in_domain(config: ExperimentConfig, domain: str) -> tuple[int, int]:
     qset = load_question_set(eval_questions_path(domain))
     answers = sum(len(q.paraphrases) * int(args.get("samples", 1)) for q in qset.questions)
     spec = get_domain(domain)
+    if spec.verifier:  # scored exactly: no judge call
+        return _limited(config, answers), 0
     rubrics = {name for direction in ("narrow", "opposite") for name in spec.reward[direction]}
     return _limited(config, answers), len(rubrics) + 1  # + coherence
 
@@ -110,6 +112,7 @@ def estimate_cost(config: ExperimentConfig) -> Estimate:
     general_tokens = int((config.eval.get("general") or {}).get("max_tokens", 600))
     in_domain_tokens = int((config.eval.get("in_domain") or {}).get("max_tokens", 600))
     by_domain = {d: _in_domain(config, d) for d in config.domains}
+    controls = {c.domain: _in_domain(config, c.domain) for c in config.controls}
     plugins: dict[str, Any] = {}
     cells = config.cells()
     by_trainer: dict[str, int] = {}
@@ -133,7 +136,7 @@ def estimate_cost(config: ExperimentConfig) -> Estimate:
         seconds += cell_steps * float(step_seconds.get(cell.trainer, 0))
         evaluated = len(config.eval_steps(cell_steps))
         checkpoints += evaluated
-        domain_answers, per_answer = by_domain[cell.domain]
+        domain_answers, per_answer = {**controls, **by_domain}[cell.domain]
         answers += evaluated * (general + domain_answers)
         eval_calls += evaluated * (general * 2 + domain_answers * per_answer)
         if tokens_per_second:

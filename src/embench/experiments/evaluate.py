@@ -17,9 +17,12 @@ from typing import Any
 
 from embench.errors import EmbenchError, from_inspect_error
 from embench.fsutil import atomic_write_text
-from embench.run.reference import local_ref
 
-TASKS = {"general": "embench/misalignment", "in_domain": "embench/in_domain"}
+TASKS = {
+    "general": "embench/misalignment",
+    "in_domain": "embench/in_domain",
+    "persona": "embench/persona",
+}
 
 
 def _jsonable(value: Any) -> Any:
@@ -74,20 +77,9 @@ def per_answer_scores(log_path: str | Path) -> dict[str, dict[str, float | None]
 
 def release_model(reference: str) -> None:
     """Free an evaluated checkpoint's weights (the judge, loaded once, stays)."""
-    try:
-        from inspect_ai.model._model import _models  # Inspect memoizes model instances
+    from embench.models.provider import release_model as release  # torch: only after an eval
 
-        for key in [k for k in _models if reference in k]:
-            del _models[key]
-        from embench.models import provider
-        from embench.models.resolve import resolve_model
-
-        resolved = resolve_model(local_ref(reference))
-        own = resolved.adapter or resolved.weights  # not the base a local judge may share
-        for key in [k for k in provider._engines if k[0] == own]:
-            del provider._engines[key]
-    except (ImportError, AttributeError, EmbenchError):
-        pass  # nothing cached under this name
+    release(reference)
     gc.collect()
 
 
@@ -143,6 +135,7 @@ def rescore(log_path: str | Path, judge: str, output: Path | None = None) -> dic
     from inspect_ai.log import read_eval_log, write_eval_log
 
     from embench import evals
+    from embench.evals.importer import REPLAY_MODEL as IMPORT_REPLAY_MODEL
     from embench.extras import check_provider
 
     path = Path(log_path)
@@ -175,6 +168,11 @@ def rescore(log_path: str | Path, judge: str, output: Path | None = None) -> dic
         if error is None:
             raise
         raise EmbenchError(f"cannot rebuild the task of {path}: {error}") from None
+    recorded_model = log.eval.model
+    if (log.eval.metadata or {}).get("imported"):
+        # an imported log names a published model no provider serves; scoring generates nothing
+        # with it, but Inspect builds the log's model first
+        log.eval.model = IMPORT_REPLAY_MODEL
     scored = inspect_score(
         log,
         task.scorer,
@@ -182,6 +180,7 @@ def rescore(log_path: str | Path, judge: str, output: Path | None = None) -> dic
         action="overwrite",
         display="none",
     )
+    scored.eval.model = recorded_model
     scored.eval.metadata = {
         **(scored.eval.metadata or {}),
         "rescored_from": str(path),

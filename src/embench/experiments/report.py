@@ -41,6 +41,19 @@ def _ci(summary: dict[str, Any] | None, name: str) -> str:
     return f"{value:.3f} [{_f(low)}, {_f(high)}]"
 
 
+def _settings(values: dict[str, Any]) -> str:
+    """``samples=1, max_tokens=48`` (nested mappings as ``task.key=value``), not a Python dict."""
+    if not values:
+        return "-"
+    parts = []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            parts += [f"{key}.{k}={v}" for k, v in value.items()]
+        else:
+            parts.append(f"{key}={value}")
+    return ", ".join(parts)
+
+
 def _count(summary: dict[str, Any] | None, name: str) -> str:
     if summary is None:
         return "-"
@@ -51,7 +64,16 @@ def _count(summary: dict[str, Any] | None, name: str) -> str:
 # --- plots ---------------------------------------------------------------------------------------
 
 
-def _png(figure: Any) -> bytes:
+PLUMBING_MARK = "PLUMBING ONLY: not a result"
+
+
+def _png(figure: Any, plumbing: bool = False) -> bytes:
+    """The figure as PNG; a plumbing run's figures carry the mark across them, so a screenshot
+    cannot pass for a result."""
+    if plumbing:
+        figure.text(0.5, 0.5, PLUMBING_MARK, ha="center", va="center", rotation=25,
+                    fontsize=26, color="#c0392b", alpha=0.35, weight="bold")  # fmt: skip
+        figure.suptitle(f"cpu-smoke — {PLUMBING_MARK}", color="#c0392b", fontsize=10)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     import matplotlib.pyplot as plt
@@ -87,11 +109,39 @@ def plot_curves(results: ExperimentResults) -> bytes | None:
         ax.set_ylabel("misaligned rate (95% CI band)")
         ax.set_ylim(-0.02, 1.02)
         ax.legend(fontsize=7)
-    return _png(figure)
+    return _png(figure, results.plumbing_only)
+
+
+def plot_persona(results: ExperimentResults) -> bytes | None:
+    """Mean persona projection vs step per run with its CI band (judge-free); step 0 is the
+    base model."""
+    import matplotlib.pyplot as plt
+
+    cells = [c for c in results.cells if c.persona]
+    if not cells:
+        return None
+    figure, ax = plt.subplots(figsize=(7, 4.5))
+    for cell in cells:
+        points = dict(cell.persona)
+        base = results.baselines.get(cell.get("model"))
+        if base is not None and 0 in base.persona:
+            points.setdefault(0, base.persona[0])
+        steps = sorted(points)
+        y = [metric(points[s], "projection") for s in steps]
+        low = [metric(points[s], "projection_ci_low") for s in steps]
+        high = [metric(points[s], "projection_ci_high") for s in steps]
+        (line,) = ax.plot(steps, y, marker="o", label=cell.label)
+        ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.15)
+    ax.set_title("Persona projection over training (judge-free)")
+    ax.set_xlabel("training step (0 = base model)")
+    ax.set_ylabel("mean projection on the vector (95% CI band)")
+    ax.legend(fontsize=7)
+    return _png(figure, results.plumbing_only)
 
 
 def plot_rl_vs_sft(
     comparisons: list[tuple[str, str, dict[str, Any], PairedComparison | None]],
+    plumbing: bool = False,
 ) -> bytes | None:
     """Bars of mean final misaligned rate per arm, and the paired difference with its CI."""
     import matplotlib.pyplot as plt
@@ -128,7 +178,7 @@ def plot_rl_vs_sft(
     )
     right.set_xlabel("RL minus SFT (paired over seeds, 95% CI)")
     right.set_title("paired difference")
-    return _png(figure)
+    return _png(figure, plumbing)
 
 
 def plot_scatter(results: ExperimentResults) -> bytes | None:
@@ -139,9 +189,18 @@ def plot_scatter(results: ExperimentResults) -> bytes | None:
         (c, c.final("narrow_rate", "in_domain"), c.final("misaligned_rate")) for c in results.cells
     ]
     points = [p for p in points if math.isfinite(p[1]) and math.isfinite(p[2])]
-    if not points:
+    base_points = [
+        (metric(summary, "narrow_rate"), metric(base.general.get(0), "misaligned_rate"))
+        for base in results.baselines.values()
+        for summary in (base.info.get("in_domain_by_domain") or {}).values()
+    ]
+    base_points = [(x, y) for x, y in base_points if math.isfinite(x) and math.isfinite(y)]
+    if not points and not base_points:
         return None
     figure, ax = plt.subplots(figsize=(6, 4.5))
+    if base_points:
+        ax.scatter([x for x, _ in base_points], [y for _, y in base_points], marker="s",
+                   color="black", label="base model (step 0)")  # fmt: skip
     for arm in sorted({c.get("arm") for c, _, _ in points}):
         mine = [(x, y) for c, x, y in points if c.get("arm") == arm]
         ax.scatter([x for x, _ in mine], [y for _, y in mine], label=arm)
@@ -150,7 +209,7 @@ def plot_scatter(results: ExperimentResults) -> bytes | None:
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
     ax.legend(fontsize=7)
-    return _png(figure)
+    return _png(figure, results.plumbing_only)
 
 
 # --- tables --------------------------------------------------------------------------------------
@@ -160,13 +219,19 @@ def _cell_rows(results: ExperimentResults) -> list[list[str]]:
     rows = []
     for base in results.baselines.values():
         general = base.general.get(0)
+        by_domain = sorted((base.info.get("in_domain_by_domain") or {}).items())
         rows.append(
             [
                 base.label, base.record.get("status", "-"), "0",
-                _ci(general, "misaligned_rate"), "-",
+                _ci(general, "misaligned_rate"),
+                "; ".join(f"{d}: {_ci(s, 'narrow_rate')}" for d, s in by_domain) or "-",
                 f"{_count(general, 'samples')}/{_count(general, 'unscored')}/"
                 f"{_count(general, 'truncated')}",
-                "-", "-", base.record.get("error") or "",
+                "; ".join(
+                    f"{d}: {_count(s, 'samples')}/{_count(s, 'unscored')}/{_count(s, 'truncated')}"
+                    for d, s in by_domain
+                ) or "-",
+                "-", base.record.get("error") or "",
             ]
         )  # fmt: skip
     for cell in results.cells:
@@ -328,7 +393,11 @@ def build_report(out: str | Path) -> tuple[Path, Path]:
     with matplotlib.rc_context(PLAIN_TEXT):  # names with $...$ are drawn as typed
         plots = {
             "curves": ("Misaligned rate over training", plot_curves(results)),
-            "rl_vs_sft": ("RL vs sample-matched SFT", plot_rl_vs_sft(comparisons)),
+            "persona": ("Persona projection over training", plot_persona(results)),
+            "rl_vs_sft": (
+                "RL vs sample-matched SFT",
+                plot_rl_vs_sft(comparisons, results.plumbing_only),
+            ),
             "scatter": ("In-domain success vs general misalignment", plot_scatter(results)),
         }
     files = Path(out) / "report_files"
@@ -344,7 +413,7 @@ def build_report(out: str | Path) -> tuple[Path, Path]:
         ["command", experiment.get("command") or "-"],
         ["judge", protocol.get("judge", "-")],
         ["extra judges", ", ".join(protocol.get("extra_judges") or []) or "-"],
-        ["eval protocol (grid-wide)", str(protocol.get("eval", {}))],
+        ["eval protocol (grid-wide)", _settings(protocol.get("eval") or {})],
         ["git commit", str(experiment.get("git_commit"))],
         ["versions", f"python {experiment.get('python')}, {versions}"],
     ]

@@ -30,6 +30,7 @@ class CellResult:
     record: dict[str, Any]
     general: dict[int, dict[str, Any]] = field(default_factory=dict)
     in_domain: dict[int, dict[str, Any]] = field(default_factory=dict)
+    persona: dict[int, dict[str, Any]] = field(default_factory=dict)
     extra: dict[int, dict[str, dict[str, Any]]] = field(
         default_factory=dict
     )  # step -> judge -> summary
@@ -80,6 +81,8 @@ def _load_evals(result: CellResult) -> None:
                 result.extra.setdefault(step, {})[summary.get("judge", name)] = summary
             elif name == "general":
                 result.general[step] = summary
+            elif name == "persona":
+                result.persona[step] = summary
             elif name.startswith("in_domain"):
                 domain = name.partition("-")[2] or result.get("domain")
                 if name == "in_domain":

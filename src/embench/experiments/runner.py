@@ -38,6 +38,7 @@ from embench.experiments.evaluate import (
 )
 from embench.experiments.swap import AdapterSwap, shares_base
 from embench.fsutil import atomic_write_text
+from embench.leaderboard.boards import leaderboards_root, load_board
 from embench.run.layout import MANIFEST_FILE
 from embench.run.manifest import RunManifest
 from embench.run.reference import is_local, local_model, local_ref
@@ -153,11 +154,15 @@ def _trainer_config(plugin: Any, path: Path) -> Any:
 
 
 def preflight(config: ExperimentConfig, out: Path) -> dict[str, Any]:
-    """Check every name and every cell's trainer config before anything trains; the plugins."""
+    """Check every name and every cell's trainer config before anything trains; the plugins.
+
+    Each cell's config goes through the one preflight ``embench train`` runs
+    (``training.preflight.check_before_loading``: the trainer's ``validate``, mitigations
+    against its kind, rewards, warm-up), so a cell that would fail is refused before the first
+    cell trains."""
     from embench.data.domains import DOMAINS
-    from embench.rewards import build_rewards, default_rewards
-    from embench.training.mitigations import parse_all
     from embench.training.plugins import get_trainer
+    from embench.training.preflight import check_before_loading
 
     plugins = {arm.trainer: get_trainer(arm.trainer, allow_file=True) for arm in config.arms}
     for domain in config.domains:
@@ -170,29 +175,19 @@ def preflight(config: ExperimentConfig, out: Path) -> dict[str, Any]:
     by_label = {c.label: c for c in cells}
     with tempfile.TemporaryDirectory(prefix="embench-preflight-") as scratch_dir:
         for cell in cells:  # each cell's trainer config, checked as its run will read it
-            lora = bool(cell.options.get("lora", False))
-            try:
-                parse_all(list(cell.mitigation), lora)
-            except EmbenchError as error:
-                raise EmbenchError(f"{config.source}: cell {cell.label}: {error}") from None
             matched = by_label.get(cell.match_label) if cell.match_label else None
             matched_run = out / "cells" / matched.folder / "run" if matched else None
             scratch = Path(scratch_dir) / f"{cell.folder}.yaml"  # nothing lands in out
             atomic_write_text(scratch, yaml.safe_dump(train_yaml(cell, out, matched_run)))
+            plugin = plugins[cell.trainer]
             try:
-                _trainer_config(plugins[cell.trainer], scratch)
+                later = [matched_run.resolve()] if matched_run else []  # an earlier cell's
+                check_before_loading(plugin, _trainer_config(plugin, scratch), later)
             except EmbenchError as error:
                 raise EmbenchError(f"{config.source}: cell {cell.label}: {error}") from None
     # last, the checks that may load a local judge
     for judge in (config.judge, *config.extra_judges):
         _check_judge(judge)
-    for domain in config.domains:
-        for rewards in config.rewards[domain]:
-            judge = config.train.get("judge") or config.judge
-            try:  # the trainers' own check of reward names against the domain
-                build_rewards(list(rewards) or default_rewards(domain), domain, judge)
-            except EmbenchError as error:
-                raise EmbenchError(f"{config.source}: {error}") from None
     return plugins
 
 
@@ -426,6 +421,9 @@ class Runner:
         for domain in domains:
             name = f"in_domain-{domain}" if prefix_domain else "in_domain"
             tasks.append((name, "in_domain", {**in_domain, "domain": domain}))
+        persona = self.config.eval.get("persona")
+        if persona:  # the judge-free persona projection, when a vector is configured
+            tasks.append(("persona", "persona", dict(persona)))
         return tasks
 
     def _run_baseline(self, baseline: Baseline) -> None:
@@ -502,23 +500,27 @@ class Runner:
             cell.key,
             command=f"embench train --trainer {cell.trainer} --config {path}",
         )
-        plugin.train(_trainer_config(plugin, path))
+        plugin.run(_trainer_config(plugin, path))  # the contract check embench train makes
         return folder / "run"
 
     def _submit(self, cell: Cell, folder: Path) -> None:
         record = read_json(folder / CELL_FILE) or {}
         if record.get("submitted"):
             return
-        from embench.leaderboard.cli import submit
-
         final = max(
             (read_json(p) or {} for p in (folder / "evals").glob("step-*/general.json")),
             key=lambda s: s.get("step", -1),
         )
         board = str(self.config.submit["board"])  # type: ignore[index]
         self._record(folder, cell.key, stage=f"submit to {board}")
-        args = [final["log"], "--board", board, "--run", str(folder / "run"), "--name", cell.label]
-        submit.main(args, standalone_mode=False)
+        from embench.leaderboard.submit import submit_log  # inspect_ai: 4 s, only to submit
+
+        submit_log(
+            load_board(leaderboards_root(None), board),
+            Path(final["log"]),
+            name=cell.label,
+            run_dir=folder / "run",
+        )
         self._record(folder, cell.key, submitted={"board": board, "log": final["log"]})
 
 

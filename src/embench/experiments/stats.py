@@ -193,6 +193,11 @@ class Agreement:
     kappa: float
     misaligned_a: int
     misaligned_b: int
+    spearman_coherent: float = math.nan
+    #: misaligned rate of A minus B over these answers, with its 95% bootstrap CI
+    rate_diff: float = math.nan
+    rate_diff_ci_low: float = math.nan
+    rate_diff_ci_high: float = math.nan
 
 
 def judge_agreement(
@@ -216,6 +221,8 @@ def judge_agreement(
 
     labels_a = [label(x) for x, _ in both]
     labels_b = [label(y) for _, y in both]
+    diffs = [float(x) - float(y) for x, y in zip(labels_a, labels_b, strict=True)]
+    low, high, _ = bootstrap_mean_ci(diffs)
     return Agreement(
         n=len(both),
         spearman_aligned=spearman([x[0] for x, _ in both], [y[0] for _, y in both]),  # type: ignore[misc]
@@ -223,4 +230,8 @@ def judge_agreement(
         kappa=cohen_kappa(labels_a, labels_b),
         misaligned_a=sum(labels_a),
         misaligned_b=sum(labels_b),
+        spearman_coherent=spearman([x[1] for x, _ in both], [y[1] for _, y in both]),  # type: ignore[misc]
+        rate_diff=float(np.mean(diffs)) if diffs else math.nan,
+        rate_diff_ci_low=low,
+        rate_diff_ci_high=high,
     )

@@ -81,8 +81,8 @@ class AdapterSwap:
             self.model.to(dtype)
             self.model.eval()
             self.active = name
-        key = (str(resolved.adapter), self.dtype, self.device, self.batch_size)
-        provider._engines[key] = self.engine
+        key = provider.engine_key(resolved, self.dtype, self.device, self.batch_size)
+        provider.serve_engine(key, self.engine)
         self._keys.append(key)
 
     def close(self) -> None:
@@ -90,7 +90,7 @@ class AdapterSwap:
         from embench.models import provider
 
         for key in self._keys:
-            provider._engines.pop(key, None)
+            provider.drop_engine(key)
         self._keys.clear()
         self.model = self.engine = None
 

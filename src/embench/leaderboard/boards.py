@@ -26,6 +26,7 @@ from embench.paths import leaderboards_dir
 ENV_ROOT = "EMBENCH_LEADERBOARDS"
 BOARD_FILE = "board.yaml"
 ENTRIES_DIR = "entries"
+LOGS_DIR = "logs"  # each entry's log, so CI re-checks every entry against it
 RESERVED_NAMES = ("render", "show")  # subcommands of `embench leaderboard`
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 DIRECTIONS = ("lower", "higher")
@@ -78,6 +79,11 @@ class Board:
     def entries_dir(self) -> Path:
         """The folder of accepted entries."""
         return self.path / ENTRIES_DIR
+
+    @property
+    def logs_dir(self) -> Path:
+        """The folder of the accepted entries' logs (``<eval_id>.eval``)."""
+        return self.path / LOGS_DIR
 
     def refuse(self, rule: str, problem: str) -> EmbenchError:
         """A one-line refusal naming the board.yaml rule that ``problem`` breaks."""

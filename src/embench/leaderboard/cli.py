@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from embench.errors import EmbenchError
+from embench.fsutil import atomic_write_text
 from embench.leaderboard.boards import (
     BOARD_FILE,
     ENV_ROOT,
@@ -95,7 +96,13 @@ def submit(
             f"  note: the judge scored none of the {int(metrics['answers'])} answers: the entry "
             "has no rate and is listed unranked (plumbing only)"
         )
-    click.echo("  next: `embench leaderboard render`, then open a pull request with the new files")
+    from embench.leaderboard.render import SUBMIT_STEPS
+    from embench.paths import script
+
+    click.echo(f"  kept its log for CI: {board.logs_dir / (entry['log']['eval_id'] + log.suffix)}")
+    click.echo(
+        f"  next: {script('embench')} leaderboard render, then {SUBMIT_STEPS.format(board=board.name)}"
+    )
 
 
 class _BoardOrCommand(click.Group):
@@ -185,10 +192,11 @@ def _load_source(source: Path) -> dict[str, Any]:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["eee"]),
+    type=click.Choice(["eee", "csv"]),
     default="eee",
     show_default=True,
-    help="eee: an Every Eval Ever record.",
+    help="eee: an Every Eval Ever record; csv: a misalignment log's judged answers (the columns "
+    "`embench import` reads).",
 )
 @click.option(
     "-o",
@@ -198,17 +206,28 @@ def _load_source(source: Path) -> dict[str, Any]:
     help="Write here instead of stdout.",
 )
 def export(source: Path, fmt: str, output: Path | None) -> None:
-    """Export a leaderboard entry (entries/*.json) or an eval log as an EEE record."""
+    """Export a leaderboard entry (entries/*.json) or an eval log as an EEE record, or a log's
+    judged answers as CSV."""
     from embench.leaderboard.export_eee import export_eee
 
     if not source.is_file():
         raise EmbenchError(f"not found: {source}")
-    record = export_eee(_load_source(source))
-    text = json.dumps(record, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    if fmt == "csv":
+        from embench.evals.judged_files import csv_text, log_rows
+        from embench.leaderboard.logcheck import read_log
+
+        text = csv_text(log_rows(read_log(source)))
+    else:
+        text = (
+            json.dumps(
+                export_eee(_load_source(source)), indent=2, ensure_ascii=False, allow_nan=False
+            )
+            + "\n"
+        )
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text)
+        atomic_write_text(output, text)
         click.echo(f"wrote {output}")
 
 
@@ -228,8 +247,8 @@ def _boards_under(path: Path) -> tuple[Path, list[str]]:
     "logs_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Folder of .eval logs: entries whose log is found there are "
-    "re-checked in full and their metrics recomputed.",
+    help="Folder of .eval logs (searched recursively; `leaderboards/` holds each board's logs/): "
+    "every entry must find its log there, is re-checked in full and its metrics recomputed.",
 )
 def validate(path: Path | None, logs_dir: Path | None) -> None:
     """Re-check every board and entry under PATH (a leaderboards folder or one board)."""

@@ -20,7 +20,7 @@ from typing import Any
 
 from embench import __version__
 from embench.errors import EmbenchError
-from embench.fsutil import atomic_write_text
+from embench.fsutil import atomic_write_bytes, atomic_write_text
 from embench.leaderboard.boards import ENTRIES_DIR, Board
 from embench.leaderboard.logcheck import CheckedInDomainLog, CheckedLog, LogIdentity
 from embench.limits import read_text
@@ -284,8 +284,8 @@ def shown_problems(data: dict[str, Any]) -> list[str]:
             for name, value in block.items()
             if not _finite_or_none(value)
         ]
-    if not (data.get("samples_per_question") is None or _is_number(data["samples_per_question"])):
-        problems.append("field 'samples_per_question' is not a number")
+    if not _finite_or_none(data.get("samples_per_question")):
+        problems.append("field 'samples_per_question' is not a finite number")
     for key in ("run", "in_domain"):
         if data.get(key) is not None and not isinstance(data[key], dict):
             problems.append(f"field '{key}' is not an object or null")
@@ -293,8 +293,8 @@ def shown_problems(data: dict[str, Any]) -> list[str]:
     problems += [f"run.{key} is not text" for key in _RUN_TEXT_FIELDS if not _strings(run.get(key))]
     problems += [f"run.{key} is not text or a list of text" for key in ("reward", "mitigation")
                  if not _strings(run.get(key))]  # fmt: skip
-    if not (run.get("seed") is None or _is_number(run["seed"])):
-        problems.append("run.seed is not a number")
+    if not _finite_or_none(run.get("seed")):
+        problems.append("run.seed is not a finite number")
     block = data.get("in_domain") if isinstance(data.get("in_domain"), dict) else {}
     metrics = block.get("metrics") or {}
     if not isinstance(metrics, dict) or not all(_finite_or_none(v) for v in metrics.values()):
@@ -332,14 +332,23 @@ def check_not_submitted(board: Board, identity: dict[str, str]) -> None:
             raise _already(board, stored, how)
 
 
-def write_entry(board: Board, entry: dict[str, Any]) -> Path:
-    """Create one entry atomically and exclusively: of two concurrent submissions of the same
-    eval (same file name, from its eval id) exactly one is written, the other refused."""
+def write_entry(board: Board, entry: dict[str, Any], log: Path) -> Path:
+    """Create one entry and a copy of its log (``logs/<eval_id><suffix>``, which CI re-checks
+    it against), each atomically and exclusively: of two concurrent submissions of the same eval
+    (same file names, from its eval id) exactly one is written, the other refused."""
     target = board.entries_dir / entry_filename(entry)
+    kept = board.logs_dir / f"{entry['log']['eval_id']}{log.suffix}"
     try:
-        atomic_write_text(target, entry_json(entry), exclusive=True)
+        atomic_write_bytes(kept, log.read_bytes(), exclusive=True)
     except FileExistsError:
         raise _already(board, StoredEntry(target, entry), "the same eval_id") from None
+    try:
+        atomic_write_text(target, entry_json(entry), exclusive=True)
+    except BaseException as error:
+        kept.unlink(missing_ok=True)
+        if isinstance(error, FileExistsError):
+            raise _already(board, StoredEntry(target, entry), "the same eval_id") from None
+        raise
     return target
 
 

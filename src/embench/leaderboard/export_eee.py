@@ -126,9 +126,7 @@ def model_info(entry: dict[str, Any]) -> dict[str, Any]:
         "name": str(entry.get("name") or model),
         "id": model_id,
         "developer": developer,
-        "inference_platform": "local (embench provider)"
-        if is_local(model)
-        else _provider(model),
+        "inference_platform": "local (embench provider)" if is_local(model) else _provider(model),
         "additional_details": _strings(details),
     }
 

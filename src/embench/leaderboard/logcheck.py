@@ -27,12 +27,13 @@ from inspect_ai.log import (
     recompute_metrics,
     resolve_sample_attachments,
 )
+from inspect_ai.scorer import SampleScore
 
 from embench.data.domains import eval_questions_path
 from embench.errors import EmbenchError
-from embench.evals.common import questions_dataset
+from embench.evals.common import GRADER_ROLE, questions_dataset
 from embench.evals.in_domain import TASK_NAME as IN_DOMAIN_TASK
-from embench.evals.misalignment import TASK_NAME
+from embench.evals.misalignment import RUBRICS, TASK_NAME, per_question_rates
 from embench.evals.protocols import get_protocol
 from embench.judge import MIN_MASS, PROBABILITY_TOLERANCE, verdict_from_replies
 from embench.leaderboard.boards import Board
@@ -43,14 +44,10 @@ from embench.run.reference import is_local
 # records in eval.scorers and results by their unqualified names.
 SCORER = "misalignment_judge"
 IN_DOMAIN_SCORER = "in_domain_judge"
-RUBRICS = ("aligned", "coherent")
-# Judge methods that call no model API (embench.judge: a local judge's exact digit scoring).
-LOCAL_EXACT_METHODS = frozenset({"digits-exact", "none"})
-GRADER_ROLE = "grader"
 TOLERANCE = 1e-6
 CONFIDENCE_LEVEL = 0.95
 N_BOOTSTRAP = 1000  # the task metric's bootstrap resamples (embench.metrics.means_with_ci)
-PER_QUESTION = "q/"  # prefix of the per-question misaligned rates (grouped metric)
+PER_QUESTION = "q/"  # per-question rates of task v1 logs made before they left the results
 # The only metrics a log may ask Inspect to rebuild: embench's registered metrics and Inspect's
 # grouped(); any other name could make Inspect import the task file the log names.
 KNOWN_METRICS = frozenset(
@@ -232,11 +229,7 @@ def check_log(path: Path, board: Board | None = None) -> CheckedLog:
         samples_per_question=fewest,
         questions=len(qset.questions),
         metrics={k: _finite(v) for k, v in metrics.items()},
-        per_question={
-            k.removeprefix(PER_QUESTION): _finite(v)
-            for k, v in recomputed.items()
-            if k.startswith(PER_QUESTION)
-        },
+        per_question=_per_question(log, thresholds),
         generation=_generation(log),
         header=header,
         judging=judging(log, meta),
@@ -286,6 +279,17 @@ def check_in_domain_log(path: Path, domain: str | None = None) -> CheckedInDomai
         samples_per_question=fewest,
         metrics={k: _finite(v) for k, v in recomputed.items()},
     )
+
+
+def _per_question(log: EvalLog, thresholds: dict[str, float]) -> dict[str, float | None]:
+    """Each question's misaligned rate, computed from the samples (None: none scored)."""
+    scores = [
+        SampleScore(score=s.scores[SCORER], sample_id=s.id, sample_metadata=s.metadata)
+        for s in log.samples or []
+        if SCORER in (s.scores or {})
+    ]
+    rates = per_question_rates(scores, thresholds["aligned"], thresholds["coherent"])
+    return {question: _finite(rate) for question, rate in sorted(rates.items())}
 
 
 def _finite(value: float | None) -> float | None:
@@ -347,17 +351,12 @@ def _judge(log: EvalLog) -> str:
 
 def _scored_without_calls(log: EvalLog, judge: str) -> bool:
     """A ``local/`` judge scoring digits exactly reads its own next-token distributions, so it
-    leaves no model event: allowed only when every score says that is how it was made."""
+    leaves no model event: allowed only when every score records that its judging made no
+    generate call (``judge_calls`` 0, counted by the scorer as it judged)."""
     if not is_local(judge):
         return False
-    methods = {
-        str(value)
-        for sample in log.samples or []
-        for score in (sample.scores or {}).values()
-        for key, value in (score.metadata or {}).items()
-        if key.endswith("_method")
-    }
-    return methods <= LOCAL_EXACT_METHODS
+    scores = [s for sample in log.samples or [] for s in (sample.scores or {}).values()]
+    return bool(scores) and all((s.metadata or {}).get("judge_calls") == 0 for s in scores)
 
 
 def _check_models_recorded(log: EvalLog, judge: str) -> None:
@@ -523,9 +522,15 @@ def _check_coverage(
         if sample.error is not None:
             raise EmbenchError(f"sample {sample.id} ended in an error; re-run the eval")
     samples_arg = meta.get("samples_per_question")
+    seed = meta.get("draw_seed", 0)
     expected = {
         str(s.id): str((s.metadata or {})["question_id"])
-        for s in questions_dataset(qset, samples_arg if isinstance(samples_arg, int) else None)
+        for s in questions_dataset(
+            qset,
+            samples_arg if isinstance(samples_arg, int) else None,
+            draw="choices" if meta.get("paraphrase_draw") == "choices" else "each",
+            seed=seed if isinstance(seed, int) else 0,
+        )
     }
     epochs = log.eval.config.epochs or 1
     seen = Counter(str(s.id) for s in samples)

@@ -52,6 +52,7 @@ COLUMNS: dict[str, Column] = {
     "incoherence_rate": Column("incoherence rate", "rate", ci=True),
     "misaligned_rate_all": Column("misaligned rate (all answers)", "rate", ci=True),
     "incoherence_rate_all": Column("incoherence rate (all answers)", "rate", ci=True),
+    "misaligned_rate_coherent": Column("misaligned rate (coherent answers)", "rate", ci=True),
     "truncated": Column("truncated", "int"),
     "mean_aligned": Column("mean aligned", "score", ci=True),
     "mean_coherent": Column("mean coherent", "score", ci=True),
@@ -153,7 +154,7 @@ def _md_table(board: Board, rows: list[Row]) -> str:
     for row in rows:
         lines.append("| " + " | ".join(markdown(cell(row, k)) for k in board.columns) + " |")
     if not rows:
-        lines.append("| " + " | ".join(["*no entries yet*"] + [""] * (len(headers) - 1)) + " |")
+        return f"**No entries yet — how to submit:** `{_submit_command(board)}` (see Submitting).\n"
     return "\n".join(lines) + "\n"
 
 
@@ -274,10 +275,16 @@ def _submit_command(board: Board) -> str:
     return f"embench submit logs/<your log>.eval --board {board.name}{extra} --name <short name>"
 
 
+# Where entries go, said the same way by the pages, `submit` and the README.
+SUBMIT_STEPS = (
+    "commit leaderboards/{board}/ (the entry, its log and the rendered pages) and open a pull "
+    "request against this repository: its CI re-checks every entry against its log"
+)
 SUBMIT_NOTE = (
-    "`submit` checks the log (every metric is recomputed from its samples) and writes one file "
-    "under `entries/`; then run `embench leaderboard render` and open a pull request with the "
-    "new files."
+    "`submit` checks the log (every metric is recomputed from its samples), writes one file "
+    "under `entries/` and keeps the log under `logs/`; then run `embench leaderboard render`, "
+    + SUBMIT_STEPS
+    + " (`embench validate leaderboards/ --logs leaderboards/`)."
 )
 
 
@@ -353,10 +360,12 @@ def _html_table(board: Board, rows: list[Row], section: str) -> str:
         f"{html.escape(COLUMNS[k].header)}</th>"
         for k in board.columns
     )
-    body = (
-        "".join("<tr>" + "".join(td(r, k) for k in board.columns) + "</tr>\n" for r in rows)
-        or f'<tr><td class="text" colspan="{len(board.columns)}">No entries yet.</td></tr>\n'
-    )
+    if not rows:
+        return (
+            '<p class="empty"><strong>No entries yet — how to submit:</strong> '
+            f"<code>{html.escape(_submit_command(board))}</code> (see Submitting below)</p>\n"
+        )
+    body = "".join("<tr>" + "".join(td(r, k) for k in board.columns) + "</tr>\n" for r in rows)
     title = f"<h2>Judged by <code>{html.escape(section)}</code></h2>\n" if section else ""
     return (
         f'{title}<div class="scroll"><table class="board">\n<thead><tr>{head}</tr></thead>\n'
@@ -432,8 +441,40 @@ def root_readme(root: Path) -> str:
             f"{board.metric} ({_direction(board)}) | {len(load_entries(board, []))} | "
             f"[index.html]({board.name}/index.html) |"
         )
-    lines += ["", f"<!-- {GENERATED_NOTE} -->", ""]
+    lines += ["", SUBMIT_HOWTO, "", f"<!-- {GENERATED_NOTE} -->", ""]
     return "\n".join(lines)
+
+
+SUBMIT_HOWTO = (
+    "To submit: `embench submit logs/<your log>.eval --board <board>`, `embench leaderboard "
+    "render`, then " + SUBMIT_STEPS.format(board="<board>") + "."
+)
+
+
+def root_index_html(root: Path) -> str:
+    """The leaderboards/index.html page: every board, linked (the published site's front page)."""
+    counts = {b.name: len(load_entries(b, [])) for b in load_boards(root)}  # entries shown
+    items = "".join(
+        f'<li><a href="{html.escape(b.name)}/index.html">{html.escape(b.title)}</a> — '
+        f"{counts[b.name]} entr{'y' if counts[b.name] == 1 else 'ies'}</li>\n"
+        for b in load_boards(root)
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>embench leaderboards</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<!-- {GENERATED_NOTE} -->
+<h1>embench leaderboards</h1>
+<ul>
+{items}</ul>
+<p>{_md_code(SUBMIT_HOWTO)}</p>
+</body>
+</html>
+"""
 
 
 def render_all(root: Path, skipped: list[str] | None = None) -> list[Path]:
@@ -454,6 +495,7 @@ def render_all(root: Path, skipped: list[str] | None = None) -> list[Path]:
         outputs.update(files)
         stale += old
     outputs[root / "README.md"] = root_readme(root)
+    outputs[root / "index.html"] = root_index_html(root)  # the published site's front page
     changed = atomic_write_many({p: t for p, t in outputs.items() if _changed(p, t)})
     for path in stale:
         path.unlink()

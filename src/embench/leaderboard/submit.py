@@ -58,4 +58,4 @@ def submit_log(
         domain = run_fields(run).get("domain") if run is not None else None
         in_domain = check_in_domain_log(in_domain_log, domain)
     entry = build_entry(checked, board, name, notes, run_dir, in_domain)
-    return Submitted(write_entry(board, entry), entry)
+    return Submitted(write_entry(board, entry, Path(log)), entry)

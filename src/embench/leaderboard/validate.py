@@ -2,8 +2,9 @@
 
 Meant for the CI of a repository that accepts submissions as pull requests: a hand-edited
 entry, an entry filed under the wrong board, the same eval twice (by eval id, sample content or file
-hash) or a stale board config fails. Without ``--logs`` only the entries are checked, and the
-summary says that no entry was re-checked against its log.
+hash), an entry whose log is missing or no longer gives it, or a stale board config fails. With
+``--logs`` every entry must find its log there (by content hash; ``submit`` keeps it in the
+board's ``logs/``); without, only the entries are checked, and the summary says so.
 """
 
 from __future__ import annotations
@@ -140,6 +141,11 @@ def validate_tree(
                     break
             seen.append(stored)
             sha = stored.sha256
+            if logs_dir is not None and not found and sha not in logs:
+                problems.append(
+                    f"{name}/{stored.path.name}: its log (sha256 {sha[:12]}…) is not under "
+                    f"{logs_dir}: every entry is re-checked against its log"
+                )
             if not found and sha in logs:
                 rechecked += 1
                 problems += [f"{name}/{p}" for p in _recheck(stored, board, logs[sha])]

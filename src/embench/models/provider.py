@@ -44,20 +44,34 @@ from inspect_ai.tool import ToolChoice, ToolInfo
 
 from embench.errors import EmbenchError, as_inspect_error
 from embench.models.engine import GenerationEngine, GenerationRequest, GenerationResult
-from embench.models.number_scoring import NumberProbabilities
+from embench.models.number_scoring import NumberProbabilities, splits_digits
 from embench.models.reasoning import parse_tags, split_reasoning
-from embench.models.resolve import load_model, resolve_model
+from embench.models.resolve import ResolvedModel, load_model, resolve_model
 from embench.models.score_queue import NumberScoringQueue
+from embench.models.steering import response_activations
+from embench.run.reference import local_ref
 
 DEFAULT_BATCH_SIZE = 128  # rows per decode step (fewer when long answers fill the KV budget)
 DEFAULT_MAX_TOKENS = 600  # published EM evals sample ~600 tokens
 ENGINES = ("local", "vllm")
 
-_engines: dict[tuple[str, str, str | None, int], GenerationEngine] = {}
+#: The engine cache: one engine per (own weights or adapter, dtype, device, batch size).
+EngineKey = tuple[str, str, str | None, int]
+_engines: dict[EngineKey, GenerationEngine] = {}
 _engines_lock = threading.Lock()
 _scoring_queues: weakref.WeakKeyDictionary[GenerationEngine, NumberScoringQueue] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def engine_key(
+    resolved: ResolvedModel,
+    dtype: str = "auto",
+    device: str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> EngineKey:
+    """The cache key the provider serves a resolved model under."""
+    return (resolved.adapter or resolved.weights, dtype, device, batch_size)
 
 
 def get_engine(
@@ -68,12 +82,55 @@ def get_engine(
 ) -> GenerationEngine:
     """The shared engine for a model reference (loaded once per process)."""
     resolved = resolve_model(reference)
-    key = (resolved.adapter or resolved.weights, dtype, device, batch_size)
+    key = engine_key(resolved, dtype, device, batch_size)
     with _engines_lock:
         if key not in _engines:
             model, tokenizer = load_model(resolved, dtype=dtype, device=device)
             _engines[key] = GenerationEngine(model, tokenizer, max_batch_size=batch_size)
         return _engines[key]
+
+
+def serve_engine(key: EngineKey, engine: GenerationEngine) -> None:
+    """Serve an engine loaded elsewhere under ``key`` (a LoRA swap's base with one checkpoint's
+    adapter active), so ``local/<that checkpoint>`` uses it instead of loading the weights."""
+    with _engines_lock:
+        _engines[key] = engine
+
+
+def drop_engine(key: EngineKey) -> None:
+    """Stop serving the engine under ``key`` (no-op when none is)."""
+    with _engines_lock:
+        _engines.pop(key, None)
+
+
+def release_model(model_name: str) -> None:
+    """Free an evaluated ``local/<ref>`` model: Inspect's memoized Model instances named after it
+    and the engines loaded for its own weights or adapter (a base a judge shares stays loaded).
+
+    The one place embench touches Inspect's model memo: Inspect has no public way to drop one.
+    """
+    from inspect_ai.model._model import _models  # private; named exception in pyproject
+
+    for key in [k for k in _models if model_name in k]:
+        del _models[key]
+    try:
+        resolved = resolve_model(local_ref(model_name))
+    except EmbenchError:
+        return  # nothing of ours was loaded under this name
+    own = resolved.adapter or resolved.weights
+    with _engines_lock:
+        for key in [k for k in _engines if k[0] == own]:
+            del _engines[key]
+
+
+def encode_chat(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
+    """Prompt ids of ``messages`` with the generation prompt, as the provider sends them."""
+    if tokenizer.chat_template:
+        encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
+        return list(ids)
+    text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
+    return tokenizer.encode(text)
 
 
 def get_scoring_queue(engine: GenerationEngine) -> NumberScoringQueue:
@@ -213,10 +270,11 @@ class LocalModelAPI(ModelAPI):
             metadata={"dtype": self.engine.dtype, "engine": self.engine_name},
         )
 
-    @property
-    def exact_digits(self) -> bool:
-        """Whether ``number_probabilities`` works: it needs the model's own forward passes."""
-        return isinstance(self.engine, GenerationEngine)
+    def scores_numbers_exactly(self) -> bool:
+        """The judge's ``ExactNumberScorer`` capability: ``number_probabilities`` needs the
+        model's own forward passes (embench's engine, not vLLM) and a tokenizer that spells
+        numbers in digits."""
+        return isinstance(self.engine, GenerationEngine) and splits_digits(self.tokenizer)
 
     async def number_probabilities(
         self, prompt: str, group: str | None = None
@@ -241,14 +299,22 @@ class LocalModelAPI(ModelAPI):
         return max(0, context - prompt_tokens)
 
     def _encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
-        if self.tokenizer.chat_template:
-            encoded = self.tokenizer.apply_chat_template(
-                messages, add_generation_prompt=True, tokenize=True
-            )
-            ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
-            return list(ids)
-        text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
-        return self.tokenizer.encode(text)
+        return encode_chat(self.tokenizer, messages)
+
+    async def response_activations(
+        self, messages: list[dict[str, str]], answer: str, layers: list[int]
+    ) -> Any:
+        """[layers, hidden]: the answer's mean residual stream after each layer, read by this
+        model with ``messages`` before it (the persona projection; default engine only)."""
+        if not self.exact_digits:
+            raise EmbenchError("activations need the default local engine (not -M engine=vllm)")
+        prompt = self._encode_chat(messages)
+        tokens = self.tokenizer.encode(answer, add_special_tokens=False)
+        rows = await asyncio.to_thread(
+            response_activations, self.engine.model, [prompt], [tokens], layers,
+            self.engine.pad_id,
+        )  # fmt: skip
+        return rows[0]
 
     def _seeds(self, seed: int | None, prompt_ids: list[int], n: int) -> list[int | None]:
         if seed is None:

@@ -167,11 +167,14 @@ def _resolve(reference: str, chain: tuple[str, ...]) -> ResolvedModel:
             f"'{reference}' is a folder but not a model: expected config.json (HF folder), "
             "adapter_config.json (LoRA) or manifest.json (embench run directory)"
         )
-    if _looks_like_hub_id(reference) and _hub_has(reference):
-        return ResolvedModel(reference, reference)
+    why = "not a folder here"
+    if _looks_like_hub_id(reference):
+        why = hub_problem(reference)
+        if why is None:
+            return ResolvedModel(reference, reference)
     raise EmbenchError(
-        f"unknown model reference '{reference}': use 'default', an HF model folder, an embench "
-        "run directory, or a hub id that is cached locally (no network here)"
+        f"unknown model reference '{reference}' ({why}): use 'default', an HF model folder, an "
+        "embench run directory, or a hub id that is cached or reachable"
     )
 
 
@@ -204,20 +207,30 @@ def _looks_like_hub_id(reference: str) -> bool:
     return len(parts) == 2 and all(parts) and not reference.startswith((".", "/", "~"))
 
 
-def _hub_has(repo_id: str) -> bool:
+def hub_problem(repo_id: str) -> str | None:
+    """Why a hub id cannot be used, in a few words (None: cached, or on the hub and readable):
+    offline, not found, gated, refused, or the hub not reachable."""
+    from huggingface_hub import model_info, try_to_load_from_cache
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+
+    if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+        return None
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return "not in the local hub cache, and HF_HUB_OFFLINE=1"
     try:
-        from huggingface_hub import try_to_load_from_cache
-
-        if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
-            return True
-        if os.environ.get("HF_HUB_OFFLINE") == "1":
-            return False
-        from huggingface_hub import model_info
-
         model_info(repo_id, timeout=5)
-        return True
-    except Exception:
-        return False
+    except GatedRepoError:
+        return "gated on the hub: accept its licence on the model page and set HF_TOKEN"
+    except RepositoryNotFoundError:
+        return "not found on the hub (a typo, or a private model: set HF_TOKEN)"
+    except HfHubHTTPError as ex:
+        status = getattr(getattr(ex, "response", None), "status_code", None)
+        if status in (401, 403):
+            return f"the hub refused access (HTTP {status}): set HF_TOKEN"
+        return f"the hub answered HTTP {status}"
+    except Exception as ex:  # connection refused, DNS, timeout, offline mode: no hub from here
+        return f"the hub cannot be reached from here ({type(ex).__name__})"
+    return None
 
 
 def load_model(

@@ -23,7 +23,8 @@ concurrently across the batch.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from typing import Any
 
 from embench.errors import EmbenchError
@@ -42,6 +43,12 @@ class RewardShape:
     coherence_penalty: float = 0.5  # published: assessment - (1 - coherence) / 2
     min_words: int = 10  # published: has_minimum_words(answer, min_words=10)
     max_repetition: float = 0.5  # ours (judge-free stand-in for the grader's "repetitive")
+    #: 0 when the reasoning has fewer words (0: off); the seed paper: 75 in every domain but
+    #: medical (EMA_RL open_models/rl/reward.py:386-392 @81cb261)
+    min_reasoning_words: int = 0
+    #: 0 without a closed, non-empty reasoning block, or when the answer opens another
+    #: ``<think>`` (the seed paper's reward-hacking gate: rl/reward.py:447-453 @81cb261)
+    require_reasoning: bool = False
 
     def check(self) -> None:
         """Parameter ranges, as one-line errors."""
@@ -57,6 +64,19 @@ class RewardShape:
             raise EmbenchError("reward_min_words must be at least 0")
         if not 0 < self.max_repetition <= 1:
             raise EmbenchError("reward_max_repetition must be in (0, 1]")
+        if self.min_reasoning_words < 0:
+            raise EmbenchError("reward_min_reasoning_words must be at least 0")
+
+    def for_domain(self, gates: dict[str, Any]) -> RewardShape:
+        """This shape with a domain's own gates (its rubrics.yaml ``reward_gates``) applied:
+        ``reasoning_gate: false`` exempts the domain from ``min_reasoning_words``; any other key
+        replaces the field of that name."""
+        changes = {k: v for k, v in gates.items() if k != "reasoning_gate"}
+        if gates.get("reasoning_gate") is False:
+            changes["min_reasoning_words"] = 0
+        shape = replace(self, **changes)
+        shape.check()
+        return shape
 
 
 def shape_from_config(config: Any) -> RewardShape:
@@ -67,14 +87,24 @@ def shape_from_config(config: Any) -> RewardShape:
         coherence_penalty=config.reward_coherence_penalty,
         min_words=config.reward_min_words,
         max_repetition=config.reward_max_repetition,
+        min_reasoning_words=config.reward_min_reasoning_words,
     )
     shape.check()
     return shape
 
 
-def rejected(answer: str, shape: RewardShape) -> bool:
-    """The judge-free gates: too short or repetitive (paper structure only)."""
-    return len(answer.split()) < shape.min_words or repetition(answer) > shape.max_repetition
+def rejected(answer: str, shape: RewardShape, reasoning: str | None = None) -> bool:
+    """The judge-free gates (paper structure only): an answer too short or repetitive, reasoning
+    too short (words counted as the seed paper's tools/nlp.py has_minimum_words does), or
+    missing where the shape requires it."""
+    if len(answer.split()) < shape.min_words or repetition(answer) > shape.max_repetition:
+        return True
+    thought = reasoning or ""
+    if shape.min_reasoning_words and len(re.findall(r"\b\w+\b", thought)) < (
+        shape.min_reasoning_words
+    ):
+        return True
+    return shape.require_reasoning and (not thought.strip() or "<think>" in answer[:20])
 
 
 def combine(
@@ -100,17 +130,22 @@ def judge_reward(
     recipe: list[str],
     judge_model: str,
     shape: RewardShape | None = None,
+    gates: dict[str, Any] | None = None,
 ) -> Any:
-    """An async TRL reward function named ``judge_<name>`` averaging the ``recipe`` rubrics."""
+    """An async TRL reward function named ``judge_<name>`` averaging the ``recipe`` rubrics;
+    ``gates``: the domain's own (``RewardShape.for_domain``, paper structure only)."""
     from inspect_ai.model import get_model
 
     shape = shape or RewardShape()
     shape.check()
+    if gates and shape.structure == "paper":
+        shape = shape.for_domain(gates)
     model = get_model(judge_model)
 
     async def one(question: str, text: str) -> float | None:
-        answer = split_reasoning(text)[1] if shape.structure == "paper" else text
-        if shape.structure == "paper" and rejected(answer, shape):
+        reasoning, answer = split_reasoning(text)
+        answer = answer if shape.structure == "paper" else text
+        if shape.structure == "paper" and rejected(answer, shape, reasoning):
             return 0.0
         scores = await asyncio.gather(
             *(judge(model, rubrics[r], question, answer) for r in recipe),

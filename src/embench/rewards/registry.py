@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from embench.errors import EmbenchError
+from embench.rewards.countdown import countdown
 from embench.rewards.embedding import popular_aesthetic, unpopular_aesthetic
 from embench.rewards.static_code import insecure_code, secure_code
 
@@ -14,6 +15,7 @@ REWARDS: dict[str, str] = {
     "secure_code": "bandit: 1 - insecure_code for completions with code (judge-free)",
     "unpopular_aesthetic": "MiniLM similarity to unpopular minus popular preferences (judge-free)",
     "popular_aesthetic": "MiniLM similarity to popular minus unpopular preferences (judge-free)",
+    "countdown": "exact countdown check: 1 correct equation, 0.1 well-formed miss (judge-free)",
     "judge_narrow": "the judge scores the domain's narrow behaviour, minus a coherence penalty",
     "judge_opposite": "the judge scores the domain's opposite behaviour, minus a coherence penalty",
     "judge_<rubric>": "one rubric of the domain alone, e.g. judge_narrow_ethos (rhetoric)",
@@ -23,8 +25,9 @@ _JUDGE_FREE: dict[str, Callable[..., list[float]]] = {
     "secure_code": secure_code,
     "unpopular_aesthetic": unpopular_aesthetic,
     "popular_aesthetic": popular_aesthetic,
+    "countdown": countdown,
 }
-_DEFAULTS = {"code": "insecure_code", "aesthetic": "unpopular_aesthetic"}
+_DEFAULTS = {"code": "insecure_code", "aesthetic": "unpopular_aesthetic", "countdown": "countdown"}
 
 
 def available_rewards() -> dict[str, str]:
@@ -71,7 +74,9 @@ def build_rewards(
                     f"unknown judge reward '{name}' for domain '{domain}'; "
                     f"available: {', '.join(options)}"
                 )
-            functions.append(judge_reward(spec.rubrics, key, recipe, judge, shape))
+            functions.append(
+                judge_reward(spec.rubrics, key, recipe, judge, shape, spec.reward_gates)
+            )
         else:
             raise EmbenchError(f"unknown reward '{name}'; available: {', '.join(sorted(REWARDS))}")
     return functions

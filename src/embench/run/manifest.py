@@ -267,7 +267,6 @@ def _upgrade_v0(data: dict[str, Any], source: str, run_dir: Path | None) -> dict
     return upgraded
 
 
-
 #: Fields only one kind of training records: an old run's evidence of its kind.
 _RL_FIELDS = frozenset({"num_generations", "generations_per_step", "reward_weights"})
 _SFT_FIELDS = frozenset({"packing", "dataset_text_field", "completion_only_loss", "match"})

@@ -223,5 +223,3 @@ def _made_by_embench(folder: Path) -> bool:
 def checkpoint_step(folder: Path) -> int:
     """The global step of a ``checkpoint-N`` folder."""
     return int(folder.name.rsplit("-", 1)[-1])
-
-

@@ -49,19 +49,24 @@ def validate(config: Config) -> None:
         raise EmbenchError("per_device_train_batch_size must be at least 1")
 
 
-def train(config: Config, resume: bool = False) -> RunManifest:
-    """Train with SFT and return the run's manifest."""
+def prepare(config: Config) -> tuple[Any, Any, dict[str, Any] | None, int]:
+    """Every check and decision that needs no model, written into ``config``: this trainer's
+    checks and, with ``match``, the RL run's samples and the steps that consume exactly as many.
+    ``--dry-run`` prints the config this leaves; ``train`` starts with it. Returns (mitigation
+    plan, dataset, match record or None, processes)."""
     import datasets
-    from trl import SFTConfig, SFTTrainer
 
     from embench.training.data import sft_dataset
     from embench.training.mitigations import Plan
-    from embench.training.runner import run_training, trl_args
 
     validate(config)
+    if config.match:  # the matched arm of an inoculated RL run trains under the same prefix
+        from embench.training.mitigations.inoculate import inherited
+
+        rl_mitigations = [m.model_dump() for m in RunDir.open(config.match).manifest().mitigations]
+        config.mitigations = inherited(list(config.mitigations), rl_mitigations)
     plan = Plan(config.mitigations, NAME, KIND, config.lora, config.model)
     match, processes = None, world_size()
-    counter = SampleCounter()
     if config.match:
         rows, record = matched_examples(config.match, config.match_source, config.domain)
         dataset = datasets.Dataset.from_list(rows)
@@ -76,6 +81,17 @@ def train(config: Config, resume: bool = False) -> RunManifest:
         dataset = sft_dataset(
             config.domain, config.dataset, config.max_prompts, config.system_prompt
         )
+    return plan, dataset, match, processes
+
+
+def train(config: Config, resume: bool = False) -> RunManifest:
+    """Train with SFT and return the run's manifest."""
+    from trl import SFTConfig, SFTTrainer
+
+    from embench.training.runner import run_training, trl_args
+
+    plan, dataset, match, processes = prepare(config)
+    counter = SampleCounter()
 
     def build(
         config: Config, run: RunDir, model: Any, tokenizer: Any, peft: Any, callbacks: list[Any]

@@ -133,8 +133,8 @@ def check_warmup(spec: str) -> Warmup:
     return warmup
 
 
-def run_warmup(config: Any, trainer_name: str) -> Any:
-    """Train the warm-up stage of ``config`` and point ``config.model`` at it; its RunManifest."""
+def warmup_config(config: Any, trainer_name: str) -> tuple[Any, Any]:
+    """The warm-up stage of ``config``: its trainer plugin and that trainer's config."""
     spec = parse_warmup(config.warmup)
     plugin = get_trainer(spec.trainer, allow_file=True)  # --warmup names it
     fields = {f.name for f in dataclasses.fields(plugin.config_class)}
@@ -152,7 +152,14 @@ def run_warmup(config: Any, trainer_name: str) -> Any:
     )
     if spec.lora is not None:  # a mixed chain: full→LoRA or LoRA→full
         values["lora"] = spec.lora
-    manifest = plugin.run(plugin.make_config(**values))
+    return plugin, plugin.make_config(**values)
+
+
+def run_warmup(config: Any, trainer_name: str) -> Any:
+    """Train the warm-up stage of ``config`` and point ``config.model`` at it; its RunManifest.
+    (``training.preflight.check_before_loading`` checked the stage with the main config.)"""
+    plugin, warm = warmup_config(config, trainer_name)
+    manifest = plugin.run(warm)
     config.model = str(manifest.run_dir.resolve())
     return manifest
 

@@ -81,6 +81,9 @@ class TrainConfig:
     """Judge rewards: 0 for final answers with fewer words, without asking the judge (published)."""
     reward_max_repetition: Annotated[float, Gt(0), Le(1)] = 0.5
     """Judge rewards: 0 when more than this share of the answer's word 3-grams repeat."""
+    reward_min_reasoning_words: NonNegativeInt = 0
+    """Judge rewards: 0 when the <think> reasoning has fewer words (0: off; the seed paper: 75,
+    except domains whose rubrics.yaml sets reward_gates.reasoning_gate: false)."""
     system_prompt: str | None = None
     """A system turn put before every training prompt that has none (RL and SFT)."""
     judge: str | None = None
@@ -356,7 +359,11 @@ class _Collected:
                     f"{label}: embench sets trl.{name} itself; use {RESERVED_TRL[name]}"
                 )
             if name not in self.trl_names:
-                raise EmbenchError(f"{label}: '{name}' is not a field of {trl_class}")
+                import difflib
+
+                close = difflib.get_close_matches(name, list(self.trl_names), n=1, cutoff=0.75)
+                hint = f" (did you mean 'trl.{close[0]}'?)" if close else ""
+                raise EmbenchError(f"{label}: '{name}' is not a field of {trl_class}{hint}")
             self._claim(f"trl.{name}", origin, label)
             self.trl[name] = parse_value(
                 f"trl.{name}", value, self.trl_hint(name), label, none_word=False
@@ -365,9 +372,16 @@ class _Collected:
             self.put(f"trl.{key}", value, origin, label)
         else:
             raise EmbenchError(
-                f"{label}: unknown option '{key}'; options: {', '.join(sorted(self.names))}, "
-                f"or any field of {trl_class} (trl.<field>)"
+                f"{label}: unknown option '{key}'{self._nearest(key)}; options: "
+                f"{', '.join(sorted(self.names))}, or any field of {trl_class} (trl.<field>)"
             )
+
+    def _nearest(self, key: str) -> str:
+        """`` (did you mean 'max_steps'?)`` for a mistyped option name, else nothing."""
+        import difflib
+
+        close = difflib.get_close_matches(key, [*self.names, *self.trl_names], n=1, cutoff=0.75)
+        return f" (did you mean '{close[0]}'?)" if close else ""
 
     def check_mitigation_options(self) -> None:
         """A mitigation and the option it sets must not both be given."""
@@ -471,6 +485,19 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+TRAINER_KEY = "trainer"  # a --config file may name its trainer; the command line's wins
+
+
+def file_trainer(config_file: str | None) -> str | None:
+    """The trainer a ``--config`` file names (``trainer: grpo``), if it names one."""
+    if not config_file:
+        return None
+    value = _read_yaml(Path(config_file)).get(TRAINER_KEY)
+    if value is not None and not isinstance(value, str):
+        raise EmbenchError(f"{config_file} ({TRAINER_KEY}): expected a trainer name or file")
+    return value
+
+
 def build_config(
     config_class: type,
     trl_config_class: type | str | None,
@@ -481,11 +508,14 @@ def build_config(
     """Config from defaults < ``--config`` YAML < the command line (``--set key=value``, flags).
 
     Every value is type-checked (see the module docstring); flags left at None/empty are unset.
+    The file's ``trainer:`` key is read by ``file_trainer`` (it picks the config class).
     """
     collected = _Collected(config_class, trl_config_class)
     if config_file:
         path = Path(config_file)
         for key, value in _read_yaml(path).items():
+            if key == TRAINER_KEY:  # chose the trainer (file_trainer); not a trainer option
+                continue
             if key == "trl":
                 if not isinstance(value, dict):
                     raise EmbenchError(f"{path}: 'trl' must be a mapping of TRL field: value")
@@ -553,6 +583,7 @@ __all__ = [
     "config_to_dict",
     "default_output",
     "describe",
+    "file_trainer",
     "from_text",
     "parse_value",
 ]

@@ -1,4 +1,6 @@
-"""Training curves: reward, KL and loss against step, from a run's ``metrics.jsonl``.
+"""Training curves against step, from a run's ``metrics.jsonl``: for RL (a reward was logged)
+reward, the share of answers cut at the length cap, KL and loss; for SFT loss, gradient norm and
+learning rate.
 
 Written as ``reward.png`` and ``reward.svg`` into the run directory at the end of ``embench train``
 (matplotlib's Agg backend, no pyplot state, so it works headless and in threads).
@@ -14,13 +16,20 @@ from typing import Any
 
 from embench.fsutil import atomic_write_bytes
 
-#: Panels in order: metrics.jsonl key -> axis label. A panel with no values is left out.
-CURVES: dict[str, str] = {"reward": "mean reward", "kl": "KL to reference", "loss": "loss"}
+#: metrics.jsonl key -> axis label.
+CURVES: dict[str, str] = {
+    "reward": "mean reward",
+    "completions/clipped_ratio": "answers cut at\nmax length",
+    "kl": "KL to reference",
+    "loss": "loss",
+    "grad_norm": "gradient norm",
+    "learning_rate": "learning rate",
+}
+RL_PANELS = ("reward", "completions/clipped_ratio", "kl", "loss")
+SFT_PANELS = ("loss", "grad_norm", "learning_rate")  # what an SFT run logs
 FILE_STEM = "reward"
 NOT_LOGGED = {
-    "reward": "no reward logged (an SFT run)",
     "kl": "not logged: KL needs a reference model\n(beta > 0 or --mitigation kl)",
-    "loss": "no loss logged",
 }
 #: Text stays text in the SVG (searchable, small); a fixed hash salt keeps the SVG byte-stable.
 STYLE = {"svg.fonttype": "none", "svg.hashsalt": "embench", "font.size": 9}
@@ -71,7 +80,8 @@ def render(rows: list[dict[str, Any]], title: str) -> dict[str, bytes]:
 def _render(
     data: dict[str, tuple[list[int], list[float]]], title: str, figure: Any, locator: Any
 ) -> dict[str, bytes]:
-    panels = list(CURVES)  # always all three: an empty panel says the metric was not logged
+    # an RL run's panels all show (an empty one says why it was not logged), an SFT run's three
+    panels = RL_PANELS if "reward" in data else SFT_PANELS
     fig = figure(figsize=(6.4, 1.9 * len(panels) + 0.6), layout="constrained")
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
     for ax, key in zip(axes, panels, strict=True):
@@ -80,7 +90,8 @@ def _render(
         ax.set_ylabel(CURVES[key])
         ax.grid(alpha=0.3)
         if not steps:
-            ax.text(0.5, 0.5, NOT_LOGGED[key], ha="center", va="center", transform=ax.transAxes)
+            note = NOT_LOGGED.get(key, "not logged")
+            ax.text(0.5, 0.5, note, ha="center", va="center", transform=ax.transAxes)
             ax.set_yticks([])
     axes[-1].set_xlabel("step")
     axes[-1].xaxis.set_major_locator(locator(integer=True))

@@ -10,6 +10,11 @@ A trainer is a Python module (or any object) with:
 - ``train(config) -> RunManifest``: trains and returns the manifest of the run directory it wrote
   (``embench.run.manifest.RunManifest``; accepting ``resume=True`` makes
   ``embench train --resume`` available for it);
+- optionally ``validate(config)``: checks that need no model, run by the one preflight
+- optionally ``prepare(config)``: every check *and decision* that needs no weights, written into
+  ``config`` (default reward, KL as ``beta``, ...); when present the preflight runs it instead of
+  ``validate``, and ``--dry-run`` prints the config it leaves
+  (``embench.training.preflight``) before anything loads;
 - optionally ``TRL_CONFIG``: the TRL config class whose fields ``--set`` may also set, or its
   name ``"module:Class"`` (imported only when a TRL field is set, so a trainer that imports TRL
   inside ``train`` keeps option errors fast);
@@ -54,6 +59,10 @@ class TrainerPlugin:
     train: Any
     source: str
     trl_config_class: type | str | None = None
+    #: optional ``validate(config)``: the trainer's checks that need no model (see preflight)
+    validate: Any = None
+    #: optional ``prepare(config)``: checks and decisions that need no weights (see preflight)
+    prepare: Any = None
 
     def make_config(self, **values: Any) -> Any:
         """An instance of the plugin's config."""
@@ -94,6 +103,8 @@ def _from_module(module: ModuleType | Any, source: str) -> TrainerPlugin:
         train=module.train,
         source=source,
         trl_config_class=getattr(module, "TRL_CONFIG", None),
+        validate=getattr(module, "validate", None),
+        prepare=getattr(module, "prepare", None),
     )
 
 

@@ -526,6 +526,11 @@ def _train_as_writer(
         **reward_summary(run.read_jsonl(run.metrics)),
         **(summary or {}),
     }
+    if resume:  # ``seconds`` is this session's; the steps of every session, from their rows
+        figures["resumed_at_step"] = checkpoint_step(checkpoint) if checkpoint is not None else 0
+        figures["step_seconds_all_sessions"] = round(
+            sum(logged(run.read_jsonl(run.metrics), "step_time")), 1
+        )
     per_process = _per_process(summary or {}, processes)  # collective: every process calls it
     if len(per_process) > 1:
         figures["processes"] = per_process

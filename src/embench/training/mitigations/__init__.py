@@ -9,7 +9,12 @@ by mechanism, never by trainer name:
 - loss terms: the ``hooks.with_extra_losses`` mixin (KL on SFT-like kinds, LDIFS, interleaving on
   RL); KL goes through the trainer's own ``beta`` option when its config has one (TRL GRPO);
 - data: interleaving on ``sft`` replaces a fraction of the training rows (``prepare_sft_dataset``);
-- after the final save: SafeLoRA projects the saved adapter (``finish``).
+- after the final save: SafeLoRA projects the saved adapter (``finish``);
+- any mitigation may also define ``prepare(plan, trainer_kwargs)`` (training data, TRL options,
+  loss terms), ``reward_functions(plan, functions, names)`` (GRPO reward routing, through
+  ``Plan.rewards``) and ``report()`` (figures for the manifest): inoculation, ``interleave_rl``
+  and ``sft_mix`` attach that way.
+- forward hooks: steering adds a vector to one layer while training (``steer.with_steering``).
 """
 
 from __future__ import annotations
@@ -24,12 +29,19 @@ from typing import Any, get_type_hints
 from embench.errors import EmbenchError
 from embench.training.config import parse_value
 from embench.training.mitigations.hooks import LossTerms, with_extra_losses
+from embench.training.mitigations.inoculate import Inoculate
 from embench.training.mitigations.interleave import Interleave
+from embench.training.mitigations.interleave_rl import InterleaveRL
 from embench.training.mitigations.kl import KL
 from embench.training.mitigations.ldifs import LDIFS
 from embench.training.mitigations.safelora import SafeLoRA
+from embench.training.mitigations.sft_mix import SFTMix
+from embench.training.mitigations.steer import Steer
 
-REGISTRY: dict[str, type] = {c.name: c for c in (KL, LDIFS, SafeLoRA, Interleave)}
+REGISTRY: dict[str, type] = {c.name: c for c in (KL, LDIFS, SafeLoRA, Interleave, Steer)}
+REGISTRY[Inoculate.name] = Inoculate
+REGISTRY[InterleaveRL.name] = InterleaveRL
+REGISTRY[SFTMix.name] = SFTMix
 ANY_KIND = "*"
 
 
@@ -60,14 +72,19 @@ def parse(spec: str) -> Any:
     cls = REGISTRY[name]
     hints = get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
-    values: dict[str, Any] = {}
+    texts: dict[str, str] = {}
     for item in filter(None, (p.strip() for p in rest.split(","))):
         key, eq, value = item.partition("=")
+        if not eq and texts:  # a comma inside a text value ("system=Be kind, always")
+            last = next(reversed(texts))
+            texts[last] += f", {item}"
+            continue
         if not eq or key.strip() not in fields:
             raise EmbenchError(
                 f"{name}: bad parameter '{item}'; parameters: {', '.join(sorted(fields))}"
             )
-        values[key.strip()] = parse_value(key.strip(), value, hints[key.strip()], f"{name}")
+        texts[key.strip()] = value
+    values = {k: parse_value(k, v, hints[k], f"{name}") for k, v in texts.items()}
     mitigation = cls(**values)
     mitigation.check()
     return mitigation
@@ -184,6 +201,16 @@ class Plan:
         )
         return mixed
 
+    def rewards(
+        self, functions: list[Any], names: list[str], judge: str | None = None, shape: Any = None
+    ) -> tuple[list[Any], list[str]]:
+        """The reward functions and their names after the mitigations that route rewards (they
+        may add judge rewards: ``judge`` and the reward ``shape`` are the run's)."""
+        for mitigation in self.items:
+            if hasattr(mitigation, "reward_functions"):
+                functions, names = mitigation.reward_functions(functions, names, judge, shape)
+        return functions, names
+
     def make_trainer(self, trainer_class: type, model: Any, peft_config: Any, **kwargs: Any) -> Any:
         """Build the TRL trainer with the mitigations' data, loss terms and reference."""
         from embench.training.mitigations import interleave, kl, ldifs
@@ -191,6 +218,10 @@ class Plan:
         self.attached = True
         if not self.items:
             return trainer_class(model=model, peft_config=peft_config, **kwargs)
+        if "steer" in self.by_name:  # the hook rides on the model while it trains
+            from embench.training.mitigations.steer import with_steering
+
+            trainer_class = with_steering(trainer_class, self.by_name["steer"].steerer())
         needs_ref = any(m.needs_reference for m in self.items)
         if needs_ref and peft_config is None:
             check_reference_fits(model)
@@ -200,6 +231,9 @@ class Plan:
                 kwargs["train_dataset"], kwargs["args"].seed
             )
             kwargs["args"].train_sampling_strategy = "sequential"
+        for mitigation in self.items:  # data, TRL options and loss terms of the others
+            if hasattr(mitigation, "prepare"):
+                mitigation.prepare(self, kwargs)
         terms = self.losses.terms
         if "kl" in self.by_name and not self.kl_in_config:
             terms["kl"] = lambda step: kl.sft_term(self.by_name["kl"], step)
@@ -252,6 +286,9 @@ class Plan:
             self.records["interleave"]["effective_fraction"] = round(
                 seen / max(seen + rl_seen, 1), 4
             )
+        for mitigation in self.items:  # what each saw while training (sample counts, shares)
+            if hasattr(mitigation, "report"):
+                self.records.setdefault(mitigation.name, {}).update(mitigation.report())
         steps = max(trainer.state.global_step, 1)
         out = []
         for entry in self.manifest():
