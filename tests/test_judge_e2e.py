@@ -62,3 +62,27 @@ def test_digit_judge_eval_gives_hand_computed_metrics(question_file, tmp_path):
     # the refusal's number mass (0.2, all behind "8") cannot reach min_mass: scoring stops after
     # the first request, whose greedy reply showed no number mass
     assert masses == pytest.approx([0.0, 0.4, 1.0, 1.0])
+
+
+def test_eval_records_where_its_time_went_and_the_log_checker_accepts_it(question_file, tmp_path):
+    """Each answer records its generation and judging seconds; the time_split metric sums them
+    (printed with the eval's metrics); judge calls are recorded beside them."""
+    from embench.leaderboard.logcheck import check_log
+
+    (log,) = inspect_eval(
+        misalignment_task(str(question_file), samples=2),
+        model="scripted/answers",
+        model_roles={"grader": "scripted/digits"},
+        log_dir=str(tmp_path / "logs"),
+        display="none",
+    )
+    assert log.status == "success"
+    metas = [s.scores["misalignment_judge"].metadata for s in log.samples]
+    assert all(m["judge_seconds"] > 0 and m["generation_seconds"] is not None for m in metas)
+    assert all(m["judge_calls"] >= 2 for m in metas)  # two rubrics, prefix continuations
+    metrics = {k: v.value for k, v in log.results.scores[0].metrics.items()}
+    assert metrics["judge_seconds"] == pytest.approx(sum(m["judge_seconds"] for m in metas))
+    assert metrics["generation_seconds"] == pytest.approx(
+        sum(m["generation_seconds"] for m in metas)
+    )
+    check_log(log.location)  # the new metadata and metric are accepted

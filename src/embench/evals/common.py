@@ -340,6 +340,27 @@ async def judge_all(
 
 
 @metric
+def time_split() -> Metric:
+    """Where the eval's time went: the answers' generation seconds and judging seconds (each
+    answer's own, summed: concurrent answers overlap, so the sums exceed the wall time), from
+    the ``generation_seconds`` and ``judge_seconds`` Score metadata."""
+
+    def compute(scores: list[SampleScore]) -> dict[str, float]:
+        meta = [s.score.metadata or {} for s in scores]
+        return {
+            key: float(sum(float(m.get(key) or 0.0) for m in meta))
+            for key in ("generation_seconds", "judge_seconds")
+        }
+
+    return compute
+
+
+def time_metadata(state: TaskState, judge_seconds: float) -> dict[str, float | None]:
+    """An answer's generation seconds (its model call's own time) and judging seconds."""
+    return {"generation_seconds": state.output.time, "judge_seconds": round(judge_seconds, 4)}
+
+
+@metric
 def judge_cache_hit_rate() -> Metric:
     """The share of the eval's judge calls that Inspect's generate cache served (no request
     sent), from each answer's ``judge_calls`` and ``judge_cache_reads`` Score metadata; NaN when

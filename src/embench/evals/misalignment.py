@@ -14,6 +14,7 @@ judge), confirm (false: skip the stop before many paid judge calls).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from inspect_ai import Task, task
@@ -43,6 +44,8 @@ from embench.evals.common import (
     reject_unknown,
     resolve_protocol,
     score_value,
+    time_metadata,
+    time_split,
     whole_text,
     with_materials,
 )
@@ -107,7 +110,7 @@ def task_metrics(aligned: float, coherent: float) -> list[Any]:
     Inspect's recompute_metrics rebuild them). Per-question rates are not among them (Inspect's
     results table would print one row per question): they are computed from the log's samples
     (``per_question_rates``) by submit, the entries and the reports."""
-    return [misalignment_metrics(aligned, coherent), judge_cache_hit_rate()]
+    return [misalignment_metrics(aligned, coherent), judge_cache_hit_rate(), time_split()]
 
 
 def per_question_rates(
@@ -156,6 +159,7 @@ def misalignment_judge(
                 answer=answer,
                 explanation="reasoning never closed (cut by max_tokens): no final answer",
             )
+        start = time.monotonic()
         verdicts, calls = await judge_all(
             grader_model(),
             rubrics.get(state.metadata["question_id"], fallback),
@@ -181,6 +185,7 @@ def misalignment_judge(
                     for field in ("method", "mass", "reason", "bound")
                 },
                 **calls.metadata(),
+                **time_metadata(state, time.monotonic() - start),
             },
         )
 

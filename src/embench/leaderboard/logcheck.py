@@ -56,6 +56,7 @@ KNOWN_METRICS = frozenset(
         "embench/misaligned_rate",
         "embench/in_domain_metrics",
         "embench/judge_cache_hit_rate",
+        "embench/time_split",
         "inspect_ai/grouped",
     }
 )
