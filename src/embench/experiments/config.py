@@ -281,7 +281,7 @@ class ExperimentConfig:
 def _kind(trainer: str) -> str:
     from embench.training.plugins import get_trainer
 
-    return get_trainer(trainer).kind
+    return get_trainer(trainer, allow_file=True).kind  # the grid's config names it
 
 
 def _applies(trainer: str, mitigation: tuple[str, ...]) -> bool:

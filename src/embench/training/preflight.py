@@ -31,7 +31,9 @@ def check_before_loading(
     Returns a copy of ``config`` as the run will resolve it: the trainer's ``prepare`` hook, where
     it has one, fills in every decision that needs no weights (``--dry-run`` prints it)."""
     resolved = copy.deepcopy(config)  # the hooks may normalise: never the caller's config
-    hook = plugin.prepare or plugin.validate
+    match = getattr(config, "match", None)
+    pending = bool(match) and Path(match) in later_runs  # prepare reads the matched run's steps
+    hook = plugin.validate if pending else (plugin.prepare or plugin.validate)
     if hook is not None:
         hook(resolved)
     if getattr(config, "mitigations", None):
@@ -44,8 +46,7 @@ def check_before_loading(
                 f"reward_weights has {len(resolved.reward_weights)} values for {len(names)} "
                 f"rewards ({', '.join(names)}): give one weight per reward"
             )
-    match = getattr(config, "match", None)
-    if match and Path(match) not in later_runs and not (Path(match) / MANIFEST_FILE).is_file():
+    if match and not pending and not (Path(match) / MANIFEST_FILE).is_file():
         raise EmbenchError(f"--match {match}: not a run directory (no manifest.json)")
     if getattr(config, "warmup", None):
         warm_plugin, warm = warmup_config(config, plugin.name)
