@@ -86,7 +86,7 @@ def test_unknown_domain_comes_first(tmp_path):
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         "error: unknown domain 'nope'; available: medical, legal, security, code, aesthetic, "
-        "rhetoric, reward_hacking"
+        "rhetoric, reward_hacking, countdown"
     ]
 
 
