@@ -13,7 +13,24 @@ from embench.evals import persona as _persona
 from embench.evals.persona import persona_projection as _persona_projection
 
 
-@task
+# `args` lists the task args and their defaults for `inspect list tasks --json`; a test keeps it
+# equal to the package task's signature.
+@task(
+    args={
+        "vector": "",
+        "layer": None,
+        "questions": "general",
+        "subset": None,
+        "samples": 1,
+        "protocol": "embench",
+        "temperature": None,
+        "top_p": None,
+        "top_k": None,
+        "min_p": None,
+        "max_tokens": None,
+        "system_prompt": None,
+    }
+)
 def persona(**task_args: Any) -> Task:
     """Mean projection of the answers onto a persona vector (judge-free)."""
     return _persona(**task_args)

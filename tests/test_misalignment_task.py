@@ -506,11 +506,11 @@ def test_task_args_are_listed_for_inspect_list_tasks():
 
     from inspect_ai import list_tasks
 
-    from embench.evals import in_domain
+    from embench.evals import in_domain, persona
 
     root = Path(__file__).resolve().parent.parent
     listed = {t.name: t.attribs["args"] for t in list_tasks("tasks", root_dir=root)}
-    for fn in (misalignment, in_domain):
+    for fn in (misalignment, in_domain, persona):
         params = pyinspect.signature(fn).parameters.values()
         expected = {p.name: p.default for p in params if p.kind is p.POSITIONAL_OR_KEYWORD}
         assert listed[fn.__name__] == expected
@@ -581,7 +581,7 @@ def test_inspect_list_tasks_shows_each_task_once_from_the_project_root():
     names = sorted(
         line.split("@")[-1].strip() for line in listed.stdout.splitlines() if "@" in line
     )
-    assert names == ["in_domain", "misalignment"], listed.stdout
+    assert names == ["in_domain", "misalignment", "persona"], listed.stdout
 
 
 def _sample_scores(log):

@@ -27,6 +27,9 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 #   run: a real tiny run;  dry: --dry-run;  error: the one-line error it must give;  parse: the
 #   subcommand exists and takes every option the line names;  estimate: run as is (no training).
 README_COMMANDS: dict[str, str] = {
+    "import published.csv --model emergent-misalignment/Qwen-Coder-Insecure --judge openai/gpt-4o "
+    "--questions betley-first-plot --output published.eval": "parse",
+    "rescore published.eval --judge vllm/Qwen/Qwen2.5-72B-Instruct": "parse",
     "train --trainer grpo": "run",
     "train --trainer grpo --domain code": "dry",
     "train --trainer grpo --domain medical --judge openai/gpt-4o": "judge",
