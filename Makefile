@@ -28,6 +28,8 @@ test: install
 	# the layering and Inspect-privates contracts in pyproject.toml ([tool.importlinter])
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
+	# every leaderboard entry re-checked against its kept log (a forged, stale or log-less entry fails)
+	$(BIN)/embench validate leaderboards/ --logs leaderboards/
 
 lint: install
 	$(BIN)/ruff check src tasks trainers tests benchmarks
