@@ -848,7 +848,9 @@ def test_submit_keeps_the_log_and_validate_rechecks_every_entry_against_it(root,
 
 def test_ci_and_the_workflow_run_the_same_log_check():
     check = "embench validate leaderboards/ --logs leaderboards/"
-    assert check in (REPO_ROOT / ".ci" / "run").read_text()
+    assert "make test" in (REPO_ROOT / ".ci" / "run").read_text()  # CI runs README's test command
+    test_target = (REPO_ROOT / "Makefile").read_text().split("\ntest:")[1].split("\n\n")[0]
+    assert check in test_target  # ... which re-checks the boards
     workflow = yaml.safe_load(
         (REPO_ROOT / ".github" / "workflows" / "leaderboards.yml").read_text()
     )
