@@ -76,7 +76,8 @@ def test_in_domain_judge_and_metrics_are_logged_with_their_parameters(tmp_path):
     (spec,) = log.eval.scorers
     assert spec.name == "in_domain_judge"
     assert spec.options == {"domain": "medical", "min_mass": 0.1}
-    metric, cache_rate = log.eval.metrics
+    metric, cache_rate, split = log.eval.metrics
     assert metric.name == "embench/in_domain_metrics"
     assert metric.options == {"narrow_threshold": 70.0, "coherent": 50.0}
     assert cache_rate.name == "embench/judge_cache_hit_rate" and not cache_rate.options
+    assert split.name == "embench/time_split" and not split.options

@@ -14,6 +14,7 @@ top_k, min_p, max_tokens, system_prompt, min_mass, confirm.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,8 @@ from embench.evals.common import (
     reject_unknown,
     resolve_protocol,
     score_value,
+    time_metadata,
+    time_split,
 )
 from embench.judge import COHERENT_RUBRIC, MIN_MASS
 from embench.metrics import COHERENT_THRESHOLD, NARROW_THRESHOLD, means_with_ci
@@ -88,7 +91,7 @@ def in_domain_metrics(
     return compute
 
 
-@scorer(metrics=[in_domain_metrics(), judge_cache_hit_rate()])
+@scorer(metrics=[in_domain_metrics(), judge_cache_hit_rate(), time_split()])
 def in_domain_judge(domain: str = "aesthetic", min_mass: float = MIN_MASS) -> Scorer:
     """Judge each final answer with the domain's narrow and opposite recipes and coherence."""
     spec = get_domain(domain)
@@ -103,6 +106,7 @@ def in_domain_judge(domain: str = "aesthetic", min_mass: float = MIN_MASS) -> Sc
                 answer=answer,
                 explanation="reasoning never closed (cut by max_tokens): no final answer",
             )
+        start = time.monotonic()
         verdicts, calls = await judge_all(
             grader_model(), rubrics, state.metadata["question"], answer, reasoning, min_mass
         )
@@ -119,7 +123,7 @@ def in_domain_judge(domain: str = "aesthetic", min_mass: float = MIN_MASS) -> Sc
                 f"{n}: {v.raw.strip()!r} ({v.method}{'; ' + v.reason if v.reason else ''})"
                 for n, v in verdicts.items()
             ),
-            metadata=calls.metadata(),
+            metadata={**calls.metadata(), **time_metadata(state, time.monotonic() - start)},
         )
 
     return score
@@ -224,7 +228,11 @@ def _build(
         qset,
         chosen,
         in_domain_judge(domain, min_mass),
-        [in_domain_metrics(narrow_threshold, chosen.coherent_threshold), judge_cache_hit_rate()],
+        [
+            in_domain_metrics(narrow_threshold, chosen.coherent_threshold),
+            judge_cache_hit_rate(),
+            time_split(),
+        ],
         {
             "embench_task": TASK_NAME,
             "domain": domain,
