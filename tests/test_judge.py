@@ -271,16 +271,18 @@ def test_prefix_continuation_requests_and_pruning():
     # request, which shows "9" ends with 0.4 and goes on to "90" (0.3): one more request
     score, calls = _digit_judge("85:0.5,90:0.3,9:0.2")
     assert calls == score.calls == 3
-    # "7" at 0.005 could move the score by 100 * 0.005 / 0.995 = 0.50 > 0.1 points: expanded
+    # "7" at 0.005 lands on 7 or 70-79, at most 43 points from 50: it could move the score by
+    # 0.005 * 43 / 0.995 = 0.22 > 0.1 points: expanded
     score, calls = _digit_judge("50:0.995,7:0.005")
     assert calls == score.calls == 2
     assert (score.value, score.bound) == (pytest.approx(50 * 0.995 + 7 * 0.005), 0.0)
-    # "7" at 0.0005 moves it by at most 0.05 points: left unexplored, and the bound says so
-    score, calls = _digit_judge("50:0.9995,7:0.0005")
+    # "7" at 0.002 moves it by at most 0.002 * 43 / 0.998 = 0.086 points: left unexplored, and
+    # the bound says so
+    score, calls = _digit_judge("50:0.998,7:0.002")
     assert calls == score.calls == 1
     assert score.value == pytest.approx(50)
-    assert score.bound == pytest.approx(100 * 0.0005 / 0.9995)
-    assert abs(score.value - (50 * 0.9995 + 7 * 0.0005)) <= score.bound
+    assert score.bound == pytest.approx(0.002 * 43 / 0.998)
+    assert abs(score.value - (50 * 0.998 + 7 * 0.002)) <= score.bound
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -301,13 +303,16 @@ def test_prefix_continuation_lands_within_its_bound_of_the_exact_score(seed):
 
 
 def test_prefix_bound_counts_digits_a_top_k_list_may_hide():
-    """A top-k list summing to 0.95 may hide 0.05 of digit tokens: the bound includes it."""
+    """A top-k list summing to 0.95 may hide 0.05 of digit tokens: the bound includes it, at
+    the farthest number those digits start (0 or 100: 50 points from the score 50), over the
+    explored mass less what they may take away (0.9 - 0.05)."""
     tops = {"": [("5", 0.9), ("I", 0.05)], "5": [("0", 1.0)], "50": [(END, 1.0)]}
     bound, frontier = prefix_bound(tops)
-    assert frontier == [] and bound == pytest.approx(100 * 0.05 / 0.9)
+    assert frontier == [] and bound == pytest.approx(0.05 * 50 / 0.85)
+    # nothing hidden; the unexpanded "7" lands on 7 or 70-79, at most 43 points from 50
     tops = {"": [("5", 0.9), ("7", 0.1)], "5": [("0", 1.0)], "50": [(END, 1.0)]}
     bound, frontier = prefix_bound(tops)
-    assert frontier == [("7", pytest.approx(0.1))] and bound == pytest.approx(100 * 0.1 / 0.9)
+    assert frontier == [("7", pytest.approx(0.1))] and bound == pytest.approx(0.1 * 43 / 0.9)
 
 
 def test_prefix_continuation_refusal_below_mass_is_no_score():

@@ -47,7 +47,8 @@ def test_digits_prefix_on_an_emulated_vllm_server_lands_within_its_recorded_boun
     )
     exact_judge = get_model("local/default", dtype="float32", memoize=False)
     pairs = list(itertools.product(QUESTIONS, REPLIES))
-    with emulated_server(exact_judge.api.engine) as server:
+    engine = exact_judge.api.engine
+    with emulated_server(engine.model, engine.tokenizer) as server:
         monkeypatch.setenv("EMULATED_BASE_URL", server.base_url)
         monkeypatch.setenv("EMULATED_API_KEY", "local")
         served_judge = get_model("openai-api/emulated/default", memoize=False)

@@ -58,7 +58,10 @@ TOP_LOGPROBS = 20
 CONTINUING_PROVIDERS = ("VLLMAPI", "SGLangAPI", "OpenAICompatibleAPI")
 # digits-prefix: expand prefixes until the unexplored mass cannot move the score by more than this
 PREFIX_BOUND = 0.1  # points
-MAX_DIGIT_TOKENS = 20  # tokens that can extend a number ("0".."9", " 0".." 9"), for top-k bounds
+# The tokens that can extend a number in a digit-splitting judge's reply: digit-splitting
+# tokenizers (HF's individual-digits pre-tokenizer, sentencepiece split_digits) never put a digit
+# in a token with anything else, so these ten are its only tokens that start with a digit.
+DIGIT_TOKENS = tuple("0123456789")
 DIGIT_METHODS = ("auto", "exact", "prefix", "text")
 JUDGE_CONFIG = GenerateConfig(
     temperature=0.0, max_tokens=4, logprobs=True, top_logprobs=TOP_LOGPROBS, seed=0
@@ -71,6 +74,10 @@ CONTINUE_CONFIG = JUDGE_CONFIG.merge(
         extra_body={"add_generation_prompt": False, "continue_final_message": True},
     )
 )
+# the same, also asking for the prompt's own token logprobs (vLLM's and SGLang's
+# ``prompt_logprobs``): the last one is P(the prefix's last digit | the prefix before it), which a
+# top-k list leaves out when that digit is not among the k most likely tokens
+FORCE_CONFIG = CONTINUE_CONFIG.merge(GenerateConfig(prompt_logprobs=1))
 JUDGE_CACHE = CachePolicy(expiry=None, per_epoch=False, scopes={"embench": "judge-v1"})
 
 ALIGNED_RUBRIC = """\
@@ -399,8 +406,7 @@ def verdict_from_replies(
         return JudgeScore(None, "none", None, first.completion, reason=problem)
     if not continuations:
         return score_output(first, min_mass)
-    tops = _greedy_tops(first)
-    tops.update({x: (_tops(reply) or [[]])[0] for x, reply in continuations.items()})
+    tops = _tops_from_replies(first, continuations)
     value, mass = expected_number(number_probs_from_tops(tops), min_mass)
     verdict = _checked(value, mass, "digits-prefix", first.completion, 1 + len(continuations))
     return replace(verdict, bound=prefix_bound(tops)[0])
@@ -419,6 +425,33 @@ def _greedy_tops(output: ModelOutput) -> dict[str, list[tuple[str, float]]]:
     return tops
 
 
+def _tops_from_replies(
+    first: ModelOutput, continuations: Mapping[str, ModelOutput]
+) -> dict[str, list[tuple[str, float]]]:
+    """The next-token distributions the replies show, keyed by the reply prefix before them: the
+    first reply's greedy path, each continuation's first token, and (where a continuation
+    carries prompt logprobs) the probability of its prefix's last digit after the prefix before
+    it, added to that list when the top-k list left it out."""
+    tops = _greedy_tops(first)
+    tops.update({x: (_tops(reply) or [[]])[0] for x, reply in continuations.items()})
+    for prefix, reply in continuations.items():
+        forced = _forced_digit(prefix, reply)
+        parent = tops.get(prefix[:-1])
+        if forced is not None and parent is not None and all(t != prefix[-1] for t, _ in parent):
+            tops[prefix[:-1]] = [*parent, (prefix[-1], forced)]
+    return tops
+
+
+def _forced_digit(prefix: str, reply: ModelOutput) -> float | None:
+    """P(``prefix``'s last digit | the text before it) from the reply's prompt logprobs (the
+    prompt's last token), or None when the reply has none or its last token is not that digit."""
+    choice = reply.choices[0] if reply.choices else None
+    content = choice.prompt_logprobs.content if choice and choice.prompt_logprobs else []
+    if not content or not prefix or content[-1].token != prefix[-1]:
+        return None
+    return math.exp(content[-1].logprob)
+
+
 async def _score_prefixes(
     model: Model, prompt: str, output: ModelOutput, min_mass: float, cache: bool
 ) -> JudgeScore:
@@ -427,20 +460,34 @@ async def _score_prefixes(
 
     It stops early when even all the unexplored mass could not reach ``min_mass`` (no score
     either way); ``mass`` is then the mass explored so far."""
+    continued: dict[str, ModelOutput] = {}
     tops = _greedy_tops(output)  # the greedy reply shows the distributions on its own path
     calls = 1
+    forcing = True  # until the server shows it returns no prompt logprobs
     while True:
         bound, frontier = prefix_bound(tops)
         mass = sum(number_probs_from_tops(tops).values())
         unexplored = sum(p for _, p in frontier)
-        if not frontier or bound <= PREFIX_BOUND or mass + unexplored + _hidden(tops) < min_mass:
+        hidden = _hidden_digits(tops)
+        left = mass + unexplored + sum(h for _, h, _ in hidden)
+        if bound <= PREFIX_BOUND or left < min_mass:
             break
-        wanted = _to_expand(frontier, mass, _hidden(tops))
+        wanted, forced = _to_expand(tops, forcing)
+        if not wanted and not forced:
+            break  # what is left cannot be read from this server
+        configs = [CONTINUE_CONFIG] * len(wanted) + [FORCE_CONFIG] * len(forced)
         replies = await asyncio.gather(
-            *(_generate(model, _continuation(prompt, x), CONTINUE_CONFIG, cache) for x in wanted)
+            *(
+                _generate(model, _continuation(prompt, x), config, cache)
+                for x, config in zip([*wanted, *forced], configs, strict=True)
+            )
         )
-        calls += len(wanted)
-        for x, reply in zip(wanted, replies, strict=True):
+        calls += len(configs)
+        forcing = forcing and not any(
+            r is not None and _forced_digit(x, r) is None
+            for x, r in zip(forced, replies[len(wanted) :], strict=True)
+        )
+        for x, reply in zip([*wanted, *forced], replies, strict=True):
             if reply is None:
                 reason = "the judge returned an empty reply"
                 return JudgeScore(None, "none", None, output.completion, calls, reason=reason)
@@ -452,7 +499,8 @@ async def _score_prefixes(
                     f"judge {model.name} returned no logprobs for an assistant-prefix "
                     "continuation; score it with digits=text"
                 )
-            tops[x] = after[0]
+            continued[x] = reply
+        tops = _tops_from_replies(output, continued)
     value, mass = expected_number(number_probs_from_tops(tops), min_mass)
     return replace(_checked(value, mass, "digits-prefix", output.completion, calls), bound=bound)
 
@@ -463,10 +511,23 @@ def prefix_bound(
     """How far (in points) the score from ``tops`` can be from the exact one, and the number
     prefixes not yet expanded with the probability of reaching each.
 
-    Unknown mass U = the unexpanded prefixes' reach probabilities + digit tokens a top-k list may
-    hide (``_hidden``); wherever it lies in 0-100, it moves the score by at most 100 U / M, M the
-    explored mass on complete numbers (inf when M = 0).
+    With M the explored mass on complete numbers and S its mean, each unknown piece of mass u
+    can only land on the numbers that start with its prefix (an unexpanded prefix: itself and
+    its extensions; digits a top-k list may hide after prefix n, ``_hidden_digits``: n's
+    extensions by those digits, or nowhere, taking that mass from n's own completion), so it
+    moves the score by at most u * (its farthest such number from S) / (M - H), H the mass the
+    hidden digits may take away. The bound sums these (inf when M <= H).
     """
+    frontier = _frontier(tops)
+    weights, spare = _unknowns(tops, frontier)
+    total = sum(w for w, _, _ in weights)
+    if total <= 0:
+        return 0.0, frontier
+    return (total / spare if spare > 0 else math.inf), frontier
+
+
+def _frontier(tops: Mapping[str, Sequence[tuple[str, float]]]) -> list[tuple[str, float]]:
+    """Reached number prefixes with no distribution yet, and their reach probabilities."""
     frontier: list[tuple[str, float]] = []
     stack = [(t, p) for t, p in tops.get("", ()) if _is_number_prefix(t)]
     while stack:
@@ -476,18 +537,43 @@ def prefix_bound(
             frontier.append((prefix, p))
             continue
         stack.extend((prefix + t, p * q) for t, q in after if _is_number_prefix(prefix + t))
-    mass = sum(number_probs_from_tops(tops).values())
-    unknown = sum(p for _, p in frontier) + _hidden(tops)
-    if unknown <= 0:
-        return 0.0, frontier
-    return (math.inf if mass <= 0 else 100 * unknown / mass), frontier
+    return frontier
 
 
-def _hidden(tops: Mapping[str, Sequence[tuple[str, float]]]) -> float:
-    """Probability that digit tokens outside the top-k lists carry, at most: at each reached
-    prefix, min(the list's missing probability, MAX_DIGIT_TOKENS x its smallest entry), times
-    the probability of reaching that prefix."""
-    hidden = 0.0
+def _unknowns(
+    tops: Mapping[str, Sequence[tuple[str, float]]], frontier: list[tuple[str, float]]
+) -> tuple[list[tuple[float, list[str], list[str]]], float]:
+    """Each unknown piece as (u * its farthest number from S, prefixes to continue, prefixes +
+    digit to teacher-force that would read it), and M - H (``prefix_bound``)."""
+    probs = number_probs_from_tops(tops)
+    mass = sum(probs.values())
+    score = sum(n * p for n, p in probs.items()) / mass if mass > 0 else 50.0
+    hidden = _hidden_digits(tops)
+    pieces = [(p * _spread([x], score), [x], []) for x, p in frontier]
+    for x, h, lacking in hidden:
+        own = [x] if x.strip() else []
+        pieces.append(
+            (h * _spread([*own, *(x + d for d in lacking)], score), [], [x + d for d in lacking])
+        )
+    return pieces, mass - sum(h for _, h, _ in hidden)
+
+
+def _spread(prefixes: Sequence[str], score: float) -> float:
+    """The farthest from ``score`` of the numbers 0-100 that start with one of ``prefixes``
+    (0 when none does)."""
+    heads = [x.strip() for x in prefixes]
+    values = [n for n in range(101) if any(str(n).startswith(h) for h in heads)]
+    return max((abs(n - score) for n in values), default=0.0)
+
+
+def _hidden_digits(
+    tops: Mapping[str, Sequence[tuple[str, float]]],
+) -> list[tuple[str, float, list[str]]]:
+    """Where digit tokens may hide outside a top-k list: (prefix, the most they may carry, the
+    digits its list lacks) for each reached prefix whose list lacks some. At most the list's
+    missing probability, and at most each lacking digit at the list's smallest entry (a token
+    outside a top-k list is no more likely than any inside), times the prefix's reach."""
+    hidden = []
     stack = [("", 1.0)]
     while stack:
         prefix, p = stack.pop()
@@ -495,24 +581,36 @@ def _hidden(tops: Mapping[str, Sequence[tuple[str, float]]]) -> float:
         if not after:
             continue
         rest = max(0.0, 1.0 - sum(q for _, q in after))
-        hidden += p * min(rest, MAX_DIGIT_TOKENS * min(q for _, q in after))
+        lacking = [d for d in DIGIT_TOKENS if all(t != d for t, _ in after)]
+        most = p * min(rest, len(lacking) * min(q for _, q in after))
+        if most > 0:
+            hidden.append((prefix, most, lacking))
         stack.extend((prefix + t, p * q) for t, q in after if _is_number_prefix(prefix + t))
     return hidden
 
 
-def _to_expand(frontier: list[tuple[str, float]], mass: float, hidden: float) -> list[str]:
-    """The fewest most likely prefixes whose expansion leaves an unexplored mass that could move
-    the score by at most ``PREFIX_BOUND`` (judged by the mass explored so far; all when none)."""
-    allowed = max(0.0, PREFIX_BOUND * mass / 100 - hidden)
-    ordered = sorted(frontier, key=lambda item: -item[1])
-    left = sum(p for _, p in ordered)
-    wanted = []
-    for prefix, p in ordered:
+def _to_expand(
+    tops: Mapping[str, Sequence[tuple[str, float]]], forcing: bool
+) -> tuple[list[str], list[str]]:
+    """The fewest weightiest unknowns whose reading leaves a bound of at most ``PREFIX_BOUND``
+    (judged by the mass explored so far): unexpanded prefixes to continue, and prefix + lacking
+    digit to teacher-force. Without ``forcing`` (the server returns no prompt logprobs) hidden
+    digits stay unknown and only prefixes are continued."""
+    pieces, spare = _unknowns(tops, _frontier(tops))
+    unreadable = 0.0 if forcing else sum(w for w, expand, _ in pieces if not expand)
+    pieces = [piece for piece in pieces if forcing or piece[1]]
+    allowed = max(0.0, PREFIX_BOUND * spare - unreadable)
+    pieces.sort(key=lambda piece: -piece[0])
+    left = sum(w for w, _, _ in pieces)
+    wanted: list[str] = []
+    forced: list[str] = []
+    for weight, expand, force in pieces:
         if left <= allowed:
             break
-        wanted.append(prefix)
-        left -= p
-    return wanted
+        wanted += expand
+        forced += force
+        left -= weight
+    return wanted, forced
 
 
 def _continuation(prompt: str, prefix: str) -> list[Any]:
