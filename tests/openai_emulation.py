@@ -40,7 +40,7 @@ class EmulatedServer(ThreadingHTTPServer):
         self.tokenizer = tokenizer
         self.requests = 0
         self.lock = threading.Lock()
-        self.prompts: OrderedDict[tuple[int, ...], tuple[DynamicCache, torch.Tensor]] = (
+        self.prompts: OrderedDict[tuple[int, ...], tuple[DynamicCache, torch.Tensor, list[Any]]] = (
             OrderedDict()
         )
 
@@ -66,15 +66,9 @@ class EmulatedServer(ThreadingHTTPServer):
         with self.lock, torch.inference_mode():
             self.requests += 1
             number = self.requests
-            if body.get("prompt_logprobs") is not None:
-                cache, logits = self._forward([], None, prompt_ids)
-                prompt_logprobs = [None] + [
-                    _entry(tokenizer, logits[i - 1], prompt_ids[i])
-                    for i in range(1, len(prompt_ids))
-                ]
-            else:
-                cache, logits = self._cached(prompt_ids)
-                prompt_logprobs = None
+            cache, logits, entries = self._cached(prompt_ids)
+            wanted = body.get("prompt_logprobs") is not None
+            prompt_logprobs = [None, *entries] if wanted else None
             tokens, logprobs, reason = self._decode(cache, logits[-1], max_new, top)
         message = {
             "role": "assistant",
@@ -96,9 +90,9 @@ class EmulatedServer(ThreadingHTTPServer):
             },
         }
 
-    def _cached(self, prompt_ids: list[int]) -> tuple[DynamicCache, torch.Tensor]:
-        """The KV cache and logits after ``prompt_ids``, starting from the longest cached prompt
-        it extends; a prompt that extends none is kept for later requests."""
+    def _cached(self, prompt_ids: list[int]) -> tuple[DynamicCache, torch.Tensor, list[Any]]:
+        """The KV cache and logits after ``prompt_ids`` and its prompt-logprob entries, starting
+        from the longest cached prompt it extends; a prompt that extends none is kept."""
         key = tuple(prompt_ids)
         base = max(
             (k for k in self.prompts if len(k) <= len(key) and key[: len(k)] == k),
@@ -107,13 +101,24 @@ class EmulatedServer(ThreadingHTTPServer):
         )
         if base is None:
             cache, logits = self._forward([], None, prompt_ids)
-            self.prompts[key] = (copy.deepcopy(cache), logits[-1:])
+            entries = self._entries(prompt_ids, 1, logits)
+            self.prompts[key] = (copy.deepcopy(cache), logits[-1:], entries)
             while len(self.prompts) > CACHED_PROMPTS:
                 self.prompts.popitem(last=False)
-            return cache, logits
+            return cache, logits, entries
         self.prompts.move_to_end(base)
-        stored, last = self.prompts[base]
-        return self._forward(list(base), (copy.deepcopy(stored), last), prompt_ids)
+        stored, last, entries = self.prompts[base]
+        cache, logits = self._forward(list(base), (copy.deepcopy(stored), last), prompt_ids)
+        return cache, logits, entries + self._entries(prompt_ids, len(base), logits)
+
+    def _entries(self, prompt_ids: list[int], start: int, logits: torch.Tensor) -> list[Any]:
+        """vLLM prompt-logprob entries of tokens ``start``.. (``logits[i]`` precedes token
+        ``len(prompt_ids) - len(logits) + 1 + i``)."""
+        first = len(prompt_ids) - len(logits) + 1
+        return [
+            _entry(self.tokenizer, logits[i - first], prompt_ids[i])
+            for i in range(start, len(prompt_ids))
+        ]
 
     def _forward(
         self,

@@ -34,16 +34,16 @@ RUBRIC = (
 
 
 @pytest.mark.slow
-def test_digits_prefix_on_an_emulated_vllm_server_lands_within_its_recorded_bound(monkeypatch):
-    """32 answers on the default model (fp32): every server score is within its recorded bound of
-    digits-exact on the same weights, and within 0.1 points wherever the bound proves it.
+def test_digits_prefix_on_an_emulated_vllm_server_lands_within_0_1_points_of_digits_exact(
+    monkeypatch,
+):
+    """32 answers on the default model (fp32): every server score proves a bound of at most
+    PREFIX_BOUND (0.1 points) and lands within it of digits-exact on the same weights.
 
-    The 135M default model spreads its first token thinly (~3-20% on numbers), so top-20 lists
-    leave probability unaccounted for and the bound often cannot reach 0.1 points here; a real
-    judge concentrates on the numbers and reaches it (see the scripted tests in test_judge.py).
-    """
+    The 135M default model spreads its first token thinly (~3-20% on numbers), so its top-20
+    lists leave digits out; the judge reads those through the server's prompt logprobs."""
     pytest.importorskip(
-        "openai", reason="Inspect's openai-api provider needs openai (pip install -e .[openai])"
+        "openai", reason="Inspect's openai-api provider needs openai (pip install -e .[dev])"
     )
     exact_judge = get_model("local/default", dtype="float32", memoize=False)
     pairs = list(itertools.product(QUESTIONS, REPLIES))
@@ -64,12 +64,12 @@ def test_digits_prefix_on_an_emulated_vllm_server_lands_within_its_recorded_boun
 
         exact, served = asyncio.run(both())
         requests = server.requests
-    proven = sum(s.bound <= PREFIX_BOUND for s in served)
     gap = max(abs(s.value - e.value) for e, s in zip(exact, served, strict=True))
     print(
-        f"digits-prefix: {requests / len(pairs):.1f} requests per answer, bound <= 0.1 on "
-        f"{proven}/{len(pairs)}, largest gap to digits-exact {gap:.3f} points"
+        f"digits-prefix: {requests / len(pairs):.1f} requests per answer, largest gap to "
+        f"digits-exact {gap:.3f} points"
     )
     for e, s in zip(exact, served, strict=True):
         assert e.method == "digits-exact" and s.method == "digits-prefix"
-        assert abs(s.value - e.value) <= s.bound + 1e-3  # fp32 noise between the two paths
+        assert s.bound <= PREFIX_BOUND
+        assert abs(s.value - e.value) <= PREFIX_BOUND + 1e-3  # fp32 noise between the two paths

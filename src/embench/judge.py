@@ -16,6 +16,8 @@ only when no further digit follows it), renormalised over that mass, with the sa
   distribution after each candidate prefix is read from an assistant-prefix continuation request
   (``continue_final_message``); likely prefixes are expanded until the unexplored mass provably
   cannot move the score by more than ``PREFIX_BOUND`` (0.1) points, and that bound is recorded.
+  A digit a top-k list leaves out is read by teacher-forcing it: a continuation of prefix + digit
+  asks for ``prompt_logprobs`` (vLLM, SGLang); a server without them leaves a larger bound.
 - a digit judge that can do neither is scored from its greedy text (``text``).
 
 Judges that return no logprobs are scored by parsing the text. Refusals, code and unparseable
@@ -139,7 +141,8 @@ METHOD_DESCRIPTIONS = {
     "digits-exact": "the expected number under the judge's exact probabilities of the replies "
     "0..100 (a local judge's own next-token distributions)",
     "digits-prefix": "the expected number under the judge's probabilities of the replies 0..100, "
-    "read from top-20 logprobs after each reply prefix",
+    "read from top-20 logprobs after each reply prefix (and prompt logprobs for digits a top-20 "
+    "list leaves out)",
     "text": "the first integer 0-100 parsed from the judge's text reply (no logprobs)",
     "none": "no score (a refusal, code, no number, or too little probability on numbers)",
     "truncated": "not judged: the answer's reasoning never closed",
