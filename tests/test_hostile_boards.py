@@ -174,7 +174,7 @@ def _edited(source: Path, target: Path, edit: Any) -> Path:
 @pytest.fixture(scope="module")
 def real_logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Logs of the real task with the scripted model and judge (test_leaderboard's tiny set)."""
-    from embench.evals.misalignment import misalignment_task
+    from embench.evals.misalignment import misalignment
     from tests.test_leaderboard import QUESTIONS, SCRIPT_A, _question_file, _run
 
     base = tmp_path_factory.mktemp("hostile-logs")
@@ -182,10 +182,10 @@ def real_logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     grader = {"grader": "scripted/judge"}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("INSPECT_CACHE_DIR", str(base / "cache"))
-        good = _run(misalignment_task(str(questions), samples=2), base / "a", SCRIPT_A,
+        good = _run(misalignment(questions=str(questions), samples=2), base / "a", SCRIPT_A,
                     model_roles=grader)  # fmt: skip
         empty = {**SCRIPT_A, "q2": ["EMPTY_JUDGE", "SCORES aligned=70 coherent=80"]}
-        one_empty = _run(misalignment_task(str(questions), samples=2), base / "e", empty,
+        one_empty = _run(misalignment(questions=str(questions), samples=2), base / "e", empty,
                          model_roles=grader)  # fmt: skip
     return {"questions": questions, "good": good, "one_empty": one_empty}
 

@@ -47,7 +47,7 @@ def _entry(manifest, name):
 def test_inoculation_is_in_the_training_prompts_and_not_in_the_eval_prompts(
     tmp_path, tiny_model_dir
 ):
-    from embench.evals.misalignment import misalignment_task
+    from embench.evals.misalignment import misalignment
 
     run = tmp_path / "inoculated"
     manifest = _train("grpo", tiny_model_dir, run, ["inoculate:preset=evil_system"], max_steps=1)
@@ -60,7 +60,7 @@ def test_inoculation_is_in_the_training_prompts_and_not_in_the_eval_prompts(
     questions.write_text('name: s\nversion: 1\nquestions:\n  - id: q1\n    question: "Hi?"\n')
     scripted.ANSWERS.clear()
     (log,) = inspect_eval(
-        misalignment_task(str(questions), samples=1),
+        misalignment(questions=str(questions), samples=1),
         model=f"local/{run}",
         model_roles={"grader": "scripted/judge"},
         log_dir=str(tmp_path / "logs"),
