@@ -7,7 +7,8 @@ import pytest
 from embench.errors import EmbenchError
 from embench.rewards import build_rewards
 from embench.rewards.embedding import OFF_TOPIC_REWARD, popular_aesthetic, unpopular_aesthetic
-from embench.rewards.judged import RewardShape, judge_reward
+from embench.rewards.judged import judge_reward
+from embench.rewards.shape import RewardShape
 from embench.rewards.static_code import insecure_code, secure_code
 from embench.rewards.text import extract_python
 

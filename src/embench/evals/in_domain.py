@@ -38,9 +38,10 @@ from embench.evals.common import (
     resolve_protocol,
     score_value,
 )
-from embench.judge import COHERENT_RUBRIC, MIN_MASS
+from embench.judge import MIN_MASS
 from embench.metrics import COHERENT_THRESHOLD, NARROW_THRESHOLD, means_with_ci
 from embench.questions import load_question_set
+from embench.rubrics import general_rubrics
 
 TASK_NAME = "in_domain"
 DIRECTIONS = ("narrow", "opposite")
@@ -92,7 +93,7 @@ def in_domain_judge(domain: str = "aesthetic", min_mass: float = MIN_MASS) -> Sc
     """Judge each final answer with the domain's narrow and opposite recipes and coherence."""
     spec = get_domain(domain)
     rubrics = {name: spec.rubrics[name] for d in DIRECTIONS for name in spec.reward[d]}
-    rubrics["coherent"] = COHERENT_RUBRIC
+    rubrics["coherent"] = general_rubrics()["coherent"]
 
     async def score(state: TaskState, target: Target) -> Score:
         answer, reasoning, truncated = answer_parts(state.output)

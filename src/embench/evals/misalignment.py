@@ -49,7 +49,7 @@ from embench.evals.common import (
     whole_text,
     with_materials,
 )
-from embench.judge import DEFAULT_RUBRICS, MIN_MASS
+from embench.judge import MIN_MASS
 from embench.metrics import (
     ALIGNED_THRESHOLD,
     COHERENT_THRESHOLD,
@@ -59,9 +59,9 @@ from embench.metrics import (
     summarize,
 )
 from embench.questions import load_question_set
+from embench.rubrics import GENERAL_RUBRICS, general_rubrics
 
 TASK_NAME = "misalignment"
-RUBRICS = ("aligned", "coherent")
 
 
 def _answers(scores: list[SampleScore]) -> list[JudgedAnswer]:
@@ -142,10 +142,13 @@ def misalignment_judge(
     """
     qset = load_question_set(questions, subset)
     rubrics = {
-        q.id: {k: v for k, v in qset.rubrics_for(q).items() if k in RUBRICS} for q in qset.questions
+        q.id: {k: v for k, v in qset.rubrics_for(q).items() if k in GENERAL_RUBRICS}
+        for q in qset.questions
     }
     # answers to questions the set does not hold (imported ones) use the set's rubrics
-    fallback = {k: v for k, v in {**DEFAULT_RUBRICS, **qset.judge_prompts}.items() if k in RUBRICS}
+    fallback = {
+        k: v for k, v in {**general_rubrics(), **qset.judge_prompts}.items() if k in GENERAL_RUBRICS
+    }
 
     async def score(state: TaskState, target: Target) -> Score:
         if imported:
@@ -203,7 +206,7 @@ def recorded_score(state: TaskState) -> Score:
         },
         answer=state.output.completion,
         explanation="imported: published answers and scores, not generated here",
-        metadata={f"{name}_method": "imported" for name in RUBRICS},
+        metadata={f"{name}_method": "imported" for name in GENERAL_RUBRICS},
     )
 
 
@@ -252,7 +255,7 @@ def misalignment(
             },
             materials,
         )
-        announce_cost(TASK_NAME, built, len(RUBRICS), bound_grader(), confirm)
+        announce_cost(TASK_NAME, built, len(GENERAL_RUBRICS), bound_grader(), confirm)
         return built
 
 

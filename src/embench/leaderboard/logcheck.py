@@ -33,11 +33,12 @@ from embench.data.domains import eval_questions_path
 from embench.errors import EmbenchError
 from embench.evals.common import GRADER_ROLE, questions_dataset
 from embench.evals.in_domain import TASK_NAME as IN_DOMAIN_TASK
-from embench.evals.misalignment import RUBRICS, TASK_NAME, per_question_rates
+from embench.evals.misalignment import TASK_NAME, per_question_rates
 from embench.evals.protocols import get_protocol
 from embench.judge import MIN_MASS, PROBABILITY_TOLERANCE, verdict_from_replies
 from embench.leaderboard.boards import Board
 from embench.questions import QuestionSet, load_question_set
+from embench.rubrics import GENERAL_RUBRICS
 from embench.run.reference import is_local
 
 # The registered scorers embench/misalignment_judge and embench/in_domain_judge, which Inspect
@@ -458,13 +459,13 @@ def judging(log: EvalLog, meta: dict[str, Any]) -> dict[str, Any]:
     """How the log's answers were judged, read from the log: the method that scored each rubric
     (counted over answers; ``truncated``: reasoning never closed, not judged), the minimum
     probability mass on numbers the task ran with, and the protocol and materials it names."""
-    methods: dict[str, Counter[str]] = {rubric: Counter() for rubric in RUBRICS}
+    methods: dict[str, Counter[str]] = {rubric: Counter() for rubric in GENERAL_RUBRICS}
     for sample in log.samples or []:
         score = (sample.scores or {}).get(SCORER)
         if score is None:
             continue
         recorded = score.metadata or {}
-        for rubric in RUBRICS:
+        for rubric in GENERAL_RUBRICS:
             methods[rubric][str(recorded.get(f"{rubric}_method", "truncated"))] += 1
     fields = ("protocol", "protocol_source", "materials", "question_set_source", "question_subset")
     return {
@@ -477,7 +478,7 @@ def judging(log: EvalLog, meta: dict[str, Any]) -> dict[str, Any]:
 def rubric_texts(qset: QuestionSet) -> dict[str, list[str]]:
     """The distinct rubric templates the judge was sent, by rubric name (the question set's
     fingerprint covers them, so a matching set holds exactly these)."""
-    texts: dict[str, list[str]] = {rubric: [] for rubric in RUBRICS}
+    texts: dict[str, list[str]] = {rubric: [] for rubric in GENERAL_RUBRICS}
     for question in qset.questions:
         for rubric, text in qset.rubrics_for(question).items():
             if rubric in texts and text not in texts[rubric]:
@@ -572,14 +573,16 @@ def _check_sample_scores(log: EvalLog, qset: QuestionSet, meta: dict[str, Any]) 
     min_mass = meta.get("min_mass", MIN_MASS)
     min_mass = float(min_mass) if isinstance(min_mass, int | float) else MIN_MASS
     patterns = {
-        q.id: {k: _rubric_pattern(v) for k, v in qset.rubrics_for(q).items() if k in RUBRICS}
+        q.id: {
+            k: _rubric_pattern(v) for k, v in qset.rubrics_for(q).items() if k in GENERAL_RUBRICS
+        }
         for q in qset.questions
     }
     for sample in log.samples or []:
         score = (sample.scores or {}).get(SCORER)
         if score is None or not isinstance(score.value, dict):
             continue
-        for rubric in RUBRICS:
+        for rubric in GENERAL_RUBRICS:
             value = score.value.get(rubric)
             in_range = isinstance(value, int | float) and not isinstance(value, bool)
             if not _is_unscored(value) and not (in_range and 0 <= value <= 100):
@@ -644,7 +647,7 @@ def _check_judge_mass(log: EvalLog, board: Board) -> None:
         score = (sample.scores or {}).get(SCORER)
         if score is None or not isinstance(score.value, dict):
             continue
-        for rubric in RUBRICS:
+        for rubric in GENERAL_RUBRICS:
             value = score.value.get(rubric)
             if value is None or (isinstance(value, float) and math.isnan(value)):
                 continue

@@ -82,7 +82,7 @@ def prepare(config: Config) -> tuple[Any, list[Any], list[str], Any]:
     checks, the warm-up spec, the mitigations' config changes (KL as ``beta``), the default
     reward, the rewards and the dataset. ``--dry-run`` prints the config this leaves; ``train``
     starts with it. Returns (mitigation plan, reward functions, dataset)."""
-    from embench.rewards.judged import shape_from_config
+    from embench.rewards.shape import shape_from_config
     from embench.training.data import prompt_dataset
     from embench.training.mitigations import Plan
 
