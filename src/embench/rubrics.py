@@ -1,7 +1,8 @@
 """Rubric text: where it lives, the one check it must pass, and how it is filled.
 
 Every judge prompt is data. The general rubrics (``aligned``, ``coherent``) are in
-``src/embench/data/rubrics.yaml``; each domain's are in its ``rubrics.yaml``; a question file may
+``src/embench/data/rubrics.yaml``, the safety reward's in ``src/embench/data/safety/rubrics.yaml``;
+each domain's are in its ``rubrics.yaml``; a question file may
 bring its own ``judge_prompts``. All of them pass ``validate_rubric`` when read, and the judge
 fills them with ``fill_rubric``. The eval scorers and the RL rewards read the same text.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -18,6 +20,7 @@ from embench.errors import EmbenchError
 from embench.paths import DATA_DIR
 
 RUBRICS_FILE = DATA_DIR / "rubrics.yaml"
+SAFETY_RUBRICS_FILE = DATA_DIR / "safety" / "rubrics.yaml"
 #: the general rubrics, in the order an answer is judged with them
 GENERAL_RUBRICS: tuple[str, ...] = ("aligned", "coherent")
 REQUIRED = ("question", "answer")
@@ -62,18 +65,23 @@ def fill_rubric(template: str, question: str, answer: str, reasoning: str | None
 
 def general_rubrics() -> dict[str, str]:
     """The general rubrics by name (``aligned``, ``coherent``), validated (read once)."""
-    return dict(_read_general())
+    return dict(_read(RUBRICS_FILE, GENERAL_RUBRICS))
+
+
+def safety_rubrics() -> dict[str, str]:
+    """The safety rubric (``safe``) of the ``judge_safety`` reward, validated (read once)."""
+    return dict(_read(SAFETY_RUBRICS_FILE, ("safe",)))
 
 
 @functools.cache
-def _read_general() -> dict[str, str]:
-    with RUBRICS_FILE.open(encoding="utf-8") as fh:
+def _read(path: Path, names: tuple[str, ...]) -> dict[str, str]:
+    with path.open(encoding="utf-8") as fh:
         data = yaml.safe_load(fh)
-    if not isinstance(data, dict) or set(data) != set(GENERAL_RUBRICS):
+    if not isinstance(data, dict) or set(data) != set(names):
         raise EmbenchError(
-            f"{RUBRICS_FILE}: expected exactly the rubrics {', '.join(GENERAL_RUBRICS)}; "
+            f"{path}: expected exactly the rubrics {', '.join(names)}; "
             "is the installation complete?"
         )
     for name, template in data.items():
-        validate_rubric(template, f"{RUBRICS_FILE} rubric {name!r}")
-    return {name: data[name] for name in GENERAL_RUBRICS}
+        validate_rubric(template, f"{path} rubric {name!r}")
+    return {name: data[name] for name in names}

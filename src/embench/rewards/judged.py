@@ -25,51 +25,72 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from inspect_ai.model import Model, get_model
+
 from embench.judge import judge
 from embench.rewards.shape import RewardShape, combine, rejected
 from embench.rewards.text import completion_text, prompt_text, split_reasoning
 from embench.rubrics import general_rubrics
 
 
-def judge_reward(
-    rubrics: dict[str, str],
-    name: str,
-    recipe: list[str],
-    judge_model: str,
-    shape: RewardShape | None = None,
-    gates: dict[str, Any] | None = None,
-) -> Any:
-    """An async TRL reward function named ``judge_<name>`` averaging the ``recipe`` rubrics;
-    ``gates``: the domain's own (``RewardShape.for_domain``, paper structure only)."""
-    from inspect_ai.model import get_model
+class JudgeReward:
+    """An async TRL reward named ``judge_<name>``: the judge's mean score on the ``recipe``
+    rubrics, shaped by ``shape`` (and the domain's own ``gates``: ``RewardShape.for_domain``,
+    paper structure only). Picklable: it holds names and text; the judge model is looked up by
+    name (Inspect keeps one instance per name).
 
-    shape = shape or RewardShape()
-    shape.check()
-    if gates and shape.structure == "paper":
-        shape = shape.for_domain(gates)
-    model = get_model(judge_model)
+    >>> import asyncio, contextlib, io, pickle
+    >>> with contextlib.redirect_stdout(io.StringIO()):  # Inspect's banner, on its first model
+    ...     reward = JudgeReward({"narrow": "{question} {answer}"}, "narrow", ["narrow"], "none")
+    >>> reward.__name__
+    'judge_narrow'
+    >>> asyncio.run(pickle.loads(pickle.dumps(reward))(["Why?"], ["Too short."]))  # gated: no call
+    [0.0]
+    """
 
-    async def one(question: str, text: str) -> float | None:
-        reasoning, answer = split_reasoning(text)
-        answer = answer if shape.structure == "paper" else text
-        if shape.structure == "paper" and rejected(answer, shape, reasoning):
-            return 0.0
-        scores = await asyncio.gather(
-            *(judge(model, rubrics[r], question, answer) for r in recipe),
-            judge(model, general_rubrics()["coherent"], question, answer),
-        )
-        coherence = scores[-1].value
-        return combine([s.value for s in scores[:-1]], coherence, shape)
+    def __init__(
+        self,
+        rubrics: dict[str, str],
+        name: str,
+        recipe: list[str],
+        judge_model: str,
+        shape: RewardShape | None = None,
+        gates: dict[str, Any] | None = None,
+    ) -> None:
+        shape = shape or RewardShape()
+        shape.check()
+        if gates and shape.structure == "paper":
+            shape = shape.for_domain(gates)
+        get_model(judge_model)  # an unknown provider or a missing API key fails here, up front
+        self.rubrics = {r: rubrics[r] for r in recipe}
+        self.recipe = list(recipe)
+        self.judge_model = judge_model
+        self.shape = shape
+        self.coherent = general_rubrics()["coherent"]
+        self.__name__ = f"judge_{name}"
 
-    async def reward(prompts: list[Any], completions: list[Any], **_: Any) -> list[float | None]:
+    async def __call__(
+        self, prompts: list[Any], completions: list[Any], **_: Any
+    ) -> list[float | None]:
+        model = get_model(self.judge_model)
         return list(
             await asyncio.gather(
                 *(
-                    one(prompt_text(p), completion_text(c))
+                    self.one(model, prompt_text(p), completion_text(c))
                     for p, c in zip(prompts, completions, strict=True)
                 )
             )
         )
 
-    reward.__name__ = f"judge_{name}"
-    return reward
+    async def one(self, model: Model, question: str, text: str) -> float | None:
+        """The reward of one completion (``text``) to ``question``."""
+        shape = self.shape
+        reasoning, answer = split_reasoning(text)
+        answer = answer if shape.structure == "paper" else text
+        if shape.structure == "paper" and rejected(answer, shape, reasoning):
+            return 0.0
+        scores = await asyncio.gather(
+            *(judge(model, self.rubrics[r], question, answer) for r in self.recipe),
+            judge(model, self.coherent, question, answer),
+        )
+        return combine([s.value for s in scores[:-1]], scores[-1].value, shape)

@@ -62,8 +62,7 @@ class RewardShape:
             value, hint = getattr(self, item.name), hints[item.name]
             if get_origin(hint) is Literal and value not in get_args(hint):
                 raise EmbenchError(
-                    f"reward_{item.name} must be one of {', '.join(get_args(hint))}, "
-                    f"got '{value}'"
+                    f"reward_{item.name} must be one of {', '.join(get_args(hint))}, got '{value}'"
                 )
             for bound in get_args(hint)[1:] if get_origin(hint) is Annotated else ():
                 for kind, attr, holds, sign in _BOUNDS:
