@@ -13,7 +13,7 @@ from embench.errors import EmbenchError
 from embench.run.rundir import RunDir
 from embench.trainers import grpo as grpo_trainer
 from embench.training import mitigations, plugins
-from embench.training.mitigations import inoculate, interleave_rl, sft_mix
+from embench.training.mitigations import inherit_inoculation, inoculate, interleave_rl, sft_mix
 from embench.training.mitigations.hooks import Step
 from tests import scripted
 
@@ -129,7 +129,7 @@ def test_matched_sft_arm_inherits_the_rl_runs_inoculation(tmp_path, tiny_model_d
     entry = _entry(manifest, "inoculate")
     assert entry["params"]["preset"] == "evil_user" and entry["prompts_prefixed"] == 8
     with pytest.raises(EmbenchError, match="the RL run was inoculated differently"):
-        inoculate.inherited(["inoculate:preset=evil_system"], manifest["mitigations"])
+        inherit_inoculation(["inoculate:preset=evil_system"], manifest["mitigations"])
 
 
 def test_interleave_rl_schedule_follows_the_papers_budget():
