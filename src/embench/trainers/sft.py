@@ -82,13 +82,14 @@ def prepare(config: Config) -> tuple[Any, Any, dict[str, Any] | None, int]:
     return plan, dataset, match, processes
 
 
-def train(config: Config, resume: bool = False) -> RunManifest:
-    """Train with SFT and return the run's manifest."""
+def train(config: Config, resume: bool = False, prepared: Any = None) -> RunManifest:
+    """Train with SFT and return the run's manifest (``prepared``: ``prepare(config)``'s result
+    when the preflight has run it on this config)."""
     from trl import SFTConfig, SFTTrainer
 
     from embench.training.runner import run_training, trl_args
 
-    plan, dataset, match, processes = prepare(config)
+    plan, dataset, match, processes = prepared or prepare(config)
     counter = SampleCounter()
 
     def build(
