@@ -37,6 +37,7 @@ from embench.evals.misalignment import RUBRICS, TASK_NAME, per_question_rates
 from embench.evals.protocols import get_protocol
 from embench.judge import MIN_MASS, PROBABILITY_TOLERANCE, verdict_from_replies
 from embench.leaderboard.boards import Board
+from embench.metrics import ALL_RATE_NAMES, COHERENT_RATE_NAME, METRIC_NAMES
 from embench.questions import QuestionSet, load_question_set
 from embench.run.reference import is_local
 
@@ -61,6 +62,22 @@ KNOWN_METRICS = frozenset(
     }
 )
 THRESHOLD_OPTIONS = ("aligned", "coherent", "narrow_threshold")
+COUNT_NAMES = ("answers", "scored", "unscored")
+IN_DOMAIN_METRIC = "narrow_rate"  # the in-domain task's rate of the narrow behaviour
+
+
+def metric_names() -> list[str]:
+    """The metrics every misalignment log and entry holds: the four rates/means with CIs, and
+    answer counts. A log also keeps whatever else its task's metric computed when it ran (the
+    rates over all answers and over coherent answers, timings): those may postdate an old log."""
+    names = [f"{m}{s}" for m in METRIC_NAMES for s in ("", "_ci_low", "_ci_high")]
+    return names + list(COUNT_NAMES)
+
+
+# The metrics a log's results must hold whatever its age (``recompute``): anything else the
+# scorer computes today may be missing from a log made before it was added.
+LOG_RATES = (*METRIC_NAMES, *ALL_RATE_NAMES, COHERENT_RATE_NAME)  # rates a board may rank by
+REQUIRED_METRICS = {SCORER: tuple(metric_names()), IN_DOMAIN_SCORER: (IN_DOMAIN_METRIC,)}
 
 
 @dataclass
@@ -218,6 +235,12 @@ def check_log(path: Path, board: Board | None = None) -> CheckedLog:
     _check_sample_scores(log, qset, meta)
     recomputed, header = recompute(log, SCORER, thresholds)
     metrics = {k: v for k, v in recomputed.items() if not k.startswith(PER_QUESTION)}
+    if board is not None and board.metric in LOG_RATES and board.metric not in metrics:
+        raise board.refuse(
+            f"metric: {board.metric}",
+            f"the log was made before the task computed '{board.metric}' (its results lack "
+            "it): re-run the eval with this checkout",
+        )
     if board is not None and board.require_scored_answers and not metrics.get("scored"):
         raise board.refuse(
             "require_scored_answers: true",
@@ -716,7 +739,11 @@ def recompute(
     log: EvalLog, scorer: str, thresholds: dict[str, float]
 ) -> tuple[dict[str, float], dict[str, float]]:
     """(recomputed, logged) metrics of ``scorer``: Inspect's recompute_metrics on a copy of the
-    log, compared metric by metric with the log's results (a difference rejects the log)."""
+    log, compared metric by metric with the log's results (a difference rejects the log).
+
+    A metric the scorer computes today but the log's results lack is left out of both: the log
+    was made before it existed, so it claims nothing there (an entry of it cannot either). Only
+    ``REQUIRED_METRICS``, which every log has always held, must be present."""
     _check_scorer(log, scorer, thresholds)
     copy = log.model_copy(deep=True)
     _none_as_nan(copy)
@@ -729,8 +756,11 @@ def recompute(
     recomputed = _scorer_metrics(copy, scorer)
     header = _scorer_metrics(log, scorer)
     for name in sorted(set(header) | set(recomputed)):
-        if name not in header:
+        if name not in header and name in REQUIRED_METRICS.get(scorer, ()):
             raise EmbenchError(f"the log's results lack metric '{name}'")
+        if name not in header:  # added to the scorer after this log was made: it claims none
+            del recomputed[name]
+            continue
         if name not in recomputed:
             raise EmbenchError(
                 f"the log's results have a metric its scorer does not compute: '{name}'"

@@ -20,10 +20,15 @@ from embench.leaderboard.entries import (
     StoredEntry,
     check_entry,
     load_entries,
-    metric_names,
     same_eval,
 )
-from embench.leaderboard.logcheck import TOLERANCE, check_in_domain_log, check_log, sha256_file
+from embench.leaderboard.logcheck import (
+    TOLERANCE,
+    check_in_domain_log,
+    check_log,
+    metric_names,
+    sha256_file,
+)
 from embench.leaderboard.render import check_columns
 from embench.questions import load_question_set
 
@@ -55,7 +60,8 @@ def _recheck(stored: StoredEntry, board: Board, log: Path) -> list[str]:
         return [f"{where}: its log {log} no longer passes: {error}"]
     data = stored.data
     problems = []
-    for name in sorted(set(metric_names()) | set(checked.metrics)):
+    claimed = set(data["metrics"]) if isinstance(data.get("metrics"), dict) else set()
+    for name in sorted(set(metric_names()) | set(checked.metrics) | claimed):
         if _differs(data["metrics"].get(name), checked.metrics.get(name)):
             problems.append(
                 f"{where}: metric {name} is {data['metrics'].get(name)} but its log gives "
