@@ -20,6 +20,7 @@ from typing import Any
 
 from embench import __version__
 from embench.errors import EmbenchError
+from embench.evals.judged_files import IMPORTED_NOTE
 from embench.fsutil import atomic_write_bytes, atomic_write_text
 from embench.leaderboard.boards import ENTRIES_DIR, Board
 from embench.leaderboard.logcheck import (
@@ -198,6 +199,7 @@ def build_entry(
         "generation": checked.generation,
         "judging": checked.judging,
         "partial": checked.partial,
+        "imported": checked.imported,
         "metrics": {**{k: None for k in metric_names()}, **checked.metrics},
         "per_question": checked.per_question,
         "run": run,
@@ -375,6 +377,14 @@ def check_entry(stored: StoredEntry, board: Board) -> list[str]:
             f"board's minimum {board.min_samples_per_question}"
         )
     problems += _check_identity(stored)
+    imported = data.get("imported")
+    if imported not in (None, IMPORTED_NOTE):
+        problems.append(f"{where}: imported is {imported!r}, not the import note or null")
+    if imported and not board.accepts_imported:
+        problems.append(
+            f"{where}: an imported log's entry on board '{board.name}', which ranks answers "
+            "generated and judged with embench (accepts_imported: false)"
+        )
     problems += [f"{where}: {problem}" for problem in shown_problems(data)]
     problems += _check_metrics(where, data.get("metrics"))
     if board.require_scored_answers and not (data.get("metrics") or {}).get("scored"):
