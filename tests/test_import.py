@@ -15,7 +15,8 @@ from inspect_ai.log import read_eval_log
 
 from embench.cli import main
 from embench.errors import EmbenchError
-from embench.evals.importer import IMPORTED_NOTE, import_judged
+from embench.evals.importer import import_judged
+from embench.evals.judged_files import IMPORTED_NOTE
 from embench.evals.misalignment import misalignment
 from tests import scripted
 

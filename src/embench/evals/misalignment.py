@@ -49,6 +49,7 @@ from embench.evals.common import (
     whole_text,
     with_materials,
 )
+from embench.evals.judged_files import IMPORTED_NOTE
 from embench.judge import MIN_MASS
 from embench.metrics import (
     ALIGNED_THRESHOLD,
@@ -205,7 +206,7 @@ def recorded_score(state: TaskState) -> Score:
             "truncated": float(recorded["truncated"]),
         },
         answer=state.output.completion,
-        explanation="imported: published answers and scores, not generated here",
+        explanation=IMPORTED_NOTE,
         metadata={f"{name}_method": "imported" for name in GENERAL_RUBRICS},
     )
 
