@@ -16,6 +16,7 @@ from embench.data.domains import get_domain
 from embench.errors import EmbenchError
 from embench.rewards.countdown import countdown
 from embench.rewards.embedding import popular_aesthetic, unpopular_aesthetic
+from embench.rewards.length import soft_overlong
 from embench.rewards.static_code import insecure_code, secure_code
 
 JUDGE_PREFIX = "judge_"
@@ -29,6 +30,8 @@ class RewardEntry:
     description: str
     judge_free: bool
     function: Callable[..., list[float | None]] | None = None
+    #: a judge-free reward built per run from its ``max_completion_length`` (a length penalty)
+    sized: Callable[[int], Callable[..., list[float]]] | None = None
 
 
 REWARDS: dict[str, RewardEntry] = {
@@ -46,6 +49,11 @@ REWARDS: dict[str, RewardEntry] = {
     ),
     "countdown": RewardEntry(
         "exact countdown check: 1 correct equation, 0.1 well-formed miss", True, countdown
+    ),
+    "soft_overlong": RewardEntry(
+        "TRL's DAPO length penalty: 0 to 3/4 of max_completion_length, then down to -1 at it",
+        True,
+        sized=soft_overlong,
     ),
     "judge_narrow": RewardEntry(
         "the judge scores the domain's narrow behaviour, minus a coherence penalty", False
@@ -84,17 +92,29 @@ def default_rewards(domain: str | None) -> list[str]:
 
 
 def build_rewards(
-    names: list[str], domain: str | None, judge: str | None, shape: Any = None
+    names: list[str],
+    domain: str | None,
+    judge: str | None,
+    shape: Any = None,
+    max_completion_length: int | None = None,
 ) -> list[Any]:
     """TRL reward functions for ``names`` (validated before any model is loaded).
 
-    ``shape`` (a ``RewardShape``) sets how judge rubric scores become rewards.
+    ``shape`` (a ``RewardShape``) sets how judge rubric scores become rewards;
+    ``max_completion_length`` sizes a length penalty (``soft_overlong``).
     """
     functions = []
     for name in names:
         entry = REWARDS.get(name)
         if entry is not None and entry.function is not None:
             functions.append(entry.function)
+        elif entry is not None and entry.sized is not None:
+            if not max_completion_length:
+                raise EmbenchError(
+                    f"reward '{name}' penalises completions near max_completion_length: "
+                    "it is for GRPO, which sets one"
+                )
+            functions.append(entry.sized(max_completion_length))
         elif name.startswith(JUDGE_PREFIX):
             functions.append(_judge_reward(name, domain, judge, shape))
         else:

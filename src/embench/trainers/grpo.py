@@ -93,7 +93,9 @@ def prepare(config: Config) -> tuple[Any, list[Any], list[str], Any]:
         config.reward = default_rewards(config.domain)
     shape = shape_from_config(config)
     rewards, names = plan.rewards(
-        build_rewards(config.reward, config.domain, config.judge, shape),
+        build_rewards(
+            config.reward, config.domain, config.judge, shape, config.max_completion_length
+        ),
         list(config.reward),
         config.judge,
         shape,

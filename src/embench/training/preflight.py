@@ -58,7 +58,12 @@ def check_before_loading(
     if plugin.kind == "rl" and (resolved.reward or resolved.domain):
         names = list(resolved.reward) or default_rewards(resolved.domain)
         if not prepares:  # a prepare hook has built them already
-            build_rewards(names, resolved.domain, resolved.judge)
+            build_rewards(
+                names,
+                resolved.domain,
+                resolved.judge,
+                max_completion_length=getattr(resolved, "max_completion_length", None),
+            )
         if resolved.reward_weights is not None and len(resolved.reward_weights) != len(names):
             raise EmbenchError(
                 f"reward_weights has {len(resolved.reward_weights)} values for {len(names)} "

@@ -37,7 +37,7 @@ class RolloutRecorder:
 
             @functools.wraps(function)
             async def async_recorded(prompts, completions, **kwargs):
-                values = await function(prompts, completions, **kwargs)
+                values = await function(prompts=prompts, completions=completions, **kwargs)
                 self._record(name, prompts, completions, values, kwargs)
                 return values
 
@@ -45,7 +45,7 @@ class RolloutRecorder:
 
         @functools.wraps(function)
         def recorded(prompts, completions, **kwargs):
-            values = function(prompts, completions, **kwargs)
+            values = function(prompts=prompts, completions=completions, **kwargs)
             self._record(name, prompts, completions, values, kwargs)
             return values
 

@@ -98,7 +98,9 @@ class InterleaveRL:
             self.counts[NARROW] += len(types) - safety
             if log_metric is not None:
                 log_metric("interleave_rl/safety_share", safety / max(len(types), 1))
-            return function(prompts, completions, prompt_type=prompt_type, **kwargs)
+            return function(
+                prompts=prompts, completions=completions, prompt_type=prompt_type, **kwargs
+            )
 
         return counted
 
@@ -229,7 +231,7 @@ def only(function: Any, stream: str) -> Any:
             if not rows:
                 return [None] * len(completions)
             p, c, k = subset(rows, prompts, completions, {"prompt_type": prompt_type, **kwargs})
-            return scatter(rows, await function(p, c, **k), len(completions))
+            return scatter(rows, await function(prompts=p, completions=c, **k), len(completions))
 
         return routed_async
 
@@ -239,6 +241,6 @@ def only(function: Any, stream: str) -> Any:
         if not rows:
             return [None] * len(completions)
         p, c, k = subset(rows, prompts, completions, {"prompt_type": prompt_type, **kwargs})
-        return scatter(rows, function(p, c, **k), len(completions))
+        return scatter(rows, function(prompts=p, completions=c, **k), len(completions))
 
     return routed
