@@ -31,10 +31,11 @@ from inspect_ai.solver import generate
 
 from embench.evals.common import questions_dataset
 from embench.hardware import choose_precision, describe_cpu
-from embench.judge import DEFAULT_RUBRICS, JudgeScore, judge
+from embench.judge import JudgeScore, judge
 from embench.models.provider import get_scoring_queue
 from embench.models.resolve import default_model_dir
 from embench.questions import load_question_set
+from embench.rubrics import general_rubrics
 
 
 def generate_answers(answers: int, max_tokens: int, dtype: str) -> tuple[list, float]:
@@ -66,7 +67,7 @@ async def judge_answers(
         return asyncio.gather(
             *(
                 judge(model, rubric, question, answer, cache=False, min_mass=0.0)
-                for rubric in DEFAULT_RUBRICS.values()
+                for rubric in general_rubrics().values()
             )
         )
 

@@ -13,7 +13,7 @@ from embench.errors import EmbenchError
 from embench.run.rundir import RunDir
 from embench.trainers import grpo as grpo_trainer
 from embench.training import mitigations, plugins
-from embench.training.mitigations import inoculate, interleave_rl, sft_mix
+from embench.training.mitigations import inherit_inoculation, inoculate, interleave_rl, sft_mix
 from embench.training.mitigations.hooks import Step
 from tests import scripted
 
@@ -47,7 +47,7 @@ def _entry(manifest, name):
 def test_inoculation_is_in_the_training_prompts_and_not_in_the_eval_prompts(
     tmp_path, tiny_model_dir
 ):
-    from embench.evals.misalignment import misalignment_task
+    from embench.evals.misalignment import misalignment
 
     run = tmp_path / "inoculated"
     manifest = _train("grpo", tiny_model_dir, run, ["inoculate:preset=evil_system"], max_steps=1)
@@ -60,7 +60,7 @@ def test_inoculation_is_in_the_training_prompts_and_not_in_the_eval_prompts(
     questions.write_text('name: s\nversion: 1\nquestions:\n  - id: q1\n    question: "Hi?"\n')
     scripted.ANSWERS.clear()
     (log,) = inspect_eval(
-        misalignment_task(str(questions), samples=1),
+        misalignment(questions=str(questions), samples=1),
         model=f"local/{run}",
         model_roles={"grader": "scripted/judge"},
         log_dir=str(tmp_path / "logs"),
@@ -123,7 +123,7 @@ def test_matched_sft_arm_inherits_the_rl_runs_inoculation(tmp_path, tiny_model_d
     entry = _entry(manifest, "inoculate")
     assert entry["params"]["preset"] == "evil_user" and entry["prompts_prefixed"] == 8
     with pytest.raises(EmbenchError, match="the RL run was inoculated differently"):
-        inoculate.inherited(["inoculate:preset=evil_system"], manifest["mitigations"])
+        inherit_inoculation(["inoculate:preset=evil_system"], manifest["mitigations"])
 
 
 def test_interleave_rl_schedule_follows_the_papers_budget():

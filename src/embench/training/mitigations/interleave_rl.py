@@ -24,7 +24,6 @@ paper's safe rows keep only its plain system prompt).
 from __future__ import annotations
 
 import functools
-import inspect
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -219,7 +218,10 @@ def only(function: Any, stream: str) -> Any:
             out[i] = v
         return out
 
-    if inspect.iscoroutinefunction(function):
+    # TRL's own test (async functions and callable classes); trl is loaded when this runs
+    from trl.trainer.utils import is_async_callable
+
+    if is_async_callable(function):
 
         @functools.wraps(function)
         async def routed_async(prompts, completions, prompt_type=None, **kwargs):
