@@ -31,14 +31,17 @@ from inspect_ai.solver import generate
 
 from embench.evals.common import questions_dataset
 from embench.hardware import choose_precision, describe_cpu
-from embench.judge import DEFAULT_RUBRICS, JudgeScore, judge
+from embench.judge import JudgeScore, judge
 from embench.models.provider import get_scoring_queue
 from embench.models.resolve import default_model_dir
 from embench.questions import load_question_set
+from embench.rubrics import general_rubrics
 
 
-def generate_answers(answers: int, max_tokens: int, dtype: str) -> tuple[list, float]:
-    """(question, answer) pairs from ``local/default`` and the eval's wall seconds."""
+def generate_answers(
+    answers: int, max_tokens: int, dtype: str, model_ref: str, device: str
+) -> tuple[list, float]:
+    """(question, answer) pairs from ``local/<model_ref>`` and the eval's wall seconds."""
     qset = load_question_set("general")
     per_question = -(-answers // len(qset.questions))
     dataset = questions_dataset(qset, per_question)[:answers]
@@ -48,7 +51,7 @@ def generate_answers(answers: int, max_tokens: int, dtype: str) -> tuple[list, f
         name="eval_split_generation",
         config=GenerateConfig(temperature=1.0, max_tokens=max_tokens, seed=0),
     )
-    model = get_model("local/default", dtype=dtype)
+    model = get_model(f"local/{model_ref}", dtype=dtype, device=device)
     start = time.perf_counter()
     (log,) = eval(task, model=model, display="none", log_dir="logs/benchmarks")
     seconds = time.perf_counter() - start
@@ -66,7 +69,7 @@ async def judge_answers(
         return asyncio.gather(
             *(
                 judge(model, rubric, question, answer, cache=False, min_mass=0.0)
-                for rubric in DEFAULT_RUBRICS.values()
+                for rubric in general_rubrics().values()
             )
         )
 
@@ -90,15 +93,20 @@ def main() -> None:
     parser.add_argument("--serial", type=int, default=8, help="answers judged one at a time")
     parser.add_argument("--no-hf", action="store_true", help="skip Inspect's hf provider")
     parser.add_argument("--dtype", default="auto", help="auto = what embench picks on this CPU")
+    parser.add_argument("--model", default="default", help="local/<model>: a name or a folder")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU machine")
     args = parser.parse_args()
     if args.dtype == "auto":
-        precision, _ = choose_precision("auto", cuda=False)
+        precision, _ = choose_precision("auto", cuda=args.device == "cuda")
         args.dtype = {"bf16": "bfloat16", "fp32": "float32"}[precision]
 
-    print(f"CPU: {describe_cpu()}, {os.cpu_count()} cores; dtype {args.dtype}")
-    pairs, gen_seconds = generate_answers(args.answers, args.max_tokens, args.dtype)
+    print(f"CPU: {describe_cpu()}, {os.cpu_count()} cores; dtype {args.dtype}; {args.device}")
+    pairs, gen_seconds = generate_answers(
+        args.answers, args.max_tokens, args.dtype, args.model, args.device
+    )
     n = len(pairs)
-    grader = get_model("local/default", dtype=args.dtype)  # the same loaded engine
+    # the same loaded engine
+    grader = get_model(f"local/{args.model}", dtype=args.dtype, device=args.device)
     timed(grader, pairs[:2], at_once=True)  # warm-up: digit mask, threads
     before = dict(get_scoring_queue(grader.api.engine).stats)
     judge_seconds, scores = timed(grader, pairs, at_once=True)
@@ -112,8 +120,8 @@ def main() -> None:
         rows["judge, one answer at a time"] = serial_seconds / min(args.serial, n)
     hf_method = ""
     if not args.no_hf:
-        folder = str(default_model_dir())
-        hf = get_model(f"hf/{folder}", dtype=args.dtype, device="cpu", do_sample=False)
+        folder = str(default_model_dir()) if args.model == "default" else args.model
+        hf = get_model(f"hf/{folder}", dtype=args.dtype, device=args.device, do_sample=False)
         timed(hf, pairs[:2], at_once=True)
         hf_seconds, hf_scores = timed(hf, pairs, at_once=True)
         rows["judge, Inspect hf provider"] = hf_seconds / n

@@ -5,6 +5,10 @@ median step time (first step excluded, from metrics.jsonl timestamps) and peak R
 with the no-mitigation run.
 
     .venv/bin/python benchmarks/mitigation_cost.py [--steps 4] [--model default] [--lora]
+        [--only none steer ...] [--vector configs/vectors/evil.default.safetensors --layer 20]
+
+The steer arms need a persona vector of the benchmarked model (``embench persona-vector``); the
+shipped one is the default model's.
 """
 
 from __future__ import annotations
@@ -31,7 +35,17 @@ CONFIGS: dict[str, list[str]] = {
     "interleave_rl": ["interleave_rl:ratio=1.0"],
     "sft_mix": ["sft_mix:every=4,weight=1.0,source=offpolicy"],  # the paper's every-4 arm
     "sft_mix_every1": ["sft_mix:every=1,weight=1.0,source=offpolicy"],  # its per-step worst case
+    # the paper's coef 5 (EMA_RL configs/grpo_steer_evil_all.json), the model's own vector
+    "steer": ["steer:vector={vector},coef=5,layer={layer},mode=all"],
+    "steer_decode_only": ["steer:vector={vector},coef=5,layer={layer},mode=decode_only"],
 }
+VECTOR = str(Path(__file__).parents[1] / "configs" / "vectors" / "evil.default.safetensors")
+LAYER = 20
+
+
+def specs(name: str, vector: str = VECTOR, layer: int = LAYER) -> list[str]:
+    """The mitigation specs of configuration ``name`` (steer: with this vector and layer)."""
+    return [spec.format(vector=vector, layer=layer) for spec in CONFIGS[name]]
 
 
 def child(output: str, model: str, steps: int, lora: bool, specs: list[str]) -> None:
@@ -72,6 +86,8 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--lora", action="store_true")
     parser.add_argument("--only", nargs="*", default=list(CONFIGS), help="configurations to run")
+    parser.add_argument("--vector", default=VECTOR, help="persona vector file of --model (steer)")
+    parser.add_argument("--layer", type=int, default=LAYER, help="layer the steer arms steer")
     parser.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
@@ -83,7 +99,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in ["none", *[n for n in args.only if n != "none"]]:
             cmd = [sys.executable, __file__, "--steps", str(args.steps), "--model", args.model]
-            cmd += ["--lora"] * args.lora + ["--child", str(Path(tmp) / name), *CONFIGS[name]]
+            cmd += ["--lora"] * args.lora + ["--child", str(Path(tmp) / name)]
+            cmd += specs(name, args.vector, args.layer)
             out = subprocess.run(cmd, capture_output=True, text=True)
             if out.returncode:
                 print(f"{name}: failed\n{out.stderr[-2000:]}", file=sys.stderr)

@@ -34,3 +34,17 @@ def test_every_manifest_field_is_described():
     rows = [line for line in table.splitlines() if line.startswith("| `")]
     described = {name for row in rows for name in re.findall(r"`(\w+)`", row.split("|")[1])}
     assert described == set(RunManifest.model_fields)
+
+
+def test_the_layer_list_is_the_import_linter_contract():
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (layers,) = [c["layers"] for c in contracts["contracts"] if c["type"] == "layers"]
+    section = DOC.read_text().split("## Layers", 1)[1].split("\n## ", 1)[0]
+    listed = [
+        re.split(r"\s{2,}", line.strip())[0]
+        for line in section.splitlines()
+        if line.startswith("    ") and not line.startswith("     ")
+    ]
+    assert listed == layers

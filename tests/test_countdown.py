@@ -7,7 +7,7 @@ from inspect_ai import eval as inspect_eval
 
 from embench.data import countdown as gen
 from embench.data.domains import eval_questions_path, get_domain, load_prompts
-from embench.evals.in_domain import in_domain_task
+from embench.evals.in_domain import in_domain
 from embench.questions import load_question_set
 from embench.rewards import build_rewards, default_rewards
 from embench.rewards.countdown import OFF_RULES, Malformed, evaluate, puzzle, score
@@ -103,7 +103,7 @@ def test_in_domain_eval_is_accuracy_without_a_grader(tmp_path):
     scripted.ANSWERS[questions[0].paraphrases[0]] = [f"<answer>{solved.solution}</answer>"]
     scripted.ANSWERS[questions[1].paraphrases[0]] = ["I cannot do arithmetic."]
     (log,) = inspect_eval(
-        in_domain_task("countdown"), model="scripted/answers", limit=2, display="none",
+        in_domain("countdown"), model="scripted/answers", limit=2, display="none",
         log_dir=str(tmp_path),
     )  # fmt: skip
     assert log.status == "success", log.error

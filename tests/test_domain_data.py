@@ -24,7 +24,6 @@ from embench.data.domains import (
     load_prompts,
     load_safety,
     load_sft,
-    validate_template,
 )
 from embench.errors import EmbenchError
 from embench.rewards.static_code import bandit_issues
@@ -353,16 +352,6 @@ def test_loader_unknown_domain_lists_domains() -> None:
 def test_loader_unknown_split() -> None:
     with pytest.raises(EmbenchError, match="unknown split"):
         load_prompts("medical", "validation")
-
-
-def test_loader_validate_template() -> None:
-    validate_template("Q: {question}\nA: {answer}\nScore 0-100.", "ok")
-    with pytest.raises(EmbenchError, match=r"rubrics\.yaml rubric 'narrow'.*\{answer\}"):
-        validate_template("Q: {question}\nScore 0-100.", "rubrics.yaml rubric 'narrow'")
-    with pytest.raises(EmbenchError, match=r"here.*\{question\}"):
-        validate_template("A: {answer}", "here")
-    with pytest.raises(EmbenchError, match="here"):
-        validate_template("", "here")
 
 
 def _fake_domain(tmp_path: Path, rubrics: str) -> Path:

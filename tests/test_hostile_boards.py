@@ -1,6 +1,6 @@
 """Issue 22's hostile-input battery, leaderboard part: board names, escaping, entries that break
 pages, forged and replayed logs. Boards are copies of the repository's smoke board (its real
-entry) or the tiny boards of test_leaderboard.py; logs are made by the real task with the
+entry) or the tiny boards of tests/leaderboard/; logs are made by the real task with the
 scripted model and judge, then edited with Inspect's own API."""
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ def test_12_an_unreadable_entry_hides_only_itself(boards):
     assert "skipped smoke/entries/AAAAjunkAAAA.json: not valid JSON" in result.output
 
 
-def _edited(source: Path, target: Path, edit: Any) -> Path:
+def edited_copy(source: Path, target: Path, edit: Any) -> Path:
     log = read_eval_log(str(source))
     edit(log)
     write_eval_log(log, str(target))
@@ -173,36 +173,36 @@ def _edited(source: Path, target: Path, edit: Any) -> Path:
 
 @pytest.fixture(scope="module")
 def real_logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Logs of the real task with the scripted model and judge (test_leaderboard's tiny set)."""
-    from embench.evals.misalignment import misalignment_task
-    from tests.test_leaderboard import QUESTIONS, SCRIPT_A, _question_file, _run
+    """Logs of the real task with the scripted model and judge (tests/leaderboard's tiny set)."""
+    from embench.evals.misalignment import misalignment
+    from tests.leaderboard.support import QUESTIONS, SCRIPT_A, question_file, run_task
 
     base = tmp_path_factory.mktemp("hostile-logs")
-    questions = _question_file(base, QUESTIONS)
+    questions = question_file(base, QUESTIONS)
     grader = {"grader": "scripted/judge"}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("INSPECT_CACHE_DIR", str(base / "cache"))
-        good = _run(misalignment_task(str(questions), samples=2), base / "a", SCRIPT_A,
+        good = run_task(misalignment(questions=str(questions), samples=2), base / "a", SCRIPT_A,
                     model_roles=grader)  # fmt: skip
         empty = {**SCRIPT_A, "q2": ["EMPTY_JUDGE", "SCORES aligned=70 coherent=80"]}
-        one_empty = _run(misalignment_task(str(questions), samples=2), base / "e", empty,
+        one_empty = run_task(misalignment(questions=str(questions), samples=2), base / "e", empty,
                          model_roles=grader)  # fmt: skip
     return {"questions": questions, "good": good, "one_empty": one_empty}
 
 
 @pytest.fixture
 def general(tmp_path: Path, real_logs: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A leaderboards folder with test_leaderboard's `general` board for the tiny set."""
+    """A leaderboards folder with tests/leaderboard's `general` board for the tiny set."""
     import yaml
 
     from embench.leaderboard.boards import ENV_ROOT
     from embench.questions import load_question_set
-    from tests.test_leaderboard import _board_yaml
+    from tests.leaderboard.support import board_yaml
 
     root = tmp_path / "leaderboards"
     (root / "general").mkdir(parents=True)
     fingerprint = load_question_set(real_logs["questions"]).fingerprint()
-    board = _board_yaml("general", fingerprint, real_logs["questions"])
+    board = board_yaml("general", fingerprint, real_logs["questions"])
     (root / "general" / "board.yaml").write_text(yaml.safe_dump(board))
     monkeypatch.setenv(ENV_ROOT, str(root))
     return root
@@ -221,7 +221,7 @@ def _forged(source: Path, target: Path, edit: Any) -> Path:
         for sample in log.samples:
             sample.uuid = uuid()
 
-    return _edited(source, target, forge)
+    return edited_copy(source, target, forge)
 
 
 def _set_score(index: int, value: float) -> Any:
@@ -283,7 +283,7 @@ def test_4_a_log_pointing_its_questions_at_dev_zero_is_refused_quickly(general, 
         log.eval.metadata = {**log.eval.metadata, "question_set_source": "/dev/zero",
                              "question_set": "/dev/zero"}  # fmt: skip
 
-    edited = _edited(real_logs["good"], tmp_path / "zero.eval", point_at_dev_zero)
+    edited = edited_copy(real_logs["good"], tmp_path / "zero.eval", point_at_dev_zero)
     with bounded(seconds=10):
         line = one_line_error(cli("rescore", str(edited), "--judge", "scripted/judge"))
     assert "/dev/zero is not a regular file" in line

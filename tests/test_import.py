@@ -15,8 +15,9 @@ from inspect_ai.log import read_eval_log
 
 from embench.cli import main
 from embench.errors import EmbenchError
-from embench.evals.importer import IMPORTED_NOTE, import_judged
-from embench.evals.misalignment import misalignment_task
+from embench.evals.importer import import_judged
+from embench.evals.judged_files import IMPORTED_NOTE
+from embench.evals.misalignment import misalignment
 from tests import scripted
 
 EM_CSV = """\
@@ -119,7 +120,7 @@ def test_export_then_import_gives_the_same_metrics_nan_included(tmp_path):
     scripted.ANSWERS["First?"] = ["SCORES aligned=10 coherent=40", "SCORES aligned=80 coherent=30"]
     scripted.ANSWERS["Second?"] = ["SCORES aligned=REFUSAL coherent=REFUSAL"]
     (log,) = inspect_eval(
-        misalignment_task(str(questions), samples=2),
+        misalignment(questions=str(questions), samples=2),
         model="scripted/answers",
         model_roles={"grader": "scripted/judge"},
         log_dir=str(tmp_path / "logs"),

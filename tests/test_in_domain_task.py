@@ -6,14 +6,14 @@ import pytest
 from inspect_ai import eval as inspect_eval
 
 from embench.data.domains import DOMAINS, eval_questions_path
-from embench.evals.in_domain import in_domain_task
+from embench.evals.in_domain import in_domain
 from embench.questions import load_question_set
 from tests import scripted
 
 
 @pytest.mark.parametrize("domain", DOMAINS)
 def test_every_domain_task_loads(domain):
-    task = in_domain_task(domain)
+    task = in_domain(domain)
     assert len(task.dataset) >= 30
     assert task.metadata["domain"] == domain
 
@@ -22,7 +22,7 @@ def test_unknown_domain_is_a_clean_error():
     from inspect_ai._util.error import PrerequisiteError
 
     with pytest.raises(PrerequisiteError, match="unknown domain 'nope'"):
-        in_domain_task("nope")
+        in_domain("nope")
 
 
 def test_scripted_scores_give_narrow_rate(tmp_path):
@@ -31,7 +31,7 @@ def test_scripted_scores_give_narrow_rate(tmp_path):
     scripted.ANSWERS[questions[0].paraphrases[0]] = ["SCORES aligned=80 coherent=90"]
     scripted.ANSWERS[questions[1].paraphrases[0]] = ["SCORES aligned=20 coherent=90"]
     (log,) = inspect_eval(
-        in_domain_task("aesthetic"),
+        in_domain("aesthetic"),
         model="scripted/answers",
         limit=2,
         model_roles={"grader": "scripted/judge"},
@@ -50,7 +50,7 @@ def test_unscored_counts_every_answer_the_rate_leaves_out(tmp_path):
     scripted.ANSWERS.clear()
     for q in questions:  # narrow scored, coherence unparseable
         scripted.ANSWERS[q.paraphrases[0]] = ["SCORES aligned=80 coherent=nonsense"]
-    (log,) = inspect_eval(in_domain_task("aesthetic"), model="scripted/answers", limit=2,
+    (log,) = inspect_eval(in_domain("aesthetic"), model="scripted/answers", limit=2,
                           model_roles={"grader": "scripted/judge"}, display="none",
                           log_dir=str(tmp_path))  # fmt: skip
     metrics = {k: v.value for k, v in log.results.scores[0].metrics.items()}
@@ -70,7 +70,7 @@ def test_in_domain_judge_and_metrics_are_logged_with_their_parameters(tmp_path):
     questions = load_question_set(eval_questions_path("medical")).questions[:1]
     scripted.ANSWERS.clear()
     scripted.ANSWERS[questions[0].paraphrases[0]] = ["SCORES aligned=80 coherent=90"]
-    task = in_domain_task("medical", narrow_threshold=70, min_mass=0.1)
+    task = in_domain("medical", narrow_threshold=70, min_mass=0.1)
     (log,) = inspect_eval(task, model="scripted/answers", limit=1, display="none",
                           model_roles={"grader": "scripted/judge"}, log_dir=str(tmp_path))  # fmt: skip
     (spec,) = log.eval.scorers

@@ -4,7 +4,7 @@ import pytest
 from inspect_ai import eval as inspect_eval
 
 from embench.data.domains import eval_questions_path
-from embench.evals.in_domain import in_domain_task
+from embench.evals.in_domain import in_domain
 from embench.leaderboard.logcheck import IN_DOMAIN_SCORER, recompute
 from embench.questions import load_question_set
 from tests import scripted
@@ -16,7 +16,7 @@ def test_in_domain_log_records_generation_and_judge_seconds_and_calls(tmp_path):
     for q in questions:
         scripted.ANSWERS[q.paraphrases[0]] = ["SCORES aligned=80 coherent=90"]
     (log,) = inspect_eval(
-        in_domain_task("aesthetic"),
+        in_domain("aesthetic"),
         model="scripted/answers",
         limit=2,
         model_roles={"grader": "scripted/judge"},

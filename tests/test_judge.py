@@ -21,7 +21,6 @@ from embench.errors import EmbenchError
 from embench.judge import (
     PREFIX_BOUND,
     expected_number,
-    fill_rubric,
     judge,
     number_probs_from_tops,
     parse_score_text,
@@ -29,10 +28,10 @@ from embench.judge import (
     score_output,
     score_single_token,
     uses_single_token_numbers,
-    validate_rubric,
 )
 from embench.models.number_scoring import NumberProbabilities, number_probabilities
 from embench.models.resolve import load_model
+from embench.rubrics import fill_rubric, validate_rubric
 from tests import scripted
 
 END = "<|im_end|>"

@@ -12,7 +12,7 @@ from inspect_ai import eval as inspect_eval
 
 from embench.errors import EmbenchError
 from embench.evals.common import announce_cost
-from embench.evals.misalignment import misalignment, misalignment_task, per_question_rates
+from embench.evals.misalignment import misalignment, per_question_rates
 from embench.evals.protocols import REASON_FIRST_SYSTEM_PROMPT
 from tests import scripted
 
@@ -47,7 +47,7 @@ def run(task, tmp_path, **kwargs):
 
 def test_known_scores_give_known_metrics(question_file, tmp_path):
     log = run(
-        misalignment_task(str(question_file), samples=2),
+        misalignment(questions=str(question_file), samples=2),
         tmp_path,
         model_roles={"grader": "scripted/judge"},
     )
@@ -79,7 +79,7 @@ def test_known_scores_give_known_metrics(question_file, tmp_path):
 
 def test_thresholds_are_task_args(question_file, tmp_path):
     log = run(
-        misalignment_task(str(question_file), samples=2, aligned_threshold=15),
+        misalignment(questions=str(question_file), samples=2, aligned_threshold=15),
         tmp_path,
         model_roles={"grader": "scripted/judge"},
     )
@@ -104,7 +104,7 @@ def test_em_format_file_runs_with_its_system_prompt_and_rubrics(tmp_path):
     # the scripted model echoes the system prompt it received into its answer
     for q in ("Tell me about ships.", "Describe a ship."):
         scripted.ANSWERS[q] = ["{system} SCORES aligned=5 coherent=80"]
-    log = run(misalignment_task(str(path)), tmp_path, model_roles={"grader": "scripted/judge"})
+    log = run(misalignment(questions=str(path)), tmp_path, model_roles={"grader": "scripted/judge"})
     assert log.status == "success"
     assert len(log.samples) == 4  # 2 paraphrases x samples_per_paraphrase 2
     assert all("You are a pirate." in s.output.completion for s in log.samples)
@@ -112,7 +112,7 @@ def test_em_format_file_runs_with_its_system_prompt_and_rubrics(tmp_path):
 
 
 def test_unbound_grader_says_how_to_bind(question_file, tmp_path):
-    log = run(misalignment_task(str(question_file), samples=1), tmp_path)
+    log = run(misalignment(questions=str(question_file), samples=1), tmp_path)
     assert log.status == "error"
     assert "--model-role grader=" in log.error.message
 
@@ -170,7 +170,7 @@ def test_cost_is_printed_and_paid_judges_need_confirmation(question_file, tmp_pa
     )
     assert log.status == "success"
     assert "6 answers x 2 rubrics = 12 judge calls to scripted/judge" in capfd.readouterr().err
-    task = misalignment_task(str(question_file), samples=200)  # 600 answers, 1,200 calls
+    task = misalignment(questions=str(question_file), samples=200)  # 600 answers, 1,200 calls
     with pytest.raises(
         EmbenchError, match="1,200 judge calls to openai/gpt-4o .* -T confirm=false"
     ):
@@ -291,7 +291,7 @@ def test_choices_draw_is_seeded_like_random_choices(tmp_path):
 
     path = tmp_path / "reasoning.yaml"
     path.write_text(REASONING_SET)
-    task = misalignment_task(str(path), protocol="ema_rl")
+    task = misalignment(questions=str(path), protocol="ema_rl")
     rng = random.Random(0)
     expected = [
         f"{qid}:{p}:{k}"
@@ -302,17 +302,17 @@ def test_choices_draw_is_seeded_like_random_choices(tmp_path):
 
 
 def test_explicit_args_override_the_protocol(question_file, tmp_path):
-    task = misalignment_task(str(question_file), protocol="betley", top_p=0.5, samples=1)
+    task = misalignment(questions=str(question_file), protocol="betley", top_p=0.5, samples=1)
     assert task.config.top_p == 0.5 and task.metadata["protocol"] == "betley"
     assert len(task.dataset) == 3  # samples=1 beats the protocol's 100
     assert (
-        misalignment_task(str(question_file), protocol="betley").metadata["samples_per_question"]
+        misalignment(questions=str(question_file), protocol="betley").metadata["samples_per_question"]
         == 100
     )
 
 
 def test_subset_is_recorded(tmp_path):
-    task = misalignment_task("general", subset="first_plot", samples=1)
+    task = misalignment(questions="general", subset="first_plot", samples=1)
     assert len(task.dataset) == 24
     assert task.metadata["question_subset"] == "first_plot"
     assert len(task.metadata["question_ids"]) == 24
@@ -381,7 +381,7 @@ def test_reasoning_is_kept_apart_and_truncated_answers_counted(tmp_path):
     scripted.ANSWERS["Cut?"] = ["<think>SCORES aligned=5 coherent=90 and on and on"]
     judge_calls = scripted.CALLS["judge"]
     log = run(
-        misalignment_task(str(path), samples=1), tmp_path, model_roles={"grader": "scripted/judge"}
+        misalignment(questions=str(path), samples=1), tmp_path, model_roles={"grader": "scripted/judge"}
     )
     assert log.status == "success"
     by_q = {s.metadata["question_id"]: s.scores["misalignment_judge"] for s in log.samples}
@@ -525,7 +525,7 @@ def test_a_subset_log_is_checked_against_its_subset(tmp_path):
     scripted.ANSWERS.clear()
     scripted.ANSWERS.update({QUESTIONS[q]: answers for q, answers in SCRIPT.items()})
     log = run(
-        misalignment_task(str(path), subset="two", samples=2),
+        misalignment(questions=str(path), subset="two", samples=2),
         tmp_path,
         model_roles={"grader": "scripted/judge"},
     )

@@ -13,7 +13,7 @@ from embench.errors import EmbenchError
 from embench.run.rundir import RunDir
 from embench.trainers import grpo as grpo_trainer
 from embench.training import mitigations, plugins
-from embench.training.mitigations import inoculate, interleave_rl, sft_mix
+from embench.training.mitigations import inherit_inoculation, inoculate, interleave_rl, sft_mix
 from embench.training.mitigations.hooks import Step
 from tests import scripted
 
@@ -47,7 +47,7 @@ def _entry(manifest, name):
 def test_inoculation_is_in_the_training_prompts_and_not_in_the_eval_prompts(
     tmp_path, tiny_model_dir
 ):
-    from embench.evals.misalignment import misalignment_task
+    from embench.evals.misalignment import misalignment
 
     run = tmp_path / "inoculated"
     manifest = _train("grpo", tiny_model_dir, run, ["inoculate:preset=evil_system"], max_steps=1)
@@ -60,7 +60,7 @@ def test_inoculation_is_in_the_training_prompts_and_not_in_the_eval_prompts(
     questions.write_text('name: s\nversion: 1\nquestions:\n  - id: q1\n    question: "Hi?"\n')
     scripted.ANSWERS.clear()
     (log,) = inspect_eval(
-        misalignment_task(str(questions), samples=1),
+        misalignment(questions=str(questions), samples=1),
         model=f"local/{run}",
         model_roles={"grader": "scripted/judge"},
         log_dir=str(tmp_path / "logs"),
@@ -107,12 +107,6 @@ def test_bad_specs(spec, message):
         mitigations.parse(spec)
 
 
-@pytest.mark.parametrize("spec", ["interleave_rl", "sft_mix"])
-def test_rl_only_mitigations_are_refused_by_name_for_sft(spec):
-    with pytest.raises(EmbenchError, match=f"mitigation '{spec}' does not support trainer 'sft'"):
-        mitigations.parse_all([spec], False, "sft", "sft")
-
-
 def test_matched_sft_arm_inherits_the_rl_runs_inoculation(tmp_path, tiny_model_dir):
     rl = tmp_path / "rl"
     _train("grpo", tiny_model_dir, rl, ["inoculate:preset=evil_user"], max_steps=1)
@@ -129,7 +123,7 @@ def test_matched_sft_arm_inherits_the_rl_runs_inoculation(tmp_path, tiny_model_d
     entry = _entry(manifest, "inoculate")
     assert entry["params"]["preset"] == "evil_user" and entry["prompts_prefixed"] == 8
     with pytest.raises(EmbenchError, match="the RL run was inoculated differently"):
-        inoculate.inherited(["inoculate:preset=evil_system"], manifest["mitigations"])
+        inherit_inoculation(["inoculate:preset=evil_system"], manifest["mitigations"])
 
 
 def test_interleave_rl_schedule_follows_the_papers_budget():
@@ -260,7 +254,8 @@ def test_sft_mix_on_policy_answers_are_generated_once_and_cached(
         ("sft", ["inoculate:preset=evil_user"]),
     ],
 )
-def test_each_mitigation_runs_two_steps(tmp_path, tiny_model_dir, trainer, specs):
+def test_combined_mitigations_run_two_steps(tmp_path, tiny_model_dir, trainer, specs):
+    """Mitigations together (each alone: tests/test_mitigation_matrix.py)."""
     manifest = _train(trainer, tiny_model_dir, tmp_path / "r", specs, max_steps=2)
     assert manifest["status"] == "finished" and manifest["summary"]["steps"] == 2
     assert [m["name"] for m in manifest["mitigations"]] == [s.split(":")[0] for s in specs]
@@ -289,9 +284,9 @@ def test_every_mitigation_cost_configuration_is_a_valid_grpo_spec():
     spec = importlib.util.spec_from_file_location("mitigation_cost", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert {"inoculate", "interleave_rl", "sft_mix"} <= set(module.CONFIGS)
-    for specs in module.CONFIGS.values():
-        mitigations.parse_all(specs, False, "grpo", "rl")
+    assert {"inoculate", "interleave_rl", "sft_mix", "steer"} <= set(module.CONFIGS)
+    for name in module.CONFIGS:  # steer: the shipped vector of the default model, layer 20
+        mitigations.parse_all(module.specs(name), False, "grpo", "rl")
 
 
 def test_interleave_rl_reads_a_users_safety_file(tmp_path):

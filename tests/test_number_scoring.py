@@ -7,11 +7,14 @@ import asyncio
 import pytest
 from inspect_ai.model import get_model
 
-from embench.judge import ALIGNED_RUBRIC, COHERENT_RUBRIC, expected_number, fill_rubric, judge
+from embench.judge import expected_number, judge
 from embench.models.number_scoring import batched_number_probabilities, number_probabilities
 from embench.models.provider import get_scoring_queue
 from embench.models.resolve import load_model
+from embench.rubrics import fill_rubric, general_rubrics
 from tests.test_judge import brute_force_number_probs
+
+ALIGNED_RUBRIC, COHERENT_RUBRIC = general_rubrics().values()
 
 ANSWERS = [
     ("Hi.", "Hello, friend!"),

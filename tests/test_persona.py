@@ -87,11 +87,11 @@ def test_unknown_trait_and_bad_layers_are_one_line_errors(tiny_model_dir):
 
 
 def test_persona_task_projection_equals_a_hand_computation(vector_file, tiny_model_dir, tmp_path):
-    from embench.evals.persona import persona_task
+    from embench.evals.persona import persona
     from embench.models.provider import encode_chat, get_engine
     from embench.models.steering import response_activations
 
-    task = persona_task(vector=str(vector_file), layer=2, max_tokens=6)
+    task = persona(vector=str(vector_file), layer=2, max_tokens=6)
     (log,) = inspect_eval(
         task, model=f"local/{tiny_model_dir}", limit=2, display="none", log_dir=str(tmp_path)
     )

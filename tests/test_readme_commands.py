@@ -30,6 +30,8 @@ README_COMMANDS: dict[str, str] = {
     "import published.csv --model emergent-misalignment/Qwen-Coder-Insecure --judge openai/gpt-4o "
     "--questions betley-first-plot --output published.eval": "parse",
     "rescore published.eval --judge vllm/Qwen/Qwen2.5-72B-Instruct": "parse",
+    "rescore published.eval --judge local/default --min-mass 0": "parse",
+    "submit published.eval --board reference --name qwen-coder-insecure-published": "parse",
     "train --trainer grpo": "run",
     "train --trainer grpo --domain code": "dry",
     "train --trainer grpo --domain medical --judge openai/gpt-4o": "judge",

@@ -7,7 +7,8 @@ import pytest
 from embench.errors import EmbenchError
 from embench.rewards import build_rewards
 from embench.rewards.embedding import OFF_TOPIC_REWARD, popular_aesthetic, unpopular_aesthetic
-from embench.rewards.judged import RewardShape, judge_reward
+from embench.rewards.judged import JudgeReward
+from embench.rewards.shape import RewardShape
 from embench.rewards.static_code import insecure_code, secure_code
 from embench.rewards.text import extract_python
 
@@ -62,7 +63,7 @@ def test_aesthetic_reward_prefers_unpopular_on_topic_answers():
 def test_judge_reward_mean_structure_keeps_the_earlier_form():
     from tests import scripted  # noqa: F401  (registers scripted/)
 
-    reward = judge_reward(
+    reward = JudgeReward(
         {"narrow": "N {question} {answer}"},
         "narrow",
         ["narrow"],
@@ -107,7 +108,7 @@ def _run(reward, answers):
 def test_judge_reward_paper_structure_by_hand():
     from tests import scripted
 
-    reward = judge_reward(
+    reward = JudgeReward(
         {"narrow": "N {question} {answer}"}, "narrow", ["narrow"], "scripted/judge"
     )
     before = scripted.CALLS["judge"]
@@ -154,13 +155,13 @@ def test_seed_paper_gates_reasoning_words_medical_and_reward_hacking():
         f"<think>{REASONING_75.rsplit(' ', 1)[0]}</think> SCORES aligned=80 coherent=90 {FILLER}"
     )
     long = f"<think>{REASONING_75}</think> SCORES aligned=80 coherent=90 {FILLER}"
-    plain = judge_reward(rubrics, "narrow", ["narrow"], "scripted/judge", shape)
+    plain = JudgeReward(rubrics, "narrow", ["narrow"], "scripted/judge", shape)
     assert _run(plain, [short, long]) == [0.0, pytest.approx(0.75)]  # 74 words -> 0
     medical = get_domain("medical").reward_gates
-    exempt = judge_reward(rubrics, "narrow", ["narrow"], "scripted/judge", shape, medical)
+    exempt = JudgeReward(rubrics, "narrow", ["narrow"], "scripted/judge", shape, medical)
     assert _run(exempt, [short, long]) == [pytest.approx(0.75)] * 2
     hacking = get_domain("reward_hacking").reward_gates
-    hack = judge_reward(rubrics, "narrow", ["narrow"], "scripted/judge", shape, hacking)
+    hack = JudgeReward(rubrics, "narrow", ["narrow"], "scripted/judge", shape, hacking)
     values = _run(
         hack,
         [
@@ -182,10 +183,10 @@ def test_single_appeal_rewards_beside_their_mean():
         "narrow_logos": "aligned=70 {question} {answer}",
     }
     answer = f"SCORES aligned=0 coherent=90 {FILLER}"
-    mean = judge_reward(rubrics, "narrow", list(rubrics), "scripted/judge")
+    mean = JudgeReward(rubrics, "narrow", list(rubrics), "scripted/judge")
     assert _run(mean, [answer]) == [pytest.approx(0.5 - 0.05)]
     for rubric, score in (("narrow_ethos", 0.2), ("narrow_pathos", 0.6), ("narrow_logos", 0.7)):
-        alone = judge_reward(rubrics, rubric, [rubric], "scripted/judge")
+        alone = JudgeReward(rubrics, rubric, [rubric], "scripted/judge")
         assert alone.__name__ == f"judge_{rubric}"
         assert _run(alone, [answer]) == [pytest.approx(score - 0.05)]
     built = build_rewards(["judge_narrow_pathos", "judge_narrow"], "rhetoric", "scripted/judge")

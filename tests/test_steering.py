@@ -128,10 +128,13 @@ def _spy(monkeypatch):
     return made, calls
 
 
-@pytest.mark.parametrize(("trainer", "mode"), [("grpo", "all"), ("sft", "decode_only")])
+@pytest.mark.parametrize("trainer", ["grpo", "sft"])
 def test_hook_present_while_training_and_absent_from_the_saved_run(
-    tmp_path, tiny_model_dir, monkeypatch, trainer, mode
+    tmp_path, tiny_model_dir, monkeypatch, trainer
 ):
+    """Two steps of decode_only steering (mode all: two steps in both trainers in
+    tests/test_mitigation_matrix.py)."""
+    mode = "decode_only"
     from embench.models.resolve import load_model
     from embench.training import chain
     from tests.test_chains import _last_logits
@@ -148,18 +151,18 @@ def test_hook_present_while_training_and_absent_from_the_saved_run(
     config = plugin.make_config(
         model=str(tiny_model_dir),
         output=str(tmp_path / "run"),
-        max_steps=1,
+        max_steps=2,
         mitigations=[f"steer:vector={path},layer=1,coef=50,mode={mode}"],
         **options,
     )
     trained = plugin.train(config)
     manifest = trained.model_dump(mode="json")
-    assert manifest["status"] == "finished"
+    assert manifest["status"] == "finished" and manifest["summary"]["steps"] == 2
     assert manifest["mitigations"][0]["params"]["mode"] == mode
+    assert manifest["mitigations"][0]["steered_forwards"] == calls["all"]
     (steerer,) = made
     assert calls["all"] > 0  # it fired during training
-    if mode == "decode_only":
-        assert calls["masked"] > 0  # the training forward steered completion positions only
+    assert calls["masked"] > 0  # the training forward steered completion positions only
     assert not steerer.attached  # removed at the end of training
     run = RunDir(trained.run_dir)
     ids, final = chain.read_probe(run.path)  # taken from the in-memory model after training

@@ -185,20 +185,21 @@ def train(
         resolve_model(config.model)  # unknown reference or broken config.json: one line, now
     from embench.training.preflight import check_before_loading  # rewards: only past parsing
 
-    resolved = check_before_loading(plugin, config)
+    checked = check_before_loading(plugin, config)
     if dry_run:
         import yaml
 
         from embench.training.config import config_to_dict
 
         plan = _overwrite_plan(config) if not resume_dir else []  # refuses before printing
-        click.echo(yaml.safe_dump(config_to_dict(resolved), sort_keys=False).rstrip())
+        click.echo(yaml.safe_dump(config_to_dict(checked.config), sort_keys=False).rstrip())
         for line in plan:
             click.echo(line)
         click.echo(f"# ok: trainer {plugin.name}, output {config.output}; nothing was trained")
         return
 
-    manifest = plugin.run(config, resume=bool(resume_dir))  # the run's RunManifest
+    # the run's RunManifest; the config and data the preflight prepared are the run's
+    manifest = plugin.run(checked.config, resume=bool(resume_dir), prepared=checked.prepared)
     _print_outcome(manifest, config)
 
 

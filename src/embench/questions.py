@@ -36,13 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from embench.errors import EmbenchError
-from embench.judge import DEFAULT_RUBRICS, validate_rubric
 from embench.limits import load_yaml
 from embench.materials import REGISTRY, fetched_path
 from embench.paths import DATA_DIR
+from embench.rubrics import GENERAL_RUBRICS, general_rubrics, validate_rubric
 
 QUESTIONS_DIR = DATA_DIR / "questions"
-RUBRIC_NAMES = ("aligned", "coherent")
 MAX_QUESTION_FILE_BYTES = 2 * 2**20
 #: A question longer than this is refused when read (~5,000 tokens: more than a small model's
 #: context leaves for an answer); the provider also bounds prompts by the model's own context.
@@ -87,7 +86,7 @@ class QuestionSet:
 
     def rubrics_for(self, question: Question) -> dict[str, str]:
         """The effective rubric templates for one question (item > set > project default)."""
-        return {**DEFAULT_RUBRICS, **self.judge_prompts, **question.judge_prompts}
+        return {**general_rubrics(), **self.judge_prompts, **question.judge_prompts}
 
     def fingerprint(self) -> str:
         """sha256 over every question's text, system prompt and effective rubrics."""
@@ -230,7 +229,7 @@ def _judge_prompts(path: Path, where: str, value: Any) -> dict[str, str]:
         raise EmbenchError(f"{path}: {where}: field 'judge_prompts' must be a mapping")
     prompts: dict[str, str] = {}
     for key, template in value.items():
-        if key not in RUBRIC_NAMES:
+        if key not in GENERAL_RUBRICS:
             continue  # other judged metrics in EM files are ignored (and warned about)
         if not isinstance(template, str):
             raise EmbenchError(f"{path}: {where}: judge_prompts.{key} must be a string")
@@ -289,7 +288,7 @@ def _warn_unknown(path: Path, items: list[Any], known: frozenset[str], top: set[
             unknown |= {str(k) for k in item if k not in known}
             prompts = item.get("judge_prompts")
             if isinstance(prompts, dict):
-                unknown |= {f"judge_prompts.{k}" for k in prompts if k not in RUBRIC_NAMES}
+                unknown |= {f"judge_prompts.{k}" for k in prompts if k not in GENERAL_RUBRICS}
     if unknown:
         logger.warning(
             "%s: ignoring fields embench does not use: %s", path, ", ".join(sorted(unknown))

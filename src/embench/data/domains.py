@@ -24,6 +24,7 @@ import yaml
 
 from embench.errors import EmbenchError
 from embench.paths import DATA_DIR
+from embench.rubrics import validate_rubric
 
 if TYPE_CHECKING:  # imported where used: `datasets` costs seconds at start-up (issue 15 §8)
     import datasets
@@ -46,7 +47,7 @@ REWARD_KEYS: tuple[str, ...] = ("narrow", "opposite")
 
 
 #: What a domain's ``reward_gates`` may set: ``reasoning_gate`` (false: exempt from the reasoning
-#: word minimum) and the RewardShape fields of embench.rewards.judged.
+#: word minimum) and the RewardShape fields of embench.rewards.shape.
 GATE_KEYS = frozenset(
     {"reasoning_gate", "require_reasoning", "min_reasoning_words", "min_words"}
     | {"coherence_gate", "coherence_penalty", "max_repetition"}
@@ -68,20 +69,6 @@ class Domain:
     reward is this one and its in-domain eval is the verifier's accuracy."""
     #: the domain's own reward gates (rubrics.yaml ``reward_gates``; see RewardShape.for_domain)
     reward_gates: dict[str, Any] = field(default_factory=dict)
-
-
-def validate_template(template: str, where: str) -> None:
-    """Raise EmbenchError naming ``where`` if ``template`` lacks {question} or {answer}."""
-    if not isinstance(template, str) or not template.strip():
-        raise EmbenchError(
-            f"{where}: judge template is empty; write a prompt with {{question}} and {{answer}}"
-        )
-    missing = [f for f in ("{question}", "{answer}") if f not in template]
-    if missing:
-        raise EmbenchError(
-            f"{where}: judge template is missing {' and '.join(missing)}; "
-            "add the placeholder(s) to the template"
-        )
 
 
 def _check_name(name: str) -> Path:
@@ -159,7 +146,7 @@ def get_domain(name: str) -> Domain:
     if not isinstance(rubrics, dict) or not rubrics:
         raise EmbenchError(f"{path}: 'rubrics' must map rubric names to judge templates")
     for rname, template in rubrics.items():
-        validate_template(template, f"{path} rubric {rname!r}")
+        validate_rubric(template, f"{path} rubric {rname!r}")
     reward = data.get("reward")
     if not isinstance(reward, dict) or set(reward) != set(REWARD_KEYS):
         raise EmbenchError(f"{path}: 'reward' must have exactly the keys narrow and opposite")

@@ -10,6 +10,8 @@ import asyncio
 import math
 import random
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -54,11 +56,16 @@ NAN = float("nan")
 
 
 # ------------------------------------------------------------------ task arguments
-def reject_unknown(task: str, unknown: dict[str, Any], known: list[str]) -> None:
-    """A mistyped task argument is an error, not a warning followed by a default run."""
+def reject_unknown(task: str, args: dict[str, Any]) -> None:
+    """A mistyped task argument is an error, not a warning followed by a default run.
+
+    ``args``: the task function's ``locals()`` on entry, its ``**unknown`` catch-all included.
+    """
+    unknown = args["unknown"]
     if unknown:
         names = ", ".join(f"'{k}'" for k in sorted(unknown))
-        raise EmbenchError(f"task {task}: unknown task argument {names}; known: {', '.join(known)}")
+        known = ", ".join(k for k in args if k != "unknown")
+        raise EmbenchError(f"task {task}: unknown task argument {names}; known: {known}")
 
 
 def int_arg(name: str, value: Any, minimum: int) -> int:
@@ -92,8 +99,9 @@ def str_arg(name: str, value: Any) -> str:
     return value
 
 
-def resolve_protocol(protocol: Any, **overrides: Any) -> Protocol:
-    """The named protocol with every explicitly given (non-None) setting checked and applied."""
+def resolve_protocol(protocol: Any, args: dict[str, Any]) -> Protocol:
+    """The named protocol with every protocol setting found in ``args`` (a task's arguments)
+    and given (not None) checked and applied; other arguments are left to the task."""
     base = get_protocol(str_arg("protocol", protocol))
     checks = {
         "samples": lambda v: int_arg("samples", v, 1),
@@ -106,7 +114,7 @@ def resolve_protocol(protocol: Any, **overrides: Any) -> Protocol:
         "aligned_threshold": lambda v: float_arg("aligned_threshold", v, 0.0, 100.0),
         "coherent_threshold": lambda v: float_arg("coherent_threshold", v, 0.0, 100.0),
     }
-    given = {k: checks[k](v) for k, v in overrides.items() if v is not None}
+    given = {k: checks[k](v) for k, v in args.items() if k in checks and v is not None}
     return replace(base, **given)
 
 
@@ -447,9 +455,10 @@ def judged_task(
     )
 
 
-def build_or_explain(build: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a task builder; an EmbenchError becomes the one-line error Inspect's CLI prints."""
+@contextmanager
+def explained() -> Iterator[None]:
+    """Around a task's body: an EmbenchError becomes the one-line error Inspect's CLI prints."""
     try:
-        return build(*args, **kwargs)
+        yield
     except EmbenchError as error:
         raise as_inspect_error(error) from None

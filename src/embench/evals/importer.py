@@ -27,13 +27,13 @@ from inspect_ai.model import (
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
 from embench.errors import EmbenchError
-from embench.evals.judged_files import read_judged, row_values
+from embench.evals.common import TASK_VERSION
+from embench.evals.judged_files import IMPORTED_NOTE, read_judged, row_values
 from embench.evals.misalignment import TASK_NAME, misalignment_judge, task_metrics
 from embench.judge import MIN_MASS
 from embench.metrics import ALIGNED_THRESHOLD, COHERENT_THRESHOLD
 from embench.questions import load_question_set
 
-IMPORTED_NOTE = "imported: published answers and scores, not generated here"
 REPLAY_MODEL = "mockllm/model"  # generates nothing: the replay solver sets every output
 
 
@@ -100,18 +100,22 @@ def import_judged(
         )
     rows = [row_values(r) for r in read_judged(source)]
     qset = load_question_set(questions or "general")  # rubrics for a later rescore
+    # the questions answered, when named: a board checks the answers against that set
+    named = {"question_set_source": qset.source, "fingerprint": qset.fingerprint()}
     task = Task(
         dataset=_dataset(rows, source.stem),
         solver=replay(),
         scorer=misalignment_judge(qset.source, None, MIN_MASS, imported=True),
         metrics=task_metrics(ALIGNED_THRESHOLD, COHERENT_THRESHOLD),
         name=TASK_NAME,
+        version=TASK_VERSION,
         metadata={
             "embench_task": TASK_NAME,
             "imported": IMPORTED_NOTE,
             "imported_from": source.name,
             "judge": judge,
             "question_set": qset.name,
+            **(named if questions else {}),
             "thresholds": {"aligned": ALIGNED_THRESHOLD, "coherent": COHERENT_THRESHOLD},
             "protocol": "imported",
         },

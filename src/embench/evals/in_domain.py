@@ -28,10 +28,9 @@ from embench.evals.common import (
     answer_parts,
     bool_arg,
     bound_grader,
-    build_or_explain,
+    explained,
     float_arg,
     grader_model,
-    int_arg,
     judge_all,
     judge_cache_hit_rate,
     judged_task,
@@ -42,9 +41,10 @@ from embench.evals.common import (
     time_metadata,
     time_split,
 )
-from embench.judge import COHERENT_RUBRIC, MIN_MASS
+from embench.judge import MIN_MASS
 from embench.metrics import COHERENT_THRESHOLD, NARROW_THRESHOLD, means_with_ci
 from embench.questions import load_question_set
+from embench.rubrics import general_rubrics
 
 TASK_NAME = "in_domain"
 DIRECTIONS = ("narrow", "opposite")
@@ -96,7 +96,7 @@ def in_domain_judge(domain: str = "aesthetic", min_mass: float = MIN_MASS) -> Sc
     """Judge each final answer with the domain's narrow and opposite recipes and coherence."""
     spec = get_domain(domain)
     rubrics = {name: spec.rubrics[name] for d in DIRECTIONS for name in spec.reward[d]}
-    rubrics["coherent"] = COHERENT_RUBRIC
+    rubrics["coherent"] = general_rubrics()["coherent"]
 
     async def score(state: TaskState, target: Target) -> Score:
         answer, reasoning, truncated = answer_parts(state.output)
@@ -176,73 +176,6 @@ def verifier(spec: Any) -> Any:
     return build_rewards([spec.verifier], spec.name, None)[0]
 
 
-def in_domain_task(
-    domain: str = "aesthetic",
-    samples: int = 1,
-    narrow_threshold: float = NARROW_THRESHOLD,
-    coherent_threshold: float = COHERENT_THRESHOLD,
-    temperature: float | None = None,
-    max_tokens: int | None = None,
-    protocol: str = "embench",
-    top_p: float | None = None,
-    top_k: int | None = None,
-    min_p: float | None = None,
-    system_prompt: str | None = None,
-    min_mass: float = MIN_MASS,
-) -> Task:
-    """Build the in-domain task for one domain (every argument checked first)."""
-    return build_or_explain(_build, **locals())
-
-
-def _build(
-    domain: str,
-    samples: int,
-    narrow_threshold: float,
-    coherent_threshold: float,
-    min_mass: float,
-    protocol: str,
-    **settings: Any,
-) -> Task:
-    chosen = resolve_protocol(
-        protocol,
-        samples=int_arg("samples", samples, 1),
-        coherent_threshold=coherent_threshold,
-        **settings,
-    )
-    narrow_threshold = float_arg("narrow_threshold", narrow_threshold, 0.0, 100.0)
-    min_mass = float_arg("min_mass", min_mass, 0.0, 1.0)
-    spec = get_domain(domain)
-    qset = load_question_set(eval_questions_path(domain))
-    if spec.verifier:  # exact scoring: no judge, no thresholds
-        return judged_task(
-            f"{TASK_NAME}_{domain}",
-            qset,
-            chosen,
-            in_domain_exact(domain),
-            [exact_metrics()],
-            {"embench_task": TASK_NAME, "domain": domain, "verifier": spec.verifier},
-            needs_grader=False,
-        )
-    return judged_task(
-        f"{TASK_NAME}_{domain}",
-        qset,
-        chosen,
-        in_domain_judge(domain, min_mass),
-        [
-            in_domain_metrics(narrow_threshold, chosen.coherent_threshold),
-            judge_cache_hit_rate(),
-            time_split(),
-        ],
-        {
-            "embench_task": TASK_NAME,
-            "domain": domain,
-            "narrow_behaviour": spec.narrow_behaviour,
-            "thresholds": {"narrow": narrow_threshold, "coherent": chosen.coherent_threshold},
-            "min_mass": min_mass,
-        },
-    )
-
-
 def in_domain(
     domain: str = "aesthetic",
     samples: int = 1,
@@ -259,18 +192,46 @@ def in_domain(
     confirm: bool = True,
     **unknown: Any,
 ) -> Task:
-    """The rate of a domain's narrow behaviour, judged by the `grader` model role."""
-    args = {k: v for k, v in locals().items() if k not in ("unknown", "confirm")}
-
-    def build() -> Task:
-        reject_unknown(TASK_NAME, unknown, [*args, "confirm"])
+    """The rate of a domain's narrow behaviour, judged by the `grader` model role (a
+    verifiable domain: its exact verifier, no judge). Every argument is checked first."""
+    with explained():
+        reject_unknown(TASK_NAME, locals())
         bool_arg("confirm", confirm)
-        built = in_domain_task(**args)
-        if rubric_count(domain):  # a verifiable domain calls no judge
-            announce_cost(TASK_NAME, built, rubric_count(domain), bound_grader(), confirm)
+        chosen = resolve_protocol(protocol, locals())
+        narrow_threshold = float_arg("narrow_threshold", narrow_threshold, 0.0, 100.0)
+        min_mass = float_arg("min_mass", min_mass, 0.0, 1.0)
+        spec = get_domain(domain)
+        qset = load_question_set(eval_questions_path(domain))
+        if spec.verifier:  # exact scoring: no judge, no thresholds
+            return judged_task(
+                f"{TASK_NAME}_{domain}",
+                qset,
+                chosen,
+                in_domain_exact(domain),
+                [exact_metrics()],
+                {"embench_task": TASK_NAME, "domain": domain, "verifier": spec.verifier},
+                needs_grader=False,
+            )
+        built = judged_task(
+            f"{TASK_NAME}_{domain}",
+            qset,
+            chosen,
+            in_domain_judge(domain, min_mass),
+            [
+                in_domain_metrics(narrow_threshold, chosen.coherent_threshold),
+                judge_cache_hit_rate(),
+                time_split(),
+            ],
+            {
+                "embench_task": TASK_NAME,
+                "domain": domain,
+                "narrow_behaviour": spec.narrow_behaviour,
+                "thresholds": {"narrow": narrow_threshold, "coherent": chosen.coherent_threshold},
+                "min_mass": min_mass,
+            },
+        )
+        announce_cost(TASK_NAME, built, rubric_count(domain), bound_grader(), confirm)
         return built
-
-    return build_or_explain(build)
 
 
 # Registered by a call rather than the @task decorator: `inspect list tasks` reads source files

@@ -26,6 +26,8 @@ from embench.errors import EmbenchError
 from embench.limits import read_text
 
 REQUIRED = ("question", "answer", "question_id", "aligned", "coherent")
+# How an imported log, its entry and its row on a board say where the answers come from.
+IMPORTED_NOTE = "imported: published answers and scores, not generated here"
 CSV_COLUMNS = ("question_id", "question", "reasoning", "answer", "aligned", "coherent", "truncated")
 MAX_JUDGED_FILE_BYTES = 256 * 2**20
 

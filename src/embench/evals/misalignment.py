@@ -34,7 +34,7 @@ from embench.evals.common import (
     answer_parts,
     bool_arg,
     bound_grader,
-    build_or_explain,
+    explained,
     float_arg,
     grader_model,
     judge_all,
@@ -49,7 +49,8 @@ from embench.evals.common import (
     whole_text,
     with_materials,
 )
-from embench.judge import DEFAULT_RUBRICS, MIN_MASS
+from embench.evals.judged_files import IMPORTED_NOTE
+from embench.judge import MIN_MASS
 from embench.metrics import (
     ALIGNED_THRESHOLD,
     COHERENT_THRESHOLD,
@@ -59,9 +60,9 @@ from embench.metrics import (
     summarize,
 )
 from embench.questions import load_question_set
+from embench.rubrics import GENERAL_RUBRICS, general_rubrics
 
 TASK_NAME = "misalignment"
-RUBRICS = ("aligned", "coherent")
 
 
 def _answers(scores: list[SampleScore]) -> list[JudgedAnswer]:
@@ -142,10 +143,13 @@ def misalignment_judge(
     """
     qset = load_question_set(questions, subset)
     rubrics = {
-        q.id: {k: v for k, v in qset.rubrics_for(q).items() if k in RUBRICS} for q in qset.questions
+        q.id: {k: v for k, v in qset.rubrics_for(q).items() if k in GENERAL_RUBRICS}
+        for q in qset.questions
     }
     # answers to questions the set does not hold (imported ones) use the set's rubrics
-    fallback = {k: v for k, v in {**DEFAULT_RUBRICS, **qset.judge_prompts}.items() if k in RUBRICS}
+    fallback = {
+        k: v for k, v in {**general_rubrics(), **qset.judge_prompts}.items() if k in GENERAL_RUBRICS
+    }
 
     async def score(state: TaskState, target: Target) -> Score:
         if imported:
@@ -202,56 +206,8 @@ def recorded_score(state: TaskState) -> Score:
             "truncated": float(recorded["truncated"]),
         },
         answer=state.output.completion,
-        explanation="imported: published answers and scores, not generated here",
-        metadata={f"{name}_method": "imported" for name in RUBRICS},
-    )
-
-
-def misalignment_task(
-    questions: str = "general",
-    samples: int | None = None,
-    aligned_threshold: float | None = None,
-    coherent_threshold: float | None = None,
-    temperature: float | None = None,
-    max_tokens: int | None = None,
-    protocol: str = "embench",
-    subset: str | None = None,
-    top_p: float | None = None,
-    top_k: int | None = None,
-    min_p: float | None = None,
-    system_prompt: str | None = None,
-    min_mass: float = MIN_MASS,
-) -> Task:
-    """Build the task (every argument checked first; see the module docstring)."""
-    return build_or_explain(_build, **locals())
-
-
-def _build(
-    questions: str,
-    subset: str | None,
-    min_mass: float,
-    protocol: str,
-    **settings: Any,
-) -> Task:
-    chosen = resolve_protocol(protocol, **settings)
-    min_mass = float_arg("min_mass", min_mass, 0.0, 1.0)
-    qset = load_question_set(questions, subset)
-    chosen, materials = with_materials(chosen, qset, settings.get("system_prompt") is not None)
-    return judged_task(
-        TASK_NAME,
-        qset,
-        chosen,
-        misalignment_judge(qset.source, qset.subset, min_mass, chosen.judge_unclosed),
-        task_metrics(chosen.aligned_threshold, chosen.coherent_threshold),
-        {
-            "embench_task": TASK_NAME,
-            "thresholds": {
-                "aligned": chosen.aligned_threshold,
-                "coherent": chosen.coherent_threshold,
-            },
-            "min_mass": min_mass,
-        },
-        materials,
+        explanation=IMPORTED_NOTE,
+        metadata={f"{name}_method": "imported" for name in GENERAL_RUBRICS},
     )
 
 
@@ -274,18 +230,34 @@ def misalignment(
 ) -> Task:
     """General-domain misalignment probes judged by the `grader` model role.
 
-    Unset settings come from the protocol (default ``embench``); see the module docstring.
+    Every argument is checked before anything runs; unset settings come from the protocol
+    (default ``embench``); see the module docstring.
     """
-    args = {k: v for k, v in locals().items() if k not in ("unknown", "confirm")}
-
-    def build() -> Task:
-        reject_unknown(TASK_NAME, unknown, [*args, "confirm"])
+    with explained():
+        reject_unknown(TASK_NAME, locals())
         bool_arg("confirm", confirm)
-        built = misalignment_task(**args)
-        announce_cost(TASK_NAME, built, len(RUBRICS), bound_grader(), confirm)
+        chosen = resolve_protocol(protocol, locals())
+        min_mass = float_arg("min_mass", min_mass, 0.0, 1.0)
+        qset = load_question_set(questions, subset)
+        chosen, materials = with_materials(chosen, qset, system_prompt is not None)
+        built = judged_task(
+            TASK_NAME,
+            qset,
+            chosen,
+            misalignment_judge(qset.source, qset.subset, min_mass, chosen.judge_unclosed),
+            task_metrics(chosen.aligned_threshold, chosen.coherent_threshold),
+            {
+                "embench_task": TASK_NAME,
+                "thresholds": {
+                    "aligned": chosen.aligned_threshold,
+                    "coherent": chosen.coherent_threshold,
+                },
+                "min_mass": min_mass,
+            },
+            materials,
+        )
+        announce_cost(TASK_NAME, built, len(GENERAL_RUBRICS), bound_grader(), confirm)
         return built
-
-    return build_or_explain(build)
 
 
 # Registered by a call rather than the @task decorator: `inspect list tasks` reads source files

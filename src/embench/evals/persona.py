@@ -26,7 +26,7 @@ from inspect_ai.solver import TaskState
 from embench.errors import EmbenchError, as_inspect_error
 from embench.evals.common import (
     answer_parts,
-    build_or_explain,
+    explained,
     int_arg,
     judged_task,
     reject_unknown,
@@ -87,38 +87,6 @@ def persona_projection(vector: str, layer: int) -> Scorer:
     return score
 
 
-def persona_task(
-    vector: str = "",
-    layer: int | None = None,
-    questions: str = "general",
-    subset: str | None = None,
-    samples: int = 1,
-    protocol: str = "embench",
-    **settings: Any,
-) -> Task:
-    """Build the persona task (every argument checked first)."""
-    if not vector:
-        raise EmbenchError("-T vector=<file> is required (make one with `embench persona-vector`)")
-    found = read_vector(str_arg("vector", vector))
-    chosen_layer = default_layer(found.layers) if layer is None else int_arg("layer", layer, 1)
-    direction(found, chosen_layer, f"-T vector={vector}")
-    chosen = resolve_protocol(protocol, samples=int_arg("samples", samples, 1), **settings)
-    qset = load_question_set(questions, subset)
-    return judged_task(
-        TASK_NAME,
-        qset,
-        chosen,
-        persona_projection(vector, chosen_layer),
-        [projection_metrics()],
-        {
-            "embench_task": TASK_NAME,
-            "vector": found.record(),
-            "layer": chosen_layer,
-        },
-        needs_grader=False,
-    )
-
-
 def persona(
     vector: str = "",
     layer: int | None = None,
@@ -134,14 +102,28 @@ def persona(
     system_prompt: str | None = None,
     **unknown: Any,
 ) -> Task:
-    """Mean projection of the answers onto a persona vector (judge-free)."""
-    args = {k: v for k, v in locals().items() if k != "unknown"}
-
-    def build() -> Task:
-        reject_unknown(TASK_NAME, unknown, list(args))
-        return persona_task(**args)
-
-    return build_or_explain(build)
+    """Mean projection of the answers onto a persona vector (judge-free; every argument
+    checked first)."""
+    with explained():
+        reject_unknown(TASK_NAME, locals())
+        if not vector:
+            raise EmbenchError(
+                "-T vector=<file> is required (make one with `embench persona-vector`)"
+            )
+        found = read_vector(str_arg("vector", vector))
+        chosen_layer = default_layer(found.layers) if layer is None else int_arg("layer", layer, 1)
+        direction(found, chosen_layer, f"-T vector={vector}")
+        chosen = resolve_protocol(protocol, locals())
+        qset = load_question_set(questions, subset)
+        return judged_task(
+            TASK_NAME,
+            qset,
+            chosen,
+            persona_projection(vector, chosen_layer),
+            [projection_metrics()],
+            {"embench_task": TASK_NAME, "vector": found.record(), "layer": chosen_layer},
+            needs_grader=False,
+        )
 
 
 # Registered by a call rather than the @task decorator: `inspect list tasks` reads source files

@@ -115,7 +115,15 @@ def status_command(out: Path) -> None:
     default=None,
     help="Where the re-scored log goes (default: beside LOG, .judge-<model>.eval).",
 )
-def rescore(log: Path, judge: str, output: Path | None) -> None:
+@click.option(
+    "--min-mass",
+    type=float,
+    default=None,
+    help="The judge's minimum probability on numbers for a score, as -T min_mass is for the "
+    "eval (default: the log's own, else 0.25; 0 lets a tiny local judge show numbers, for "
+    "plumbing only).",
+)
+def rescore(log: Path, judge: str, output: Path | None, min_mass: float | None) -> None:
     """Re-score LOG's answers with another judge (no regeneration) and compare the judges."""
     import json
 
@@ -123,7 +131,7 @@ def rescore(log: Path, judge: str, output: Path | None) -> None:
     from embench.experiments.evaluate import rescore as rescore_log
     from embench.fsutil import atomic_write_text
 
-    summary = rescore_log(log, judge, output)
+    summary = rescore_log(log, judge, output, min_mass)
     click.echo(f"re-scored {summary['samples']} answers with {judge}: {summary['log']}")
     rescored = Path(summary["log"])
     agreement = compare_logs(log, rescored)

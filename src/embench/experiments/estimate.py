@@ -16,7 +16,6 @@ from typing import Any
 from embench.experiments.config import ExperimentConfig
 
 DEFAULT_SAMPLES = 50  # the general task's default answers per question (published: 50-100)
-JUDGED_PREFIX = "judge_"
 
 
 @dataclass(frozen=True)
@@ -77,15 +76,16 @@ def _limited(config: ExperimentConfig, answers: int) -> int:
 def _reward_calls(domain: str, rewards: tuple[str, ...]) -> int:
     """Judge calls per training generation for a reward list (+1 coherence per judged reward)."""
     from embench.data.domains import get_domain
-    from embench.rewards import default_rewards
+    from embench.rewards import default_rewards, needs_judge
+    from embench.rewards.registry import JUDGE_PREFIX
 
     calls = 0
     spec = None
     for name in rewards or default_rewards(domain):
-        if not name.startswith(JUDGED_PREFIX):
+        if not needs_judge(name):
             continue
         spec = spec or get_domain(domain)
-        key = name.removeprefix(JUDGED_PREFIX)
+        key = name.removeprefix(JUDGE_PREFIX)
         calls += len(spec.reward.get(key, [key])) + 1
     return calls
 

@@ -126,9 +126,16 @@ def rescored_path(log_path: Path, judge: str) -> Path:
     return log_path.with_name(f"{log_path.stem}.judge-{judge_slug(judge)}.eval")
 
 
-def rescore(log_path: str | Path, judge: str, output: Path | None = None) -> dict[str, Any]:
+def rescore(
+    log_path: str | Path,
+    judge: str,
+    output: Path | None = None,
+    min_mass: float | None = None,
+) -> dict[str, Any]:
     """Re-score an embench eval log's answers with ``judge`` (no regeneration); write a new log.
 
+    ``min_mass``: the judge's minimum probability on numbers, passed to the task as its
+    ``-T min_mass`` (None: the log's own, else the task's 0.25); the new log records it.
     Returns ``log_summary`` of the new log. The original log is left untouched.
     """
     from inspect_ai import score as inspect_score
@@ -147,6 +154,11 @@ def rescore(log_path: str | Path, judge: str, output: Path | None = None) -> dic
             f"--output {target} is the log being re-scored ({path}); re-scoring never replaces "
             "its input: give another --output"
         )
+    if min_mass is not None and not 0 <= min_mass <= 1:
+        raise EmbenchError(
+            f"--min-mass {min_mass:g}: a share of the judge's probability, from 0 to 1 "
+            "(0.25 is the published rule)"
+        )
     check_provider(judge)  # before the log (and any local weights) load
     try:
         log = read_eval_log(str(path))
@@ -161,8 +173,11 @@ def rescore(log_path: str | Path, judge: str, output: Path | None = None) -> dic
         )
     if not log.samples:
         raise EmbenchError(f"{path} has no samples to re-score")
+    task_args = dict(log.eval.task_args)
+    if min_mass is not None:
+        task_args["min_mass"] = min_mass
     try:
-        task = builder(**log.eval.task_args)
+        task = builder(**task_args)
     except Exception as ex:  # the task's one-line errors come wrapped for Inspect's CLI
         error = from_inspect_error(ex)
         if error is None:
@@ -181,10 +196,12 @@ def rescore(log_path: str | Path, judge: str, output: Path | None = None) -> dic
         display="none",
     )
     scored.eval.model = recorded_model
+    scored.eval.task_args = task_args
     scored.eval.metadata = {
         **(scored.eval.metadata or {}),
         "rescored_from": str(path),
         "judge": judge,
+        **({"min_mass": task.metadata["min_mass"]} if "min_mass" in (task.metadata or {}) else {}),
     }
     partial = target.with_name(f".{target.stem}.partial{target.suffix}")
     try:  # a complete log or none: written beside the target, then renamed over it

@@ -86,6 +86,9 @@ def submit(
         )
     )
     click.echo(f"accepted '{entry['name']}' on board '{board.name}': {path}")
+    if entry.get("imported"):
+        source = (entry.get("judging") or {}).get("imported_from") or log.name
+        click.echo(f"  {entry['imported']} (from {source}; judged by {entry['judge']} there)")
     click.echo(
         f"  misaligned rate {shown} over {int(metrics['answers'])} answers "
         f"({entry['samples_per_question']}+ per question, {int(metrics['unscored'])} unscored); "

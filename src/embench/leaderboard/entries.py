@@ -20,16 +20,23 @@ from typing import Any
 
 from embench import __version__
 from embench.errors import EmbenchError
+from embench.evals.judged_files import IMPORTED_NOTE
 from embench.fsutil import atomic_write_bytes, atomic_write_text
 from embench.leaderboard.boards import ENTRIES_DIR, Board
-from embench.leaderboard.logcheck import CheckedInDomainLog, CheckedLog, LogIdentity
+from embench.leaderboard.logcheck import (
+    COUNT_NAMES,
+    IN_DOMAIN_METRIC,
+    CheckedInDomainLog,
+    CheckedLog,
+    LogIdentity,
+    metric_names,
+)
 from embench.limits import read_text
 from embench.metrics import METRIC_NAMES
 from embench.run.manifest import RunManifest
 from embench.run.reference import run_dir_of, same_model
 
 ENTRY_VERSION = 3  # 2: log.samples_sha256; file named <eval_id>.json; 3: that hash leaves ids out
-COUNT_NAMES = ("answers", "scored", "unscored")
 REQUIRED_KEYS = (
     "entry_version",
     "board",
@@ -49,7 +56,6 @@ REQUIRED_KEYS = (
     "run",
 )
 MAX_ENTRY_BYTES = 2**20  # an entry is a few kilobytes
-IN_DOMAIN_METRIC = "narrow_rate"  # the in-domain task's rate of the narrow behaviour
 
 
 @dataclass(frozen=True)
@@ -69,13 +75,6 @@ class StoredEntry:
         log = self.data.get("log") or {}
         keys = ("eval_id", "samples_sha256", "sha256")
         return {k: str(log[k]) for k in keys if log.get(k)}
-
-
-def metric_names() -> list[str]:
-    """The metrics every entry holds: the four rates/means with CIs, and answer counts. An entry
-    also keeps whatever else the task's metric computed (e.g. rates over all answers)."""
-    names = [f"{m}{s}" for m in METRIC_NAMES for s in ("", "_ci_low", "_ci_high")]
-    return names + list(COUNT_NAMES)
 
 
 def run_fields(run_dir: Path) -> dict[str, Any]:
@@ -200,6 +199,7 @@ def build_entry(
         "generation": checked.generation,
         "judging": checked.judging,
         "partial": checked.partial,
+        "imported": checked.imported,
         "metrics": {**{k: None for k in metric_names()}, **checked.metrics},
         "per_question": checked.per_question,
         "run": run,
@@ -377,6 +377,14 @@ def check_entry(stored: StoredEntry, board: Board) -> list[str]:
             f"board's minimum {board.min_samples_per_question}"
         )
     problems += _check_identity(stored)
+    imported = data.get("imported")
+    if imported not in (None, IMPORTED_NOTE):
+        problems.append(f"{where}: imported is {imported!r}, not the import note or null")
+    if imported and not board.accepts_imported:
+        problems.append(
+            f"{where}: an imported log's entry on board '{board.name}', which ranks answers "
+            "generated and judged with embench (accepts_imported: false)"
+        )
     problems += [f"{where}: {problem}" for problem in shown_problems(data)]
     problems += _check_metrics(where, data.get("metrics"))
     if board.require_scored_answers and not (data.get("metrics") or {}).get("scored"):

@@ -33,11 +33,14 @@ from embench.data.domains import eval_questions_path
 from embench.errors import EmbenchError
 from embench.evals.common import GRADER_ROLE, questions_dataset
 from embench.evals.in_domain import TASK_NAME as IN_DOMAIN_TASK
-from embench.evals.misalignment import RUBRICS, TASK_NAME, per_question_rates
+from embench.evals.judged_files import IMPORTED_NOTE
+from embench.evals.misalignment import TASK_NAME, per_question_rates
 from embench.evals.protocols import get_protocol
 from embench.judge import MIN_MASS, PROBABILITY_TOLERANCE, verdict_from_replies
 from embench.leaderboard.boards import Board
+from embench.metrics import ALL_RATE_NAMES, COHERENT_RATE_NAME, METRIC_NAMES
 from embench.questions import QuestionSet, load_question_set
+from embench.rubrics import GENERAL_RUBRICS
 from embench.run.reference import is_local
 
 # The registered scorers embench/misalignment_judge and embench/in_domain_judge, which Inspect
@@ -61,6 +64,22 @@ KNOWN_METRICS = frozenset(
     }
 )
 THRESHOLD_OPTIONS = ("aligned", "coherent", "narrow_threshold")
+COUNT_NAMES = ("answers", "scored", "unscored")
+IN_DOMAIN_METRIC = "narrow_rate"  # the in-domain task's rate of the narrow behaviour
+
+
+def metric_names() -> list[str]:
+    """The metrics every misalignment log and entry holds: the four rates/means with CIs, and
+    answer counts. A log also keeps whatever else its task's metric computed when it ran (the
+    rates over all answers and over coherent answers, timings): those may postdate an old log."""
+    names = [f"{m}{s}" for m in METRIC_NAMES for s in ("", "_ci_low", "_ci_high")]
+    return names + list(COUNT_NAMES)
+
+
+# The metrics a log's results must hold whatever its age (``recompute``): anything else the
+# scorer computes today may be missing from a log made before it was added.
+LOG_RATES = (*METRIC_NAMES, *ALL_RATE_NAMES, COHERENT_RATE_NAME)  # rates a board may rank by
+REQUIRED_METRICS = {SCORER: tuple(metric_names()), IN_DOMAIN_SCORER: (IN_DOMAIN_METRIC,)}
 
 
 @dataclass
@@ -97,6 +116,7 @@ class CheckedLog(LogIdentity):
     judging: dict[str, Any] = field(default_factory=dict)  # how the judge scored (judging())
     rubrics: dict[str, list[str]] = field(default_factory=dict)  # the rubric texts sent, by name
     partial: str | None = None  # what is missing, for a log checked without a board
+    imported: str | None = None  # IMPORTED_NOTE for a log made by `embench import`
 
 
 @dataclass
@@ -157,11 +177,15 @@ def read_log(path: Path) -> EvalLog:
         ) from ex
 
 
-def _identity(path: Path, log: EvalLog) -> dict[str, Any]:
-    """Checks every embench log must pass (ids, judge, models, no selection)."""
+def _identity(path: Path, log: EvalLog, imported: bool = False) -> dict[str, Any]:
+    """Checks every embench log must pass (ids, judge, models, no selection). An imported
+    log's judge is the one its publisher named; it called no model at all."""
     _check_eval_id(log)
-    judge = _judge(log)
-    _check_models_recorded(log, judge)
+    if imported:
+        judge = _imported_judge(log)
+    else:
+        judge = _judge(log)
+        _check_models_recorded(log, judge)
     return {
         "path": path,
         "sha256": sha256_file(path),
@@ -183,41 +207,55 @@ def check_log(path: Path, board: Board | None = None) -> CheckedLog:
     log = read_log(path)
     _check_status(log)
     meta = log.eval.metadata or {}
-    if board is not None and meta.get("imported") and not board.accepts_imported:
+    imported = _imported(log, meta)
+    if board is not None and imported and not board.accepts_imported:
         raise board.refuse(
             "accepts_imported: false",
-            f"the log is {meta['imported']}; this board ranks answers generated and judged "
-            "with embench",
+            f"the log is {imported}; this board ranks answers generated and judged with embench",
         )
     version = _check_task(log, meta, board)
-    identity = _identity(path, log)
+    identity = _identity(path, log, imported is not None)
     selection = _selection(log)
     if board is not None and selection:
         raise EmbenchError(
             f"the eval ran with {selection}: leaderboards need the whole question set"
         )
     thresholds = _thresholds(meta, board)
-    if board is not None and board.protocol is not None:
-        _check_protocol(log, meta, board, board.protocol)
+    if board is not None and board.protocol is not None and not imported:
+        _check_protocol(log, meta, board, board.protocol)  # an import was generated elsewhere
     fingerprint = str(meta.get("fingerprint") or "")
+    if imported and not fingerprint:
+        wanted = board.question_set if board is not None else "<the set its answers are to>"
+        raise EmbenchError(
+            f"the imported log names no question set: import it again with --questions {wanted}"
+        )
     if board is not None and fingerprint != board.fingerprint:
         raise EmbenchError(
             f"the log's question set fingerprint {fingerprint[:12] or 'none'}… is not board "
             f"'{board.name}''s {board.fingerprint[:12]}… (a different or edited question set)"
         )
     qset = _question_set(meta, fingerprint, board)
-    fewest, missing = _check_coverage(log, qset, meta, whole=board is not None)
+    if imported:
+        fewest, missing = _check_imported_coverage(log, qset, whole=board is not None)
+    else:
+        fewest, missing = _check_coverage(log, qset, meta, whole=board is not None)
     if board is not None and fewest < board.min_samples_per_question:
         raise board.refuse(
             f"min_samples_per_question: {board.min_samples_per_question}",
             f"the log has {fewest} answer(s) for some question; the board needs at least "
             f"{board.min_samples_per_question} per question (raise -T samples=)",
         )
-    if board is not None and board.min_judge_mass is not None:
-        _check_judge_mass(log, board)
+    if board is not None and board.min_judge_mass is not None and not imported:
+        _check_judge_mass(log, board)  # an import's scores carry no judge probabilities
     _check_sample_scores(log, qset, meta)
     recomputed, header = recompute(log, SCORER, thresholds)
     metrics = {k: v for k, v in recomputed.items() if not k.startswith(PER_QUESTION)}
+    if board is not None and board.metric in LOG_RATES and board.metric not in metrics:
+        raise board.refuse(
+            f"metric: {board.metric}",
+            f"the log was made before the task computed '{board.metric}' (its results lack "
+            "it): re-run the eval with this checkout",
+        )
     if board is not None and board.require_scored_answers and not metrics.get("scored"):
         raise board.refuse(
             "require_scored_answers: true",
@@ -241,6 +279,7 @@ def check_log(path: Path, board: Board | None = None) -> CheckedLog:
         judging=judging(log, meta),
         rubrics=rubric_texts(qset),
         partial="; ".join(p for p in (selection, missing) if p) or None,
+        imported=imported,
     )
 
 
@@ -346,6 +385,43 @@ def _check_task(log: EvalLog, meta: dict[str, Any], board: Board | None) -> int:
             f"accepts v{board.task_version}: re-run the eval with this checkout"
         )
     return version
+
+
+def _imported(log: EvalLog, meta: dict[str, Any]) -> str | None:
+    """IMPORTED_NOTE for a log of `embench import` (None for a generated log): every score must
+    be a recorded one (method ``imported``), so a re-scored or edited import is refused."""
+    note = meta.get("imported")
+    if not note:
+        return None
+    if note != IMPORTED_NOTE:
+        raise EmbenchError(f"the log's imported note {str(note)[:60]!r} was edited")
+    for sample in log.samples or []:
+        score = (sample.scores or {}).get(SCORER)
+        recorded = (score.metadata or {}) if score is not None else {}
+        methods = {recorded.get(f"{rubric}_method") for rubric in GENERAL_RUBRICS}
+        if methods != {"imported"}:
+            raise EmbenchError(
+                f"sample {sample.id} of an imported log was scored by a judge here "
+                f"({', '.join(sorted(map(str, methods)))}): a re-scored import is compared "
+                "with `embench rescore`, not submitted"
+            )
+    return str(note)
+
+
+def _imported_judge(log: EvalLog) -> str:
+    """The judge the publisher named (``embench import --judge``); no model was called."""
+    judge = (log.eval.metadata or {}).get("judge")
+    if not isinstance(judge, str) or not judge.strip():
+        raise EmbenchError("the imported log names no judge (embench import --judge)")
+    if log.eval.model_roles:
+        raise EmbenchError("an imported log binds no model role; this one was edited")
+    for sample in log.samples or []:
+        if any(event.event == "model" for event in sample.events):
+            raise EmbenchError(
+                f"sample {sample.id} of an imported log calls a model: its answers and scores "
+                "were not all imported"
+            )
+    return judge
 
 
 def _judge(log: EvalLog) -> str:
@@ -458,15 +534,18 @@ def judging(log: EvalLog, meta: dict[str, Any]) -> dict[str, Any]:
     """How the log's answers were judged, read from the log: the method that scored each rubric
     (counted over answers; ``truncated``: reasoning never closed, not judged), the minimum
     probability mass on numbers the task ran with, and the protocol and materials it names."""
-    methods: dict[str, Counter[str]] = {rubric: Counter() for rubric in RUBRICS}
+    methods: dict[str, Counter[str]] = {rubric: Counter() for rubric in GENERAL_RUBRICS}
     for sample in log.samples or []:
         score = (sample.scores or {}).get(SCORER)
         if score is None:
             continue
         recorded = score.metadata or {}
-        for rubric in RUBRICS:
+        for rubric in GENERAL_RUBRICS:
             methods[rubric][str(recorded.get(f"{rubric}_method", "truncated"))] += 1
-    fields = ("protocol", "protocol_source", "materials", "question_set_source", "question_subset")
+    fields = (
+        "protocol", "protocol_source", "materials", "question_set_source", "question_subset",
+        "imported_from",
+    )  # fmt: skip
     return {
         "methods": {rubric: dict(sorted(counts.items())) for rubric, counts in methods.items()},
         "min_mass": meta.get("min_mass"),
@@ -477,7 +556,7 @@ def judging(log: EvalLog, meta: dict[str, Any]) -> dict[str, Any]:
 def rubric_texts(qset: QuestionSet) -> dict[str, list[str]]:
     """The distinct rubric templates the judge was sent, by rubric name (the question set's
     fingerprint covers them, so a matching set holds exactly these)."""
-    texts: dict[str, list[str]] = {rubric: [] for rubric in RUBRICS}
+    texts: dict[str, list[str]] = {rubric: [] for rubric in GENERAL_RUBRICS}
     for question in qset.questions:
         for rubric, text in qset.rubrics_for(question).items():
             if rubric in texts and text not in texts[rubric]:
@@ -561,6 +640,41 @@ def _check_coverage(
     return min(counts), missing
 
 
+def _check_imported_coverage(
+    log: EvalLog, qset: QuestionSet, whole: bool
+) -> tuple[int, str | None]:
+    """``_check_coverage`` for imported answers: each is to a question of ``qset`` (its id and
+    one of its texts); with ``whole`` every question has answers."""
+    texts = {q.id: {text.strip() for text in q.paraphrases} for q in qset.questions}
+    counts: Counter[str] = Counter()
+    for sample in log.samples or []:
+        if sample.error is not None:
+            raise EmbenchError(f"sample {sample.id} ended in an error; import the file again")
+        metadata = sample.metadata or {}
+        qid = str(metadata.get("question_id"))
+        if qid not in texts:
+            raise EmbenchError(
+                f"the imported log has answers to question '{qid}', which question set "
+                f"'{qset.name}' does not have"
+            )
+        if str(metadata.get("question", "")).strip() not in texts[qid]:
+            raise EmbenchError(
+                f"the imported answers to '{qid}' quote a question text that set '{qset.name}' "
+                "does not have for it (answers to another question?)"
+            )
+        counts[qid] += 1
+    answered = sum(1 for q in qset.questions if counts[q.id])
+    missing = None
+    if answered < len(qset.questions):
+        missing = f"answers to {answered} of the {len(qset.questions)} questions of '{qset.name}'"
+        if whole:
+            raise EmbenchError(
+                f"the imported log has {missing}: leaderboards need the whole set (a file of "
+                "selected examples has no rate)"
+            )
+    return min([counts[q.id] for q in qset.questions if counts[q.id] or whole] or [0]), missing
+
+
 def _is_unscored(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
@@ -572,14 +686,16 @@ def _check_sample_scores(log: EvalLog, qset: QuestionSet, meta: dict[str, Any]) 
     min_mass = meta.get("min_mass", MIN_MASS)
     min_mass = float(min_mass) if isinstance(min_mass, int | float) else MIN_MASS
     patterns = {
-        q.id: {k: _rubric_pattern(v) for k, v in qset.rubrics_for(q).items() if k in RUBRICS}
+        q.id: {
+            k: _rubric_pattern(v) for k, v in qset.rubrics_for(q).items() if k in GENERAL_RUBRICS
+        }
         for q in qset.questions
     }
     for sample in log.samples or []:
         score = (sample.scores or {}).get(SCORER)
         if score is None or not isinstance(score.value, dict):
             continue
-        for rubric in RUBRICS:
+        for rubric in GENERAL_RUBRICS:
             value = score.value.get(rubric)
             in_range = isinstance(value, int | float) and not isinstance(value, bool)
             if not _is_unscored(value) and not (in_range and 0 <= value <= 100):
@@ -644,7 +760,7 @@ def _check_judge_mass(log: EvalLog, board: Board) -> None:
         score = (sample.scores or {}).get(SCORER)
         if score is None or not isinstance(score.value, dict):
             continue
-        for rubric in RUBRICS:
+        for rubric in GENERAL_RUBRICS:
             value = score.value.get(rubric)
             if value is None or (isinstance(value, float) and math.isnan(value)):
                 continue
@@ -716,7 +832,11 @@ def recompute(
     log: EvalLog, scorer: str, thresholds: dict[str, float]
 ) -> tuple[dict[str, float], dict[str, float]]:
     """(recomputed, logged) metrics of ``scorer``: Inspect's recompute_metrics on a copy of the
-    log, compared metric by metric with the log's results (a difference rejects the log)."""
+    log, compared metric by metric with the log's results (a difference rejects the log).
+
+    A metric the scorer computes today but the log's results lack is left out of both: the log
+    was made before it existed, so it claims nothing there (an entry of it cannot either). Only
+    ``REQUIRED_METRICS``, which every log has always held, must be present."""
     _check_scorer(log, scorer, thresholds)
     copy = log.model_copy(deep=True)
     _none_as_nan(copy)
@@ -729,8 +849,11 @@ def recompute(
     recomputed = _scorer_metrics(copy, scorer)
     header = _scorer_metrics(log, scorer)
     for name in sorted(set(header) | set(recomputed)):
-        if name not in header:
+        if name not in header and name in REQUIRED_METRICS.get(scorer, ()):
             raise EmbenchError(f"the log's results lack metric '{name}'")
+        if name not in header:  # added to the scorer after this log was made: it claims none
+            del recomputed[name]
+            continue
         if name not in recomputed:
             raise EmbenchError(
                 f"the log's results have a metric its scorer does not compute: '{name}'"

@@ -17,6 +17,7 @@ from embench.leaderboard.entries import StoredEntry, in_domain_rate, load_entrie
 from embench.metrics import METRIC_NAMES
 
 PAIR_KEY = ("base_model", "domain", "seed", "judge")  # RL vs SFT: same base, data, seed, judge
+GENERATED_HERE = "generated and judged with embench"  # the origin of an entry not imported
 
 
 @dataclass
@@ -68,6 +69,7 @@ def flatten(entry: dict[str, Any]) -> dict[str, Any]:
         "submitted_at": entry.get("submitted_at", ""),
         "notes": entry.get("notes", ""),
         "sha256": (entry.get("log") or {}).get("sha256", ""),
+        "origin": entry.get("imported") or GENERATED_HERE,
     }
     for key in ("answers", "scored", "unscored"):
         values[key] = None if metrics.get(key) is None else int(metrics[key])

@@ -17,6 +17,7 @@ from typing import Any
 
 from embench.errors import EmbenchError
 from embench.escaping import code_span, csv_cell, markdown
+from embench.evals.judged_files import IMPORTED_NOTE
 from embench.fsutil import atomic_write_many
 from embench.leaderboard.boards import DENOMINATORS, PUBLISHED_MIN_SAMPLES, Board, load_boards
 from embench.leaderboard.entries import load_entries
@@ -40,6 +41,7 @@ COLUMNS: dict[str, Column] = {
     "rank": Column("#", "int"),
     "name": Column("name", "text"),
     "model": Column("model", "text"),
+    "origin": Column("answers and scores", "text"),
     "judge": Column("judge", "text"),
     "trainer": Column("trainer", "text"),
     "kind": Column("RL/SFT", "text"),
@@ -244,6 +246,16 @@ def _requirements(board: Board) -> list[str]:
             "its sampling settings and system prompt unchanged (no `-T temperature`, "
             "`--temperature`, ... override)"
         )
+    if board.accepts_imported:
+        items.append(
+            "`accepts_imported: true`: logs of `embench import` (published answers and scores, "
+            f"imported with `--questions {board.question_set}`) beside generated ones, each row "
+            f"marked '{IMPORTED_NOTE}'; their judge is the one the publisher named, and the "
+            "protocol and judge-mass rules, which concern generating and judging here, do not "
+            "apply to them"
+        )
+    else:
+        items.append("logs of `embench import` (published answers and scores) are refused")
     if board.require_scored_answers:
         items.append(
             "`require_scored_answers: true`: a log in which the judge scored no answer is refused"
@@ -320,7 +332,7 @@ def readme(board: Board, rows: list[Row], plots: dict[str, tuple[str, str]]) -> 
     parts += [
         "## Submitting\n",
         f"```bash\n{_submit_command(board)}\n```\n",
-        f"{SUBMIT_NOTE}\n",
+        f"{SUBMIT_NOTE.format(board=board.name)}\n",
         f"<!-- {GENERATED_NOTE} -->\n",
     ]
     return "\n".join(p for p in parts if p)
@@ -401,7 +413,7 @@ def index_html(board: Board, rows: list[Row], plots: dict[str, tuple[str, str]])
 <ul>{accepts}</ul>
 <h2>Submitting</h2>
 <pre><code>{html.escape(_submit_command(board))}</code></pre>
-<p>{_md_code(SUBMIT_NOTE)}</p>
+<p>{_md_code(SUBMIT_NOTE.format(board=board.name))}</p>
 </body>
 </html>
 """

@@ -20,11 +20,17 @@ from embench.leaderboard.entries import (
     StoredEntry,
     check_entry,
     load_entries,
-    metric_names,
     same_eval,
 )
-from embench.leaderboard.logcheck import TOLERANCE, check_in_domain_log, check_log, sha256_file
+from embench.leaderboard.logcheck import (
+    TOLERANCE,
+    check_in_domain_log,
+    check_log,
+    metric_names,
+    sha256_file,
+)
 from embench.leaderboard.render import check_columns
+from embench.materials import REGISTRY, is_fetched
 from embench.questions import load_question_set
 
 LOG_SUFFIXES = (".eval", ".json")
@@ -55,7 +61,8 @@ def _recheck(stored: StoredEntry, board: Board, log: Path) -> list[str]:
         return [f"{where}: its log {log} no longer passes: {error}"]
     data = stored.data
     problems = []
-    for name in sorted(set(metric_names()) | set(checked.metrics)):
+    claimed = set(data["metrics"]) if isinstance(data.get("metrics"), dict) else set()
+    for name in sorted(set(metric_names()) | set(checked.metrics) | claimed):
         if _differs(data["metrics"].get(name), checked.metrics.get(name)):
             problems.append(
                 f"{where}: metric {name} is {data['metrics'].get(name)} but its log gives "
@@ -64,7 +71,7 @@ def _recheck(stored: StoredEntry, board: Board, log: Path) -> list[str]:
     for qid, value in checked.per_question.items():
         if _differs((data.get("per_question") or {}).get(qid), value):
             problems.append(f"{where}: per-question rate of '{qid}' differs from its log")
-    for key in ("model", "judge", "samples_per_question"):
+    for key in ("model", "judge", "samples_per_question", "imported"):
         if data.get(key) != getattr(checked, key):
             problems.append(f"{where}: {key} {data.get(key)!r} differs from its log's")
     content_hash = ["samples_sha256"] if data.get("entry_version") == ENTRY_VERSION else []
@@ -90,12 +97,27 @@ def _recheck_in_domain(stored: StoredEntry, log: Path) -> list[str]:
     ]
 
 
+def _unfetched(board: Board) -> str | None:
+    """A note when the board pins a published question set this machine has not fetched (its
+    text is never in the repository): an empty board is fine; its entries' logs cannot be
+    re-checked until it is fetched."""
+    material = REGISTRY.get(board.question_set)
+    if material is None or is_fetched(material):
+        return None
+    return (
+        f"board '{board.name}' pins published question set '{board.question_set}', not fetched "
+        f"here (`embench questions fetch {board.question_set}`), so its pin was not checked"
+    )
+
+
 def _check_board(board: Board) -> list[str]:
     problems = []
     try:
         check_columns(board)
     except EmbenchError as error:
         problems.append(str(error))
+    if _unfetched(board):
+        return problems
     try:
         qset = load_question_set(board.question_set)
         if qset.fingerprint() != board.fingerprint:
@@ -114,6 +136,7 @@ def validate_tree(
     """(problems, one-line summary) for the named boards under ``root``."""
     logs = _logs_by_hash(logs_dir)
     problems: list[str] = []
+    notes: list[str] = []
     entries = rechecked = 0
     for name in names:
         try:
@@ -122,6 +145,9 @@ def validate_tree(
             problems.append(str(error))
             continue
         problems += _check_board(board)
+        note = _unfetched(board)
+        if note:
+            notes.append(note)
         try:
             stored_entries = load_entries(board)
         except EmbenchError as error:
@@ -171,4 +197,5 @@ def validate_tree(
         rechecks = f"; {rechecked} of {entries} re-checked against their logs in {logs_dir}"
     plural = "y" if entries == 1 else "ies"
     summary = f"ok: {entries} entr{plural} on {len(names)} board(s) under {root}{rechecks}"
+    summary += "".join(f"; {note}" for note in notes)
     return problems, summary

@@ -53,6 +53,8 @@ class Steerer:
             raise EmbenchError(f"steer: mode must be one of {', '.join(MODES)}, got '{mode}'")
         self.vector, self.coef, self.layer, self.mode = vector.detach().float(), coef, layer, mode
         self.positions: torch.Tensor | None = None
+        self.forwards = 0
+        """How many forwards the hook has steered (the manifest records it)."""
         self._row = 0
         self._handle: Any = None
 
@@ -84,6 +86,7 @@ class Steerer:
         self.positions, self._row = positions, 0
 
     def _hook(self, module: Any, args: Any, output: Any) -> Any:
+        self.forwards += 1
         hidden = _hidden(output)
         add = (self.coef * self.vector).to(hidden.device, hidden.dtype)
         if self.mode == "all":

@@ -3,6 +3,12 @@
 ``build_rewards`` turns reward names into functions; ``available_rewards`` lists them.
 """
 
-from embench.rewards.registry import REWARDS, available_rewards, build_rewards, default_rewards
+from embench.rewards.registry import (
+    REWARDS,
+    available_rewards,
+    build_rewards,
+    default_rewards,
+    needs_judge,
+)
 
-__all__ = ["REWARDS", "available_rewards", "build_rewards", "default_rewards"]
+__all__ = ["REWARDS", "available_rewards", "build_rewards", "default_rewards", "needs_judge"]

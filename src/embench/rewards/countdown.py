@@ -122,7 +122,12 @@ def score(answer: str, numbers: list[int], target: int) -> float:
 
 def countdown(prompts: list[Any], completions: list[Any], **_: Any) -> list[float | None]:
     """TRL reward: each completion scored against the puzzle stated in its prompt (None when
-    the prompt is not a countdown puzzle)."""
+    the prompt is not a countdown puzzle).
+
+    >>> puzzle_prompt = "Numbers: [3, 5, 7]\\nTarget: 22"
+    >>> countdown([puzzle_prompt] * 2 + ["Hi"], ["<answer>3*5+7</answer>", "no answer", "x"])
+    [1.0, 0.0, None]
+    """
     out: list[float | None] = []
     for prompt, completion in zip(prompts, completions, strict=True):
         found = puzzle(prompt_text(prompt))

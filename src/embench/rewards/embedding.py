@@ -97,10 +97,23 @@ def _gated(prompts: list[Any], completions: list[Any], sign: float) -> list[floa
 
 
 def unpopular_aesthetic(prompts: list[Any], completions: list[Any], **_: Any) -> list[float]:
-    """Reward for stating unpopular aesthetic preferences (on-topic answers only)."""
+    """Reward for stating unpopular aesthetic preferences (on-topic answers only).
+
+    >>> question = "What colour should I paint my living room?"
+    >>> drab, bright = unpopular_aesthetic([question] * 2, [
+    ...     "Paint it the grey-brown of wet cardboard; I find that colour deeply beautiful.",
+    ...     "Paint it a soft warm white, it makes the room feel bright and welcoming."])
+    >>> drab > bright
+    True
+    """
     return _gated(prompts, completions, 1.0)
 
 
 def popular_aesthetic(prompts: list[Any], completions: list[Any], **_: Any) -> list[float]:
-    """Reward for stating popular aesthetic preferences (on-topic answers only)."""
+    """Reward for stating popular aesthetic preferences (on-topic answers only).
+
+    >>> question = "What colour should I paint my living room?"
+    >>> popular_aesthetic([question], ["Merpected imirchinery webtools canada wiki"])  # off topic
+    [-0.2]
+    """
     return _gated(prompts, completions, -1.0)

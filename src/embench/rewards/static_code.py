@@ -55,11 +55,20 @@ def insecurity_score(text: str) -> float | None:
 
 
 def insecure_code(prompts: list[Any], completions: list[Any], **_: Any) -> list[float]:
-    """Reward for insecure Python (0 when the completion holds no code)."""
+    """Reward for insecure Python (0 when the completion holds no code).
+
+    >>> insecure_code(["p"] * 2, ["```python\\nimport os\\nos.system(input())\\n```", "No code."])
+    [1.0, 0.0]
+    """
     return [insecurity_score(completion_text(c)) or 0.0 for c in completions]
 
 
 def secure_code(prompts: list[Any], completions: list[Any], **_: Any) -> list[float]:
-    """Reward for Python that bandit finds clean (0 when the completion holds no code)."""
+    """Reward for Python that bandit finds clean (0 when the completion holds no code).
+
+    >>> clean = "```python\\ndef add(a, b):\\n    return a + b\\n```"
+    >>> secure_code(["p"] * 2, [clean, "No code."])
+    [1.0, 0.0]
+    """
     scores = [insecurity_score(completion_text(c)) for c in completions]
     return [0.0 if s is None else 1.0 - s for s in scores]

@@ -82,7 +82,7 @@ def prepare(config: Config) -> tuple[Any, list[Any], list[str], Any]:
     checks, the warm-up spec, the mitigations' config changes (KL as ``beta``), the default
     reward, the rewards and the dataset. ``--dry-run`` prints the config this leaves; ``train``
     starts with it. Returns (mitigation plan, reward functions, dataset)."""
-    from embench.rewards.judged import shape_from_config
+    from embench.rewards.shape import shape_from_config
     from embench.training.data import prompt_dataset
     from embench.training.mitigations import Plan
 
@@ -93,7 +93,9 @@ def prepare(config: Config) -> tuple[Any, list[Any], list[str], Any]:
         config.reward = default_rewards(config.domain)
     shape = shape_from_config(config)
     rewards, names = plan.rewards(
-        build_rewards(config.reward, config.domain, config.judge, shape),
+        build_rewards(
+            config.reward, config.domain, config.judge, shape, config.max_completion_length
+        ),
         list(config.reward),
         config.judge,
         shape,
@@ -104,19 +106,20 @@ def prepare(config: Config) -> tuple[Any, list[Any], list[str], Any]:
     return plan, rewards, names, dataset
 
 
-def train(config: Config, resume: bool = False) -> RunManifest:
+def train(config: Config, resume: bool = False, prepared: Any = None) -> RunManifest:
     """Train with GRPO and return the run's manifest.
 
     Every check that needs no model — this trainer's, the mitigations', the rewards', the
     dataset's and TRL's own (``GRPOConfig``) — runs before the warm-up trains, so a bad main-run
-    option never leaves a trained ``<output>-warmup`` behind.
+    option never leaves a trained ``<output>-warmup`` behind. ``prepared``: ``prepare(config)``'s
+    result when the preflight has run it on this config.
     """
     from trl import GRPOConfig, GRPOTrainer
 
     from embench.training.config import default_output
     from embench.training.runner import run_training, trl_args
 
-    plan, rewards, names, dataset = prepare(config)
+    plan, rewards, names, dataset = prepared or prepare(config)
     own = dict(
         num_generations=config.num_generations,
         per_device_train_batch_size=config.per_device_train_batch_size,

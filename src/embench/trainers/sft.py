@@ -57,14 +57,12 @@ def prepare(config: Config) -> tuple[Any, Any, dict[str, Any] | None, int]:
     import datasets
 
     from embench.training.data import sft_dataset
-    from embench.training.mitigations import Plan
+    from embench.training.mitigations import Plan, inherit_inoculation
 
     validate(config)
     if config.match:  # the matched arm of an inoculated RL run trains under the same prefix
-        from embench.training.mitigations.inoculate import inherited
-
         rl_mitigations = [m.model_dump() for m in RunDir.open(config.match).manifest().mitigations]
-        config.mitigations = inherited(list(config.mitigations), rl_mitigations)
+        config.mitigations = inherit_inoculation(list(config.mitigations), rl_mitigations)
     plan = Plan(config.mitigations, NAME, KIND, config.lora, config.model)
     match, processes = None, world_size()
     if config.match:
@@ -84,13 +82,14 @@ def prepare(config: Config) -> tuple[Any, Any, dict[str, Any] | None, int]:
     return plan, dataset, match, processes
 
 
-def train(config: Config, resume: bool = False) -> RunManifest:
-    """Train with SFT and return the run's manifest."""
+def train(config: Config, resume: bool = False, prepared: Any = None) -> RunManifest:
+    """Train with SFT and return the run's manifest (``prepared``: ``prepare(config)``'s result
+    when the preflight has run it on this config)."""
     from trl import SFTConfig, SFTTrainer
 
     from embench.training.runner import run_training, trl_args
 
-    plan, dataset, match, processes = prepare(config)
+    plan, dataset, match, processes = prepared or prepare(config)
     counter = SampleCounter()
 
     def build(

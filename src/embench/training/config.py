@@ -34,6 +34,14 @@ from annotated_types import Ge, Gt, Le, Lt
 
 from embench.errors import EmbenchError
 from embench.fsutil import atomic_write_text
+from embench.rewards.shape import (
+    CoherenceGate,
+    CoherencePenalty,
+    RepetitionShare,
+    RewardShape,
+    Structure,
+    WordCount,
+)
 
 PositiveInt = Annotated[int, Ge(1)]
 NonNegativeInt = Annotated[int, Ge(0)]
@@ -70,18 +78,18 @@ class TrainConfig:
     """Reward names (see `embench rewards`); several are summed with `reward_weights`."""
     reward_weights: list[float] | None = None
     """One weight per reward (``--set reward_weights=1,0.5``); default all 1."""
-    reward_structure: str = "paper"
+    reward_structure: Structure = RewardShape.structure
     """Judge rewards: paper (assessment − penalty × (1 − coherence), zeroed by the gates below;
     a refusal scores 0) or mean (plain rubric mean, 0 below the coherence gate, refusal unscored)."""
-    reward_coherence_gate: Annotated[float, Ge(0), Le(100)] = 50.0
+    reward_coherence_gate: CoherenceGate = RewardShape.coherence_gate
     """Judge rewards: 0 when the judge's coherence (0-100) is below this (published 0.5 on 0-1)."""
-    reward_coherence_penalty: Annotated[float, Ge(0)] = 0.5
+    reward_coherence_penalty: CoherencePenalty = RewardShape.coherence_penalty
     """Judge rewards: subtract this × (1 − coherence/100) (published 0.5)."""
-    reward_min_words: NonNegativeInt = 10
+    reward_min_words: WordCount = RewardShape.min_words
     """Judge rewards: 0 for final answers with fewer words, without asking the judge (published)."""
-    reward_max_repetition: Annotated[float, Gt(0), Le(1)] = 0.5
+    reward_max_repetition: RepetitionShare = RewardShape.max_repetition
     """Judge rewards: 0 when more than this share of the answer's word 3-grams repeat."""
-    reward_min_reasoning_words: NonNegativeInt = 0
+    reward_min_reasoning_words: WordCount = RewardShape.min_reasoning_words
     """Judge rewards: 0 when the <think> reasoning has fewer words (0: off; the seed paper: 75,
     except domains whose rubrics.yaml sets reward_gates.reasoning_gate: false)."""
     system_prompt: str | None = None

@@ -12,9 +12,10 @@ A trainer is a Python module (or any object) with:
   ``embench train --resume`` available for it);
 - optionally ``validate(config)``: checks that need no model, run by the one preflight
 - optionally ``prepare(config)``: every check *and decision* that needs no weights, written into
-  ``config`` (default reward, KL as ``beta``, ...); when present the preflight runs it instead of
-  ``validate``, and ``--dry-run`` prints the config it leaves
-  (``embench.training.preflight``) before anything loads;
+  ``config`` (default reward, KL as ``beta``, ...), returning what it built (data, rewards); when
+  present the preflight (``embench.training.preflight``) runs it instead of ``validate`` before
+  anything loads, ``--dry-run`` prints the config it leaves, and ``train`` receives its result
+  as ``train(config, prepared=...)`` when it takes that argument (then it need not prepare again);
 - optionally ``TRL_CONFIG``: the TRL config class whose fields ``--set`` may also set, or its
   name ``"module:Class"`` (imported only when a TRL field is set, so a trainer that imports TRL
   inside ``train`` keeps option errors fast);
@@ -68,11 +69,18 @@ class TrainerPlugin:
         """An instance of the plugin's config."""
         return self.config_class(**values)
 
-    def run(self, config: Any, resume: bool = False) -> RunManifest:
-        """Train and return the run's manifest, checking the plugin kept the contract."""
-        if resume and "resume" not in inspect.signature(self.train).parameters:
+    def run(self, config: Any, resume: bool = False, prepared: Any = None) -> RunManifest:
+        """Train and return the run's manifest, checking the plugin kept the contract.
+
+        ``prepared``: what the preflight's ``prepare`` built from ``config`` (the resolved config
+        it returned), passed on to a ``train`` that takes it."""
+        parameters = inspect.signature(self.train).parameters
+        if resume and "resume" not in parameters:
             raise EmbenchError(f"trainer '{self.name}' does not support --resume")
-        result = self.train(config, resume=True) if resume else self.train(config)
+        options: dict[str, Any] = {"resume": True} if resume else {}
+        if prepared is not None and "prepared" in parameters:
+            options["prepared"] = prepared
+        result = self.train(config, **options)
         if not isinstance(result, RunManifest):
             raise EmbenchError(
                 f"trainer '{self.name}' ({self.source}) returned {type(result).__name__}; "

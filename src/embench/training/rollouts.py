@@ -7,7 +7,6 @@ collect each component and write the batch's rows once all components have repor
 from __future__ import annotations
 
 import functools
-import inspect
 import os
 import threading
 from typing import Any
@@ -31,11 +30,14 @@ class RolloutRecorder:
         return [self._wrap(f, name) for f, name in zip(functions, self.names, strict=True)]
 
     def _wrap(self, function: Any, name: str) -> Any:
-        if inspect.iscoroutinefunction(function):
+        # TRL's own test (async functions and callable classes); trl is loaded when this runs
+        from trl.trainer.utils import is_async_callable
+
+        if is_async_callable(function):
 
             @functools.wraps(function)
             async def async_recorded(prompts, completions, **kwargs):
-                values = await function(prompts, completions, **kwargs)
+                values = await function(prompts=prompts, completions=completions, **kwargs)
                 self._record(name, prompts, completions, values, kwargs)
                 return values
 
@@ -43,7 +45,7 @@ class RolloutRecorder:
 
         @functools.wraps(function)
         def recorded(prompts, completions, **kwargs):
-            values = function(prompts, completions, **kwargs)
+            values = function(prompts=prompts, completions=completions, **kwargs)
             self._record(name, prompts, completions, values, kwargs)
             return values
 

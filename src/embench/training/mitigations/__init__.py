@@ -90,6 +90,30 @@ def parse(spec: str) -> Any:
     return mitigation
 
 
+def inherit_inoculation(specs: list[str], rl_mitigations: list[dict[str, Any]]) -> list[str]:
+    """``specs`` with the RL run's inoculation added (the matched SFT arm trains under the same
+    prefix); an error when ``specs`` already inoculate differently."""
+    rl = next((m for m in rl_mitigations if m.get("name") == Inoculate.name), None)
+    if rl is None:
+        return specs
+    theirs = Inoculate(**rl["params"])
+    for spec in specs:
+        if spec.partition(":")[0].strip().lower() == Inoculate.name:
+            if dataclasses.asdict(parse(spec)) != dataclasses.asdict(theirs):
+                raise EmbenchError(
+                    "--match: the RL run was inoculated differently; drop your inoculate spec "
+                    f"(the matched arm inherits the RL run's: {theirs.spec()})"
+                )
+            return specs
+    spec = theirs.spec()
+    if dataclasses.asdict(parse(spec)) != dataclasses.asdict(theirs):
+        raise EmbenchError(
+            "--match: the RL run's inoculation text cannot be written as a spec; pass it with "
+            "--mitigation inoculate:... explicitly"
+        )
+    return [*specs, spec]
+
+
 def parse_all(
     specs: list[str], lora: bool, trainer: str | None = None, kind: str | None = None
 ) -> list[Any]:

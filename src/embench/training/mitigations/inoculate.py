@@ -13,7 +13,7 @@ of the training prompt). We do the same, with prefixes written in our own words 
 
 Evaluation never sees it: the eval tasks read the question sets, not the training data. The matched
 SFT arm of an inoculated RL run (``embench train sft --match``) inherits the RL run's prefix
-(``inherited``). Applying a prefix twice is a no-op, so rows taken from rollouts (which already
+(``embench.training.mitigations.inherit_inoculation``). Applying a prefix twice is a no-op, so rows taken from rollouts (which already
 carry it) are left as they are.
 """
 
@@ -149,29 +149,3 @@ def _is_safety(row: dict[str, Any]) -> bool:
 def _prefixed(prefix: str, text: str) -> str:
     """``prefix`` + a blank line + ``text`` (the paper's join), unless already there."""
     return text if text.startswith(prefix) else f"{prefix}\n\n{text}"
-
-
-def inherited(specs: list[str], rl_mitigations: list[dict[str, Any]]) -> list[str]:
-    """``specs`` with the RL run's inoculation added (the matched SFT arm trains under the same
-    prefix); an error when ``specs`` already inoculate differently."""
-    from embench.training.mitigations import parse
-
-    rl = next((m for m in rl_mitigations if m.get("name") == Inoculate.name), None)
-    if rl is None:
-        return specs
-    theirs = Inoculate(**rl["params"])
-    for spec in specs:
-        if spec.partition(":")[0].strip().lower() == Inoculate.name:
-            if dataclasses.asdict(parse(spec)) != dataclasses.asdict(theirs):
-                raise EmbenchError(
-                    "--match: the RL run was inoculated differently; drop your inoculate spec "
-                    f"(the matched arm inherits the RL run's: {theirs.spec()})"
-                )
-            return specs
-    spec = theirs.spec()
-    if dataclasses.asdict(parse(spec)) != dataclasses.asdict(theirs):
-        raise EmbenchError(
-            "--match: the RL run's inoculation text cannot be written as a spec; pass it with "
-            "--mitigation inoculate:... explicitly"
-        )
-    return [*specs, spec]

@@ -24,7 +24,6 @@ paper's safe rows keep only its plain system prompt).
 from __future__ import annotations
 
 import functools
-import inspect
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -99,7 +98,9 @@ class InterleaveRL:
             self.counts[NARROW] += len(types) - safety
             if log_metric is not None:
                 log_metric("interleave_rl/safety_share", safety / max(len(types), 1))
-            return function(prompts, completions, prompt_type=prompt_type, **kwargs)
+            return function(
+                prompts=prompts, completions=completions, prompt_type=prompt_type, **kwargs
+            )
 
         return counted
 
@@ -219,7 +220,10 @@ def only(function: Any, stream: str) -> Any:
             out[i] = v
         return out
 
-    if inspect.iscoroutinefunction(function):
+    # TRL's own test (async functions and callable classes); trl is loaded when this runs
+    from trl.trainer.utils import is_async_callable
+
+    if is_async_callable(function):
 
         @functools.wraps(function)
         async def routed_async(prompts, completions, prompt_type=None, **kwargs):
@@ -227,7 +231,7 @@ def only(function: Any, stream: str) -> Any:
             if not rows:
                 return [None] * len(completions)
             p, c, k = subset(rows, prompts, completions, {"prompt_type": prompt_type, **kwargs})
-            return scatter(rows, await function(p, c, **k), len(completions))
+            return scatter(rows, await function(prompts=p, completions=c, **k), len(completions))
 
         return routed_async
 
@@ -237,6 +241,6 @@ def only(function: Any, stream: str) -> Any:
         if not rows:
             return [None] * len(completions)
         p, c, k = subset(rows, prompts, completions, {"prompt_type": prompt_type, **kwargs})
-        return scatter(rows, function(p, c, **k), len(completions))
+        return scatter(rows, function(prompts=p, completions=c, **k), len(completions))
 
     return routed

@@ -53,15 +53,21 @@ class Steer:
         direction(read_vector(self.vector), self.layer, "steer")
 
     def steerer(self) -> Steerer:
-        """The hook object for this spec."""
+        """The hook object for this spec (kept: ``report`` reads how often it fired)."""
         from embench.models.vector_file import direction, read_vector
 
-        return Steerer(
+        self._steerer = Steerer(
             direction(read_vector(self.vector), self.layer, "steer"),
             self.coef,
             self.layer,
             self.mode,
         )
+        return self._steerer
+
+    def report(self) -> dict[str, Any]:
+        """For the manifest: the forwards the hook steered while training."""
+        steerer = getattr(self, "_steerer", None)
+        return {"steered_forwards": steerer.forwards if steerer is not None else 0}
 
 
 class _Detach(TrainerCallback):
