@@ -33,20 +33,27 @@ RUBRIC = (
 )
 
 
-@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (issue 24): on the tiny model digits-prefix records a bound of 0.099 but lands "
+    "0.43 points from digits-exact (number mass 0.032 vs 0.026), so its bound is not yet sound; "
+    "its tokenizer splits bare digits but has space-digit tokens such as ' 42'",
+)
 def test_digits_prefix_on_an_emulated_vllm_server_lands_within_0_1_points_of_digits_exact(
-    monkeypatch,
+    monkeypatch, tiny_model_dir
 ):
-    """32 answers on the default model (fp32): every server score proves a bound of at most
-    PREFIX_BOUND (0.1 points) and lands within it of digits-exact on the same weights.
+    """8 answers judged by the tiny random model (fp32): every server score proves a bound of at
+    most PREFIX_BOUND (0.1 points) and lands within it of digits-exact on the same weights.
 
-    The 135M default model spreads its first token thinly (~3-20% on numbers), so its top-20
-    lists leave digits out; the judge reads those through the server's prompt logprobs."""
+    A random model spreads its first token over its whole vocabulary, so its top-20 lists leave
+    most digits out: the hardest case for the prefix search, which reads them through the
+    server's prompt logprobs. (The default model, which spreads its first token thinly too, takes
+    ~107 requests an answer: benchmarks/judge_cost.py measures it; too slow for the suite.)"""
     pytest.importorskip(
         "openai", reason="Inspect's openai-api provider needs openai (pip install -e .[dev])"
     )
-    exact_judge = get_model("local/default", dtype="float32", memoize=False)
-    pairs = list(itertools.product(QUESTIONS, REPLIES))
+    exact_judge = get_model(f"local/{tiny_model_dir}", dtype="float32", memoize=False)
+    pairs = list(itertools.product(QUESTIONS, REPLIES))[:8]
     engine = exact_judge.api.engine
     with emulated_server(engine.model, engine.tokenizer) as server:
         monkeypatch.setenv("EMULATED_BASE_URL", server.base_url)
