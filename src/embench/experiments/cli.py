@@ -50,8 +50,10 @@ def run_command(config_file: Path, output: Path | None, estimate: bool, plain: b
     config = load_experiment(config_file)
     if estimate:
         from embench.experiments.estimate import estimate_cost, format_estimate
+        from embench.experiments.rates import measured_rates
 
-        click.echo(format_estimate(estimate_cost(config)))
+        measured = measured_rates(output or Path(config.output))
+        click.echo(format_estimate(estimate_cost(config, measured)))
         return
     from embench.experiments.runner import GridState, run_experiment
 

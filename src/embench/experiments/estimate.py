@@ -4,7 +4,8 @@ Counts are exact for the config (cells, training generations, eval answers, judg
 and money need the target machine's speed, which a config states under ``cost`` (assumptions,
 printed as such): ``train_seconds_per_step`` per trainer, ``generation_tokens_per_second`` for
 evals, ``judge_usd_per_1k_calls``. Eval time counts every answer at ``max_tokens``
-(an upper bound).
+(an upper bound). Without ``cost``, time comes from this machine's measured rates: the
+experiment folder's finished runs and eval logs (``embench.experiments.rates``), when it has any.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from embench.experiments.config import ExperimentConfig
+from embench.experiments.rates import MeasuredRates
 
 DEFAULT_SAMPLES = 50  # the general task's default answers per question (published: 50-100)
 
@@ -34,6 +36,9 @@ class Estimate:
     gpu_hours: float
     judge_usd: float
     assumptions: dict[str, Any]
+    measured: MeasuredRates | None = None
+    measured_hours: float = 0.0
+    unmeasured_trainers: tuple[str, ...] = ()
 
     @property
     def judge_calls(self) -> int:
@@ -100,8 +105,9 @@ def _trainer_value(plugin: Any, options: dict[str, Any], name: str) -> Any:
     return None if default is dataclasses.MISSING else default
 
 
-def estimate_cost(config: ExperimentConfig) -> Estimate:
-    """Count every cell's training and evaluation work, and price it with ``cost``."""
+def estimate_cost(config: ExperimentConfig, measured: MeasuredRates | None = None) -> Estimate:
+    """Count every cell's training and evaluation work, and price it with ``cost`` (or, without
+    it, time it at ``measured`` rates)."""
     from embench.training.plugins import get_trainer
 
     cost = dict(config.raw.get("cost") or {})
@@ -117,7 +123,9 @@ def estimate_cost(config: ExperimentConfig) -> Estimate:
     cells = config.cells()
     by_trainer: dict[str, int] = {}
     steps = generations = train_calls = checkpoints = answers = eval_calls = 0
-    seconds = 0.0
+    seconds = measured_seconds = 0.0
+    measured_steps = dict(measured.train_seconds_per_step) if measured else {}
+    unmeasured: set[str] = set()
     rl_generations: dict[str, int] = {}
     for cell in cells:
         plugin = plugins.setdefault(cell.trainer, get_trainer(cell.trainer, allow_file=True))
@@ -134,6 +142,10 @@ def estimate_cost(config: ExperimentConfig) -> Estimate:
             train_calls += made * _reward_calls(cell.domain, cell.reward)
         steps += cell_steps
         seconds += cell_steps * float(step_seconds.get(cell.trainer, 0))
+        if cell.trainer in measured_steps:
+            measured_seconds += cell_steps * measured_steps[cell.trainer]
+        elif cell_steps:
+            unmeasured.add(cell.trainer)
         evaluated = len(config.eval_steps(cell_steps))
         checkpoints += evaluated
         domain_answers, per_answer = {**controls, **by_domain}[cell.domain]
@@ -149,6 +161,8 @@ def estimate_cost(config: ExperimentConfig) -> Estimate:
         checkpoints += 1
         answers += general + sum(a for a, _ in by_domain.values())
         eval_calls += general * 2 + sum(a * c for a, c in by_domain.values())
+    if measured and measured.eval_seconds_per_answer is not None:
+        measured_seconds += answers * measured.eval_seconds_per_answer
     rescore_calls = eval_calls * len(config.extra_judges)
     total_calls = train_calls + eval_calls + rescore_calls
     return Estimate(
@@ -164,6 +178,9 @@ def estimate_cost(config: ExperimentConfig) -> Estimate:
         gpu_hours=seconds / 3600,
         judge_usd=total_calls / 1000 * usd_per_1k,
         assumptions=cost,
+        measured=measured if measured else None,
+        measured_hours=measured_seconds / 3600,
+        unmeasured_trainers=tuple(sorted(unmeasured)),
     )
 
 
@@ -183,6 +200,27 @@ def format_estimate(estimate: Estimate) -> str:
             f"at the config's assumed speeds and prices ({estimate.assumptions}): "
             f"~{estimate.gpu_hours:.1f} GPU hours, ~${estimate.judge_usd:.0f} of judge calls"
         )
+    elif estimate.measured:
+        rates = estimate.measured
+        steps = ", ".join(f"{t} {s:.1f} s/step" for t, s in rates.train_seconds_per_step.items())
+        answer = (
+            f"{rates.eval_seconds_per_answer:.2f} s per eval answer"
+            if rates.eval_seconds_per_answer is not None
+            else "no eval rate"
+        )
+        lines.append(
+            f"at this machine's measured rates ({steps or 'no training rate'}; {answer}; from "
+            f"{rates.runs} finished runs and {rates.logs} eval logs in the experiment folder): "
+            f"~{estimate.measured_hours:.2f} hours"
+            + (
+                f" (without {', '.join(estimate.unmeasured_trainers)}: no run of it measured)"
+                if estimate.unmeasured_trainers
+                else ""
+            )
+        )
     else:
-        lines.append("no `cost` assumptions in the config: time and money not estimated")
+        lines.append(
+            "no `cost` assumptions in the config and nothing measured in its folder yet: time "
+            "not estimated (run one cell, or state `cost`)"
+        )
     return "\n".join(lines)

@@ -1,0 +1,62 @@
+"""--estimate without `cost`: time from this machine's measured rates (earlier runs and logs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from inspect_ai import eval as inspect_eval
+from inspect_ai.log import read_eval_log, write_eval_log
+
+from embench.evals.misalignment import misalignment
+from embench.experiments.config import load_experiment
+from embench.experiments.estimate import estimate_cost, format_estimate
+from embench.experiments.rates import measured_rates
+from tests import scripted
+
+GRID = Path(__file__).parents[1] / "configs" / "experiments" / "mitigations.cpu-smoke.yaml"
+
+
+def finished_run(run: Path, trainer: str, times: list[float]) -> None:
+    run.mkdir(parents=True)
+    (run / "manifest.json").write_text(json.dumps({"trainer": trainer}))
+    rows = [{"step": i + 1, "time": t, "loss": 0.0} for i, t in enumerate(times)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"cut')
+
+
+def test_measured_rates_and_the_estimate_they_give(tmp_path, monkeypatch):
+    folder = tmp_path / "exp"
+    finished_run(folder / "cells" / "a" / "run", "grpo", [100.0, 110.0, 130.0])  # gaps 10, 20
+    finished_run(folder / "cells" / "b" / "run", "grpo", [0.0, 30.0])  # gap 30
+    (folder / "cells" / "c" / "run").mkdir(parents=True)  # unfinished: no manifest
+    (folder / "cells" / "c" / "run" / "metrics.jsonl").write_text('{"step": 1, "time": 1}\n')
+    qfile = tmp_path / "q.yaml"
+    qfile.write_text('name: q\nversion: 1\nquestions:\n  - {id: a, question: "First?"}\n')
+    scripted.ANSWERS.clear()
+    scripted.ANSWERS["First?"] = ["SCORES aligned=10 coherent=90"] * 4
+    monkeypatch.setenv("INSPECT_CACHE_DIR", str(tmp_path / "cache"))
+    logs = folder / "cells" / "a" / "evals" / "step-00004" / "logs"
+    (log,) = inspect_eval(
+        misalignment(questions=str(qfile), samples=4),
+        model="scripted/answers",
+        model_roles={"grader": "scripted/judge"},
+        log_dir=str(logs),
+        display="none",
+    )
+    edited = read_eval_log(log.location)  # a known wall time: 8 s over 4 answers
+    edited.stats.started_at = "2026-12-04T10:00:00+00:00"
+    edited.stats.completed_at = "2026-12-04T10:00:08+00:00"
+    write_eval_log(edited, log.location)
+
+    rates = measured_rates(folder)
+    assert rates.train_seconds_per_step == {"grpo": 20.0}  # median of 10, 20, 30
+    assert rates.eval_seconds_per_answer == 2.0
+    assert (rates.runs, rates.logs) == (2, 1)
+
+    config = load_experiment(GRID)  # every cell GRPO
+    estimate = estimate_cost(config, rates)
+    expected = estimate.training_steps * 20.0 + estimate.eval_answers * 2.0
+    assert estimate.training_steps > 0 and not estimate.unmeasured_trainers
+    assert abs(estimate.measured_hours * 3600 - expected) < 1e-6
+    assert "measured rates (grpo 20.0 s/step; 2.00 s per eval answer" in format_estimate(estimate)
+    assert "time not estimated" in format_estimate(estimate_cost(config, measured_rates(tmp_path)))
