@@ -60,3 +60,21 @@ def test_measured_rates_and_the_estimate_they_give(tmp_path, monkeypatch):
     assert abs(estimate.measured_hours * 3600 - expected) < 1e-6
     assert "measured rates (grpo 20.0 s/step; 2.00 s per eval answer" in format_estimate(estimate)
     assert "time not estimated" in format_estimate(estimate_cost(config, measured_rates(tmp_path)))
+
+
+def test_the_report_sums_each_cell_s_eval_time_split(tmp_path):
+    from embench.experiments.report import CELL_HEADERS, _split
+    from embench.experiments.results import CellResult
+
+    def summary(generating, judging):
+        return {"metrics": {"generation_seconds": generating, "judge_seconds": judging}}
+
+    cell = CellResult("c", tmp_path, {}, {})
+    cell.general = {0: summary(10.0, 20.0), 4: summary(1.5, 2.0)}
+    cell.in_domain = {4: summary(3.0, None)}  # an eval that records no judging time
+    cell.persona = {4: summary(0.4, 0.0)}
+    assert cell.eval_seconds("generation_seconds") == 14.9
+    assert cell.eval_seconds("judge_seconds") == 22.0
+    assert _split(cell) == "15/22"
+    assert "eval s: generating/judging" in CELL_HEADERS
+    assert _split(CellResult("empty", tmp_path, {}, {})) == "n/a/n/a"

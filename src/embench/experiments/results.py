@@ -40,6 +40,16 @@ class CellResult:
         """A field of the cell's description (arm, domain, seed, ...)."""
         return self.info.get(key, default)
 
+    def eval_seconds(self, name: str) -> float:
+        """A time-split metric (``generation_seconds``, ``judge_seconds``) summed over every eval
+        of this cell: all steps, general, in-domain and persona (NaN when none records it)."""
+        summaries = [
+            *self.general.values(), *self.in_domain.values(), *self.persona.values(),
+            *(self.info.get("in_domain_by_domain") or {}).values(),
+        ]  # fmt: skip
+        values = [v for v in (metric(s, name) for s in summaries) if math.isfinite(v)]
+        return sum(values) if values else math.nan
+
     @property
     def final_step(self) -> int | None:
         """The last evaluated step."""
