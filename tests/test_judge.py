@@ -120,9 +120,9 @@ def test_a_number_counts_only_when_no_digit_follows():
     # "8" ends with 0.5, goes on to "85" with 0.3, to "8" + " 5" (a space: "8" is complete) 0.2;
     # "0" followed by "5" is not a number 0-100 at all
     tops = {
-        "": [(" 8", 0.5), ("0", 0.5)],
-        " 8": [(END, 0.5), ("5", 0.3), (" 5", 0.2)],
-        " 85": [("0", 0.1), (END, 0.9)],
+        "": [("8", 0.5), ("0", 0.5)],
+        "8": [(END, 0.5), ("5", 0.3), (" 5", 0.2)],
+        "85": [("0", 0.1), (END, 0.9)],
         "0": [("5", 0.4), (END, 0.6)],
     }
     probs = number_probs_from_tops(tops)
@@ -131,6 +131,14 @@ def test_a_number_counts_only_when_no_digit_follows():
         85: pytest.approx(0.5 * 0.3 * 0.9),
         0: pytest.approx(0.5 * 0.6),
     }
+
+
+def test_a_reply_opening_with_whitespace_is_not_a_number_as_digits_exact_scores_it():
+    # digits-exact scores the canonical token paths of "0".."100" (no leading space), so the
+    # server method counts the same replies: a first token " 8" (a space-digit token) is not one.
+    # Counting it made digits-prefix land 0.43 points from digits-exact on the tiny test model.
+    tops = {"": [(" 8", 0.5), ("8", 0.5)], " 8": [(END, 1.0)], "8": [(END, 1.0)]}
+    assert number_probs_from_tops(tops) == {8: pytest.approx(0.5)}
 
 
 @pytest.mark.parametrize(

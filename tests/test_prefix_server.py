@@ -33,16 +33,10 @@ RUBRIC = (
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (issue 24): on the tiny model digits-prefix records a bound of 0.099 but lands "
-    "0.43 points from digits-exact (number mass 0.032 vs 0.026), so its bound is not yet sound; "
-    "its tokenizer splits bare digits but has space-digit tokens such as ' 42'",
-)
 def test_digits_prefix_on_an_emulated_vllm_server_lands_within_0_1_points_of_digits_exact(
     monkeypatch, tiny_model_dir
 ):
-    """8 answers judged by the tiny random model (fp32): every server score proves a bound of at
+    """32 answers judged by the tiny random model (fp32): every server score proves a bound of at
     most PREFIX_BOUND (0.1 points) and lands within it of digits-exact on the same weights.
 
     A random model spreads its first token over its whole vocabulary, so its top-20 lists leave
@@ -53,7 +47,7 @@ def test_digits_prefix_on_an_emulated_vllm_server_lands_within_0_1_points_of_dig
         "openai", reason="Inspect's openai-api provider needs openai (pip install -e .[dev])"
     )
     exact_judge = get_model(f"local/{tiny_model_dir}", dtype="float32", memoize=False)
-    pairs = list(itertools.product(QUESTIONS, REPLIES))[:8]
+    pairs = list(itertools.product(QUESTIONS, REPLIES))
     engine = exact_judge.api.engine
     with emulated_server(engine.model, engine.tokenizer) as server:
         monkeypatch.setenv("EMULATED_BASE_URL", server.base_url)

@@ -89,7 +89,7 @@ _TEXT_NUMBER = re.compile(r"(?<![\w.])([-\u2212]?)(\d+(?:\.\d+)?)(\s*/\s*\d+)?")
 #: Logprobs are log-probabilities (<= 0) and the mass on numbers a probability (<= 1), up to this.
 PROBABILITY_TOLERANCE = 1e-4
 # the text of a reply that is (so far) a number 0-100: leading whitespace, no leading zeros
-_NUMBER_PREFIX = re.compile(r"\s*(0|[1-9]\d{0,2})")
+_NUMBER_PREFIX = re.compile(r"(0|[1-9]\d{0,2})")
 
 
 # What each JudgeScore.method means, for records that say how a log was scored.
