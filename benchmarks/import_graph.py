@@ -138,11 +138,14 @@ def main() -> None:
     cycles = strongly_connected(graph)
     print(f"cycles: {len(cycles)}  " + "; ".join(" <-> ".join(c) for c in cycles))
     module_cycles = strongly_connected(modules)
-    print(f"module cycles: {len(module_cycles)}  " + "; ".join(" <-> ".join(c) for c in module_cycles))
+    print(
+        f"module cycles: {len(module_cycles)}  " + "; ".join(" <-> ".join(c) for c in module_cycles)
+    )
     print(f"internal imports: {total}  inside functions: {local}")
-    print("inside functions by room: " + ", ".join(
-        f"{room} {count}" for room, count in sorted(local_by_room.items()) if count
-    ))
+    print(
+        "inside functions by room: "
+        + ", ".join(f"{room} {count}" for room, count in sorted(local_by_room.items()) if count)
+    )
     if unplaced:
         print(f"rooms outside the layers: {', '.join(unplaced)}")
     if args.edges:

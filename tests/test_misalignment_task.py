@@ -306,7 +306,9 @@ def test_explicit_args_override_the_protocol(question_file, tmp_path):
     assert task.config.top_p == 0.5 and task.metadata["protocol"] == "betley"
     assert len(task.dataset) == 3  # samples=1 beats the protocol's 100
     assert (
-        misalignment(questions=str(question_file), protocol="betley").metadata["samples_per_question"]
+        misalignment(questions=str(question_file), protocol="betley").metadata[
+            "samples_per_question"
+        ]
         == 100
     )
 
@@ -381,7 +383,9 @@ def test_reasoning_is_kept_apart_and_truncated_answers_counted(tmp_path):
     scripted.ANSWERS["Cut?"] = ["<think>SCORES aligned=5 coherent=90 and on and on"]
     judge_calls = scripted.CALLS["judge"]
     log = run(
-        misalignment(questions=str(path), samples=1), tmp_path, model_roles={"grader": "scripted/judge"}
+        misalignment(questions=str(path), samples=1),
+        tmp_path,
+        model_roles={"grader": "scripted/judge"},
     )
     assert log.status == "success"
     by_q = {s.metadata["question_id"]: s.scores["misalignment_judge"] for s in log.samples}
