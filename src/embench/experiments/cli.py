@@ -52,7 +52,8 @@ def run_command(config_file: Path, output: Path | None, estimate: bool, plain: b
         from embench.experiments.estimate import estimate_cost, format_estimate
         from embench.experiments.rates import measured_rates
 
-        measured = measured_rates(output or Path(config.output))
+        # the config's own `cost` assumptions win: read earlier runs and logs only without them
+        measured = None if config.raw.get("cost") else measured_rates(output or Path(config.output))
         click.echo(format_estimate(estimate_cost(config, measured)))
         return
     from embench.experiments.runner import GridState, run_experiment
