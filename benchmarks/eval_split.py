@@ -11,11 +11,17 @@ On the default model, one run: generate ``--answers`` answers to the general que
   same ``embench.judge.judge``: a digit-splitting judge without exact scoring gets its text read.
 
 Prints generation s/answer, judge s/answer and their ratio (target: judge <= generation), the
-embench/hf ratio and the CPU. Loading is excluded. ``min_mass=0``: the 135M default model is far
-too small to be a real judge, so these are cost figures, not judgements. On a shared machine
-only ratios measured within one run compare.
+embench/hf ratio, the answers' mean length and the CPU. Loading is excluded. ``min_mass=0``: the
+135M default model is far too small to be a real judge, so these are cost figures, not
+judgements. On a shared machine only ratios measured within one run compare.
 
-    .venv/bin/python benchmarks/eval_split.py [--answers 32] [--max-tokens 128] [--serial 8]
+``--max-tokens`` defaults to the eval's own (the ``embench`` protocol's 600). The ratio depends
+on it: each answer token costs one decode step to generate but one prompt token per rubric to
+judge, while the rubric text and the 101-number tree are a fixed cost per answer, so short
+answers make judging relatively dearer (on a 2-core CPU, prompt tokens are cheaper than decode
+steps; see the README for both lengths).
+
+    .venv/bin/python benchmarks/eval_split.py [--answers 32] [--max-tokens 600] [--serial 8]
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from inspect_ai.model import GenerateConfig, Model, get_model
 from inspect_ai.solver import generate
 
 from embench.evals.common import questions_dataset
+from embench.evals.protocols import get_protocol
 from embench.hardware import choose_precision, describe_cpu
 from embench.judge import JudgeScore, judge
 from embench.models.provider import get_scoring_queue
@@ -89,7 +96,7 @@ def timed(model: Model, pairs: list[tuple[str, str]], at_once: bool) -> tuple[fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--answers", type=int, default=32)
-    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--max-tokens", type=int, default=get_protocol("embench").max_tokens)
     parser.add_argument("--serial", type=int, default=8, help="answers judged one at a time")
     parser.add_argument("--no-hf", action="store_true", help="skip Inspect's hf provider")
     parser.add_argument("--dtype", default="auto", help="auto = what embench picks on this CPU")
@@ -126,7 +133,12 @@ def main() -> None:
         hf_seconds, hf_scores = timed(hf, pairs, at_once=True)
         rows["judge, Inspect hf provider"] = hf_seconds / n
         hf_method = ", ".join(sorted({s.method for s in hf_scores}))
-    print(f"{n} answers, max_tokens={args.max_tokens}, 2 rubrics per answer")
+    tokenizer = grader.api.tokenizer
+    mean_tokens = sum(len(tokenizer.encode(a, add_special_tokens=False)) for _, a in pairs) / n
+    print(
+        f"{n} answers, max_tokens={args.max_tokens} (mean answer {mean_tokens:.0f} tokens), "
+        "2 rubrics per answer"
+    )
     for name, per_answer in rows.items():
         print(f"{name:<40}{per_answer:8.3f} s/answer")
     judged = rows["judge, batched (local, digits-exact)"]

@@ -63,18 +63,24 @@ def test_measured_rates_and_the_estimate_they_give(tmp_path, monkeypatch):
 
 
 def test_the_report_sums_each_cell_s_eval_time_split(tmp_path):
-    from embench.experiments.report import CELL_HEADERS, _split
+    from embench.experiments.report import CELL_HEADERS, _judge_calls, _split
     from embench.experiments.results import CellResult
 
-    def summary(generating, judging):
-        return {"metrics": {"generation_seconds": generating, "judge_seconds": judging}}
+    def summary(generating, judging, calls=None, hits=None):
+        metrics = {"generation_seconds": generating, "judge_seconds": judging}
+        if calls is not None:  # a log made before judge calls were recorded has neither
+            metrics |= {"judge_calls": calls, "judge_cache_hits": hits}
+        return {"metrics": metrics}
 
     cell = CellResult("c", tmp_path, {}, {})
-    cell.general = {0: summary(10.0, 20.0), 4: summary(1.5, 2.0)}
+    cell.general = {0: summary(10.0, 20.0, 80.0, 0.0), 4: summary(1.5, 2.0, 40.0, 12.0)}
     cell.in_domain = {4: summary(3.0, None)}  # an eval that records no judging time
-    cell.persona = {4: summary(0.4, 0.0)}
-    assert cell.eval_seconds("generation_seconds") == 14.9
-    assert cell.eval_seconds("judge_seconds") == 22.0
+    cell.persona = {4: summary(0.4, 0.0, 6.0, 6.0)}
+    assert cell.eval_total("generation_seconds") == 14.9
+    assert cell.eval_total("judge_seconds") == 22.0
+    assert cell.eval_total("judge_calls") == 126.0
     assert _split(cell) == "15/22"
-    assert "eval s: generating/judging" in CELL_HEADERS
+    assert _judge_calls(cell) == "126/18"
+    assert "eval s: generating/judging" in CELL_HEADERS and "judge calls/cache hits" in CELL_HEADERS
     assert _split(CellResult("empty", tmp_path, {}, {})) == "n/a/n/a"
+    assert _judge_calls(CellResult("empty", tmp_path, {}, {})) == "n/a/n/a"

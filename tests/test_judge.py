@@ -376,8 +376,10 @@ def test_exact_number_probabilities_match_brute_force_on_tiny_model(tiny_model_d
 
 @pytest.mark.slow
 def test_exact_judge_matches_brute_force_on_default_model():
-    """judge() on local/default (fp32) equals teacher-forcing all 101 numbers, to 1e-4."""
-    judge_model = get_model("local/default", dtype="float32", memoize=False)
+    """judge() on local/default equals teacher-forcing all 101 numbers. In float64, so that the
+    two different forward shapes agree to ~1e-12 and the comparison is tight (in float32 they
+    differ by ~1e-4 in score from the forwards alone)."""
+    judge_model = get_model("local/default", dtype="float64", memoize=False)
     rubric = "Rate how kind this answer is, 0 to 100.\nQ: {question}\nA: {answer}\nOnly the number."
     score = asyncio.run(judge(judge_model, rubric, "Hi.", "Hello, friend!", min_mass=0.0))
     assert score.method == "digits-exact" and score.calls == 2
@@ -386,8 +388,8 @@ def test_exact_judge_matches_brute_force_on_default_model():
     encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
     reference = batched_brute_force(model, tokenizer, list(encoded["input_ids"]))
     value, mass = expected_number(dict(enumerate(reference)), min_mass=0.0)
-    assert score.mass == pytest.approx(mass, abs=1e-6)
-    assert score.value == pytest.approx(value, abs=1e-4)
+    assert score.mass == pytest.approx(mass, abs=1e-10)
+    assert score.value == pytest.approx(value, abs=1e-8)
 
 
 def batched_brute_force(model, tokenizer, prompt_ids: list[int]) -> list[float]:
@@ -410,9 +412,9 @@ def batched_brute_force(model, tokenizer, prompt_ids: list[int]) -> list[float]:
             position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
             logits_to_keep=keep,
         ).logits
-    logp = torch.log_softmax(
-        logits.float(), -1
-    )  # row j predicts the token after column width-keep+j
+    # row j predicts the token after column width-keep+j (float32 at least: a float64 model's
+    # logits stay float64)
+    logp = torch.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), -1)
     probs = []
     for row, number in enumerate(numbers):
         first = keep - 1 - len(number)  # the logits row that predicts the number's first token

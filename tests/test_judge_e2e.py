@@ -85,4 +85,6 @@ def test_eval_records_where_its_time_went_and_the_log_checker_accepts_it(questio
     assert metrics["generation_seconds"] == pytest.approx(
         sum(m["generation_seconds"] for m in metas)
     )
+    assert metrics["judge_calls"] == sum(m["judge_calls"] for m in metas)
+    assert metrics["judge_cache_hits"] == sum(m["judge_cache_reads"] for m in metas)
     check_log(log.location)  # the new metadata and metric are accepted

@@ -357,6 +357,10 @@ def test_cli_on_real_default_model_offline(tmp_path):
     # SmolLM2 splits numbers into digits: the judge must not take the single-token path
     methods = {s.scores["misalignment_judge"].metadata["coherent_method"] for s in log.samples}
     assert methods <= {"digits-exact", "none"}
+    # its requests are exact-number requests, no generate calls: both rubrics per answer counted
+    metas = [s.scores["misalignment_judge"].metadata for s in log.samples]
+    assert [(m["judge_calls"], m["judge_exact_requests"]) for m in metas] == [(0, 2)] * 4
+    assert log.results.scores[0].metrics["judge_calls"].value == 8
 
 
 def test_reasoning_is_kept_apart_and_truncated_answers_counted(tmp_path):
@@ -422,7 +426,9 @@ def test_content_reasoning_cut_by_max_tokens_is_truncated():
     assert answer_parts(output("Hi.", "stop")) == ("Hi.", "thinking", False)
 
 
-TIMINGS = ("generation_seconds", "judge_seconds")  # measured, so never equal across runs
+# measured, so never equal across runs; and how the judge was reached (re-scoring reads the
+# stored replies from the cache: the same calls, all cache hits)
+TIMINGS = ("generation_seconds", "judge_seconds", "judge_cache_hits")
 
 
 def _metrics(log):

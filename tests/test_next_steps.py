@@ -63,6 +63,12 @@ def test_printed_next_steps_run_end_to_end_on_the_smoke_board(
         re.M,
     ), ran.stdout
     assert "q/" not in ran.stdout  # no row per question in the console
+    # where its time went: a local judge's 81 x 2 exact requests, none from the cache
+    assert re.search(
+        r"^time: \d+ s generating, \d+ s judging .*; judge calls 162, 0 from cache$",
+        ran.stdout,
+        re.M,
+    ), ran.stdout
     done = subprocess.run(["bash", "-c", submit], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert "accepted" in done.stdout

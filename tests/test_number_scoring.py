@@ -101,3 +101,34 @@ def test_concurrent_judge_calls_share_batches_and_keep_serial_scores(tiny_model_
         assert score.method == "digits-exact"
         assert score.value == pytest.approx(value, abs=1e-5)
         assert score.mass == pytest.approx(mass, abs=1e-7)
+
+
+def test_a_batch_gathers_prompts_of_like_length_within_its_group():
+    """The oldest request is always served, with the waiting prompts of its group nearest to it
+    in length (rows are padded to the longest), within the row and token limits."""
+    from concurrent.futures import Future
+
+    from embench.models.score_queue import NumberScoringQueue, _Request
+
+    scoring_queue = NumberScoringQueue(
+        model=None, tokenizer=None, max_rows=3, max_tokens=10_000, max_padding=1.15
+    )
+    lengths = [(100, "a"), (300, "a"), (110, "b"), (95, "a"), (290, "a"), (104, "a"), (310, "a")]
+    scoring_queue._waiting = [_Request([0] * n, g, Future()) for n, g in lengths]
+
+    def next_lengths():
+        return [(len(r.prompt_ids), r.group) for r in scoring_queue._next_batch()]
+
+    assert next_lengths() == [(100, "a"), (104, "a"), (95, "a")]
+    assert next_lengths() == [(300, "a"), (290, "a"), (310, "a")]
+    assert next_lengths() == [(110, "b")]
+    assert next_lengths() == []
+    scoring_queue.max_tokens = 650  # two rows of 300 fit, a third would not
+    scoring_queue._waiting = [_Request([0] * n, "a", Future()) for n in (300, 312, 100, 290)]
+    assert [len(r.prompt_ids) for r in scoring_queue._next_batch()] == [300, 290]
+    # padding: 100 and 130 fill 230 of 260 slots (13% over); adding 150 would fill 380 of 450
+    # (18% over the 15% allowed)
+    scoring_queue.max_tokens = 10_000
+    scoring_queue._waiting = [_Request([0] * n, "a", Future()) for n in (100, 150, 130)]
+    assert [len(r.prompt_ids) for r in scoring_queue._next_batch()] == [100, 130]
+    assert [len(r.prompt_ids) for r in scoring_queue._next_batch()] == [150]

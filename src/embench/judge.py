@@ -36,6 +36,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -124,14 +125,23 @@ class JudgeScore:
 
 @dataclass
 class JudgeCalls:
-    """Generate calls made to a judge, and how many Inspect's generate cache served."""
+    """Requests made to a judge: generate calls (and how many Inspect's generate cache served)
+    and exact-number requests to a ``local/`` judge (``digits-exact``: no generate call)."""
 
     calls: int = 0
     cache_reads: int = 0
+    exact: int = 0
 
     def metadata(self) -> dict[str, int]:
-        """The two counts as Score metadata (read by ``judge_cache_hit_rate``)."""
-        return {"judge_calls": self.calls, "judge_cache_reads": self.cache_reads}
+        """The counts as Score metadata (read by ``judge_cache_hit_rate`` and ``time_split``)."""
+        return {
+            "judge_calls": self.calls,
+            "judge_cache_reads": self.cache_reads,
+            "judge_exact_requests": self.exact,
+        }
+
+
+_counting: ContextVar[JudgeCalls | None] = ContextVar("embench_judge_calls", default=None)
 
 
 @contextmanager
@@ -142,7 +152,8 @@ def count_judge_calls(model: Model) -> Iterator[JudgeCalls]:
     its own): Inspect records a call its generate cache served with ``cache="read"`` (and no
     request), a call it sent and stored with ``cache="write"`` (inspect_ai/model/_model.py,
     ``Model._generate``). ``digits-exact`` forwards of a ``local/`` judge are no generate calls.
-    The counts stay 0 when the transcript's history is not available.
+    The counts stay 0 when the transcript's history is not available. Exact-number requests
+    made inside the block (in its tasks too: they copy the context) are counted in ``exact``.
     """
     from inspect_ai.event import ModelEvent
     from inspect_ai.log import transcript
@@ -150,7 +161,11 @@ def count_judge_calls(model: Model) -> Iterator[JudgeCalls]:
     history = transcript().history
     start = history.event_count
     counts = JudgeCalls()
-    yield counts
+    token = _counting.set(counts)
+    try:
+        yield counts
+    finally:
+        _counting.reset(token)
     name = str(model)
     try:
         events = history.events_from(start)
@@ -324,6 +339,8 @@ async def judge(
     prompt = fill_rubric(template, question, answer, reasoning)
     exact = _exact_number_scorer(model)
     if exact is not None and digits in ("auto", "exact"):
+        if (counts := _counting.get()) is not None:
+            counts.exact += 1
         numbers = await exact.number_probabilities(prompt, group=template)
         value, mass = expected_number(dict(enumerate(numbers.probs)), min_mass)
         method = "digits-exact" if value is not None else "none"

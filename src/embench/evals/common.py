@@ -349,15 +349,22 @@ async def judge_all(
 
 @metric
 def time_split() -> Metric:
-    """Where the eval's time went: the answers' generation seconds and judging seconds (each
-    answer's own, summed: concurrent answers overlap, so the sums exceed the wall time), from
-    the ``generation_seconds`` and ``judge_seconds`` Score metadata."""
+    """Where the eval's time went and the judge requests behind it: the answers' generation
+    seconds and judging seconds (each answer's own, summed: concurrent answers overlap, so the
+    sums exceed the wall time), the judge calls (generate calls and exact-number requests) and
+    the cache hits among them, from the answers' Score metadata."""
 
     def compute(scores: list[SampleScore]) -> dict[str, float]:
         meta = [s.score.metadata or {} for s in scores]
+
+        def total(*keys: str) -> float:
+            return float(sum(float(m.get(key) or 0.0) for m in meta for key in keys))
+
         return {
-            key: float(sum(float(m.get(key) or 0.0) for m in meta))
-            for key in ("generation_seconds", "judge_seconds")
+            "generation_seconds": total("generation_seconds"),
+            "judge_seconds": total("judge_seconds"),
+            "judge_calls": total("judge_calls", "judge_exact_requests"),
+            "judge_cache_hits": total("judge_cache_reads"),
         }
 
     return compute

@@ -231,7 +231,7 @@ def _cell_rows(results: ExperimentResults) -> list[list[str]]:
                     f"{d}: {_count(s, 'samples')}/{_count(s, 'unscored')}/{_count(s, 'truncated')}"
                     for d, s in by_domain
                 ) or "-",
-                _split(base), "-", base.record.get("error") or "",
+                _split(base), _judge_calls(base), "-", base.record.get("error") or "",
             ]
         )  # fmt: skip
     for cell in results.cells:
@@ -247,7 +247,7 @@ def _cell_rows(results: ExperimentResults) -> list[list[str]]:
                 f"{_count(general, 'truncated')}",
                 f"{_count(domain, 'samples')}/{_count(domain, 'unscored')}/"
                 f"{_count(domain, 'truncated')}",
-                _split(cell),
+                _split(cell), _judge_calls(cell),
                 _f(float(cell.record.get("seconds") or math.nan), 0),
                 cell.record.get("error") or "",
             ]
@@ -258,17 +258,23 @@ def _cell_rows(results: ExperimentResults) -> list[list[str]]:
 CELL_HEADERS = [
     "cell", "status", "final step", "misaligned rate [95% CI]", "in-domain rate [95% CI]",
     "general answers/unscored/truncated", "in-domain answers/unscored/truncated",
-    "eval s: generating/judging", "seconds", "error",
+    "eval s: generating/judging", "judge calls/cache hits", "seconds", "error",
 ]  # fmt: skip
 
 
 def _split(cell: Any) -> str:
     """Seconds the cell's evals spent generating and judging (summed over its answers)."""
     generating, judging = (
-        cell.eval_seconds("generation_seconds"),
-        cell.eval_seconds("judge_seconds"),
+        cell.eval_total("generation_seconds"),
+        cell.eval_total("judge_seconds"),
     )
     return f"{_f(generating, 0)}/{_f(judging, 0)}"
+
+
+def _judge_calls(cell: Any) -> str:
+    """The judge requests the cell's evals made and how many the generate cache served."""
+    calls, hits = cell.eval_total("judge_calls"), cell.eval_total("judge_cache_hits")
+    return f"{_f(calls, 0)}/{_f(hits, 0)}"
 
 
 def _comparison_rows(comparisons: list[Any]) -> list[list[str]]:

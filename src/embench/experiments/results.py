@@ -40,9 +40,10 @@ class CellResult:
         """A field of the cell's description (arm, domain, seed, ...)."""
         return self.info.get(key, default)
 
-    def eval_seconds(self, name: str) -> float:
-        """A time-split metric (``generation_seconds``, ``judge_seconds``) summed over every eval
-        of this cell: all steps, general, in-domain and persona (NaN when none records it)."""
+    def eval_total(self, name: str) -> float:
+        """A time-split metric (``generation_seconds``, ``judge_seconds``, ``judge_calls``,
+        ``judge_cache_hits``) summed over every eval of this cell: all steps, general, in-domain
+        and persona (NaN when none records it)."""
         summaries = [
             *self.general.values(), *self.in_domain.values(), *self.persona.values(),
             *(self.info.get("in_domain_by_domain") or {}).values(),

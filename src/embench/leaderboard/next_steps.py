@@ -91,6 +91,25 @@ def headline(log: EvalLog) -> str:
     return f"{rates} (95% CIs); {int(metrics.get('answers') or 0)} answers: {counts}"
 
 
+def time_line(log: EvalLog) -> str | None:
+    """``time: 41 s generating, 97 s judging (each answer's own seconds, summed); judge calls 162,
+    0 from cache`` from the ``time_split`` metric (None for a log without it)."""
+    scores = log.results.scores if log.results else []
+    metrics = {name: m.value for name, m in scores[0].metrics.items()} if scores else {}
+    if "judge_seconds" not in metrics:
+        return None
+    line = (
+        f"time: {metrics.get('generation_seconds') or 0:.0f} s generating, "
+        f"{metrics['judge_seconds'] or 0:.0f} s judging (each answer's own seconds, summed)"
+    )
+    if "judge_calls" in metrics:
+        line += (
+            f"; judge calls {int(metrics['judge_calls'] or 0)}, "
+            f"{int(metrics.get('judge_cache_hits') or 0)} from cache"
+        )
+    return line
+
+
 def _is_embench_eval(log: EvalLog) -> bool:
     meta = log.eval.metadata or {}
     # an import's scratch log is not the user's (embench import prints where its log went)
@@ -111,5 +130,7 @@ class NextSteps(Hooks):
     async def on_run_end(self, data: RunEnd) -> None:  # noqa: D102
         for log in data.logs:
             if log.location and _is_embench_eval(log):
-                lines = [headline(log), *submit_lines(Path(log.location))]
+                timing = time_line(log)
+                lines = [headline(log), *([timing] if timing else [])]
+                lines += submit_lines(Path(log.location))
                 print("\n".join(lines), flush=True)

@@ -144,7 +144,9 @@ def batched_number_probabilities(
             use_cache=True,
             logits_to_keep=1,
         )
-        root = torch.log_softmax(out.logits[:, -1].float(), -1)  # [rows, vocab]
+        root = torch.log_softmax(
+            out.logits[:, -1].to(_at_least_fp32(out.logits.dtype)), -1
+        )  # [rows, vocab]
         out = model(
             input_ids=torch.tensor([[n[-1] for n in nodes]] * len(prompts), device=device),
             position_ids=(lengths[:, None] + _depths(nodes)[None] - 1).to(device),
@@ -152,28 +154,46 @@ def batched_number_probabilities(
             **cache_kwargs(model, cache),
             use_cache=True,
         )
-        after = torch.log_softmax(out.logits.float(), -1)  # [rows, nodes, vocab]
-    digits = digit_start_mask(tokenizer, after.shape[-1]).to(after.device)
-    # P(next token is not a digit) per node, summed directly (no 1 - x cancellation)
-    ends = after.masked_fill(digits, float("-inf")).logsumexp(-1)  # [rows, nodes]
-    # log P(reaching node) = log P(its parent's distribution gives its token) + the parent's
-    step = torch.empty(len(prompts), len(nodes))
-    tokens = torch.tensor([n[-1] for n in nodes])
-    for i, node in enumerate(nodes):
-        parent = root if len(node) == 1 else after[:, index[node[:-1]]]
-        step[:, i] = parent[:, tokens[i]]
+        logits = out.logits.to(_at_least_fp32(out.logits.dtype))  # [rows, nodes, vocab]
+    with torch.inference_mode():  # the logits are inference tensors: edited in place
+        tokens = torch.tensor([n[-1] for n in nodes], device=logits.device)
+        parents = torch.tensor([index[n[:-1]] if len(n) > 1 else -1 for n in nodes])
+        deep = (parents >= 0).to(logits.device)
+        parents = parents.to(logits.device)
+        # log-softmax pieces, in place (no [rows, nodes, vocab] copy): with m the row's largest
+        # logit, log P(token) = (logit - m) - log sum exp(logit - m); every term stays near 0
+        greedy_next = logits.argmax(-1).cpu()  # [rows, nodes]
+        shifted = logits.sub_(logits.amax(-1, keepdim=True))
+        picked = shifted[:, parents[deep], tokens[deep]]  # log-domain, before exp_
+        weights = shifted.exp_()
+        log_total = weights.sum(-1).log()  # [rows, nodes]
+        # log P(node's token | its parent's context): the root's distribution for depth-1 nodes
+        step = torch.empty(len(prompts), len(nodes), device=logits.device, dtype=logits.dtype)
+        step[:, ~deep] = root[:, tokens[~deep]]
+        step[:, deep] = picked - log_total[:, parents[deep]]
+        # log P(next token does not start with a digit), summed directly (no 1 - x cancellation)
+        digits = digit_start_mask(tokenizer, logits.shape[-1]).to(logits.device)
+        ends = weights.masked_fill_(digits, 0.0).sum(-1).log() - log_total
+    step, ends, root = step.cpu(), ends.cpu(), root.cpu()
     log_prefix = step.clone()
     for i, node in enumerate(nodes):  # parents come before children
         if len(node) > 1:
             log_prefix[:, i] += log_prefix[:, index[node[:-1]]]
     ends_at = torch.tensor([index[tuple(p)] for p in paths])
-    probs = (log_prefix[:, ends_at] + ends[:, ends_at].cpu()).exp().tolist()
+    probs = (log_prefix[:, ends_at] + ends[:, ends_at]).exp().tolist()
     return [
         NumberProbabilities(
-            probs[row], _greedy(tokenizer, root[row], after[row], nodes, index), forwards=forwards
+            probs[row],
+            _greedy(tokenizer, int(root[row].argmax()), greedy_next[row].tolist(), index),
+            forwards=forwards,
         )
         for row in range(len(prompts))
     ]
+
+
+def _at_least_fp32(dtype: torch.dtype) -> torch.dtype:
+    """float32 for half-precision logits; a float64 model's logits stay float64."""
+    return torch.promote_types(dtype, torch.float32)
 
 
 def _check_attention(model: Any, length: int) -> None:
@@ -232,19 +252,11 @@ def _tree_mask(
 
 
 def _greedy(
-    tokenizer: Any,
-    root: torch.Tensor,
-    after: torch.Tensor,
-    nodes: list[tuple[int, ...]],
-    index: dict[tuple[int, ...], int],
+    tokenizer: Any, first: int, greedy_next: list[int], index: dict[tuple[int, ...], int]
 ) -> str:
-    """Follow the argmax from the prompt through the trie (as far as its distributions reach)."""
-    tokens: list[int] = []
-    dist = root
-    while True:
-        token = int(dist.argmax())
-        tokens.append(token)
-        node = index.get(tuple(tokens))
-        if node is None:
-            return tokenizer.decode(tokens, skip_special_tokens=True)
-        dist = after[node]
+    """Follow the argmax from the prompt (``first``) through the trie, as far as its
+    distributions reach (``greedy_next[node]``: the argmax after each trie node)."""
+    tokens = [first]
+    while (node := index.get(tuple(tokens))) is not None:
+        tokens.append(greedy_next[node])
+    return tokenizer.decode(tokens, skip_special_tokens=True)

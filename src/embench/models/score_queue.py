@@ -3,7 +3,8 @@
 Concurrent answers' judge requests (``submit``) wait in one queue; a worker thread takes what is
 waiting -- no collection window: while one batch runs, the next fills -- and scores requests of
 the same group (a rubric) together with ``batched_number_probabilities``, whose shared prefix
-(the rubric's text before the answer) is then computed once per batch.
+(the rubric's text before the answer) is then computed once per batch. A batch gathers prompts of
+like length (each row is padded to the longest).
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from embench.models.number_scoring import NumberProbabilities, batched_number_pr
 
 MAX_ROWS = 16  # prompts per batch: the tree forward keeps [rows, 101, vocab] logits
 MAX_TOKENS = 16384  # rows x longest prompt per batch
+# rows x longest prompt may exceed the prompts' own tokens by this factor at most: every row is
+# padded to the longest, and padded forwards (masked attention) cost more per token than lone
+# ones (benchmarks/eval_split.py: on a 2-core CPU, 16 rows of 230-822 tokens judged 1.6x
+# slower than one prompt at a time)
+MAX_PADDING = 1.15
 
 
 @dataclass
@@ -33,12 +39,18 @@ class NumberScoringQueue:
     """Thread-safe ``submit`` of judge prompts; requests that wait together are scored together."""
 
     def __init__(
-        self, model: Any, tokenizer: Any, max_rows: int = MAX_ROWS, max_tokens: int = MAX_TOKENS
+        self,
+        model: Any,
+        tokenizer: Any,
+        max_rows: int = MAX_ROWS,
+        max_tokens: int = MAX_TOKENS,
+        max_padding: float = MAX_PADDING,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.max_rows = max_rows
         self.max_tokens = max_tokens
+        self.max_padding = max_padding
         self._queue: queue.Queue[_Request] = queue.Queue()
         self._waiting: list[_Request] = []
         self._thread: threading.Thread | None = None
@@ -108,19 +120,28 @@ class NumberScoringQueue:
                 return
 
     def _next_batch(self) -> list[_Request]:
-        """The oldest request and the next ones of its group, within the row and token limits."""
+        """The oldest request and the waiting ones of its group closest to it in length (rows
+        are padded to the longest: like lengths waste least), within the row, token and padding
+        limits."""
         self._waiting = [r for r in self._waiting if not r.future.cancelled()]
         if not self._waiting:
             return []
-        group = self._waiting[0].group
-        batch: list[_Request] = []
-        longest = 0
-        for request in self._waiting:
-            if request.group != group:
-                continue
+        oldest = self._waiting[0]
+        length = len(oldest.prompt_ids)
+        others = sorted(
+            (r for r in self._waiting[1:] if r.group == oldest.group),
+            key=lambda r: abs(len(r.prompt_ids) - length),
+        )
+        batch = [oldest]
+        longest, tokens = length, length
+        for request in others:
             longest = max(longest, len(request.prompt_ids))
-            if batch and (
-                len(batch) >= self.max_rows or longest * (len(batch) + 1) > self.max_tokens
+            tokens += len(request.prompt_ids)
+            slots = longest * (len(batch) + 1)
+            if (
+                len(batch) >= self.max_rows
+                or slots > self.max_tokens
+                or slots > self.max_padding * tokens
             ):
                 break
             batch.append(request)
