@@ -132,3 +132,21 @@ def test_a_batch_gathers_prompts_of_like_length_within_its_group():
     scoring_queue._waiting = [_Request([0] * n, "a", Future()) for n in (100, 150, 130)]
     assert [len(r.prompt_ids) for r in scoring_queue._next_batch()] == [100, 130]
     assert [len(r.prompt_ids) for r in scoring_queue._next_batch()] == [150]
+
+
+def test_padding_is_capped_on_the_cpu_only(tiny):
+    """A CPU judge's queue caps padding (measured slower there); an accelerator's does not."""
+    import math
+
+    from embench.models.score_queue import CPU_MAX_PADDING, NumberScoringQueue
+
+    model, tokenizer = tiny
+    assert NumberScoringQueue(model, tokenizer).max_padding == CPU_MAX_PADDING
+
+    class OnAccelerator:
+        def parameters(self):
+            import torch
+
+            yield torch.empty(0, device="meta")
+
+    assert NumberScoringQueue(OnAccelerator(), tokenizer).max_padding == math.inf

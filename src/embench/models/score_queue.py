@@ -10,6 +10,7 @@ like length (each row is padded to the longest).
 from __future__ import annotations
 
 import atexit
+import math
 import queue
 import threading
 import weakref
@@ -21,11 +22,12 @@ from embench.models.number_scoring import NumberProbabilities, batched_number_pr
 
 MAX_ROWS = 16  # prompts per batch: the tree forward keeps [rows, 101, vocab] logits
 MAX_TOKENS = 16384  # rows x longest prompt per batch
-# rows x longest prompt may exceed the prompts' own tokens by this factor at most: every row is
-# padded to the longest, and padded forwards (masked attention) cost more per token than lone
-# ones (benchmarks/eval_split.py: on a 2-core CPU, 16 rows of 230-822 tokens judged 1.6x
-# slower than one prompt at a time)
-MAX_PADDING = 1.15
+# On a CPU, rows x longest prompt may exceed the prompts' own tokens by this factor at most:
+# every row is padded to the longest, and padded forwards (masked attention) cost more per token
+# than lone ones (benchmarks/eval_split.py: on a 2-core CPU, 16 rows of 230-822 tokens judged
+# 1.6x slower than one prompt at a time). On an accelerator a batch's rows run in parallel, so
+# padding is not capped there (not yet measured on one).
+CPU_MAX_PADDING = 1.15
 
 
 @dataclass
@@ -44,13 +46,13 @@ class NumberScoringQueue:
         tokenizer: Any,
         max_rows: int = MAX_ROWS,
         max_tokens: int = MAX_TOKENS,
-        max_padding: float = MAX_PADDING,
+        max_padding: float | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.max_rows = max_rows
         self.max_tokens = max_tokens
-        self.max_padding = max_padding
+        self.max_padding = max_padding if max_padding is not None else _padding_cap(model)
         self._queue: queue.Queue[_Request] = queue.Queue()
         self._waiting: list[_Request] = []
         self._thread: threading.Thread | None = None
@@ -158,6 +160,12 @@ class NumberScoringQueue:
         self._waiting = []
         with self._lock:
             self._thread = None
+
+
+def _padding_cap(model: Any) -> float:
+    """``CPU_MAX_PADDING`` for a model on the CPU, no cap on an accelerator."""
+    device = next(model.parameters()).device
+    return CPU_MAX_PADDING if device.type == "cpu" else math.inf
 
 
 _live_queues: weakref.WeakSet[NumberScoringQueue] = weakref.WeakSet()
