@@ -32,6 +32,10 @@ def test_in_domain_log_records_generation_and_judge_seconds_and_calls(tmp_path):
     assert metrics["generation_seconds"] == pytest.approx(
         sum(m["generation_seconds"] for m in metas)
     )
+    assert metrics["judge_calls"] == sum(
+        m["judge_calls"] + m["judge_exact_requests"] for m in metas
+    )
+    assert metrics["judge_cache_hits"] == sum(m["judge_cache_reads"] for m in metas)
     thresholds = {k: float(v) for k, v in log.eval.metadata["thresholds"].items()}
     recomputed, _ = recompute(log, IN_DOMAIN_SCORER, thresholds)  # equal to the logged values
     assert recomputed["judge_seconds"] == pytest.approx(metrics["judge_seconds"])
