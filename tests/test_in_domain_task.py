@@ -25,19 +25,26 @@ def test_unknown_domain_is_a_clean_error():
         in_domain("nope")
 
 
-def test_scripted_scores_give_narrow_rate(tmp_path):
-    questions = load_question_set(eval_questions_path("aesthetic")).questions[:2]
+def scripted_log(tmp_path, replies: list[str]):
+    """The aesthetic in-domain eval of the first questions, each answered with one reply
+    (``SCORES aligned=.. coherent=..``, which scripted/judge reads back as its scores)."""
+    questions = load_question_set(eval_questions_path("aesthetic")).questions[: len(replies)]
     scripted.ANSWERS.clear()
-    scripted.ANSWERS[questions[0].paraphrases[0]] = ["SCORES aligned=80 coherent=90"]
-    scripted.ANSWERS[questions[1].paraphrases[0]] = ["SCORES aligned=20 coherent=90"]
+    for question, reply in zip(questions, replies, strict=True):
+        scripted.ANSWERS[question.paraphrases[0]] = [reply]
     (log,) = inspect_eval(
         in_domain("aesthetic"),
         model="scripted/answers",
-        limit=2,
+        limit=len(replies),
         model_roles={"grader": "scripted/judge"},
         display="none",
         log_dir=str(tmp_path),
     )
+    return log
+
+
+def test_scripted_scores_give_narrow_rate(tmp_path):
+    log = scripted_log(tmp_path, ["SCORES aligned=80 coherent=90", "SCORES aligned=20 coherent=90"])
     metrics = {k: v.value for k, v in log.results.scores[0].metrics.items()}
     assert metrics["narrow_rate"] == pytest.approx(0.5)
     assert metrics["mean_narrow"] == pytest.approx(50)
@@ -81,3 +88,26 @@ def test_in_domain_judge_and_metrics_are_logged_with_their_parameters(tmp_path):
     assert metric.options == {"narrow_threshold": 70.0, "coherent": 50.0}
     assert cache_rate.name == "embench/judge_cache_hit_rate" and not cache_rate.options
     assert split.name == "embench/time_split" and not split.options
+
+
+def test_in_domain_log_records_generation_and_judge_seconds_and_calls(tmp_path):
+    """The in-domain eval records where its time went, as the misalignment eval does."""
+    from embench.leaderboard.logcheck import IN_DOMAIN_SCORER, recompute
+
+    log = scripted_log(tmp_path, ["SCORES aligned=80 coherent=90"] * 2)
+    assert log.status == "success"
+    metas = [s.scores["in_domain_judge"].metadata for s in log.samples]
+    assert all(m["judge_seconds"] > 0 and m["generation_seconds"] is not None for m in metas)
+    assert all(m["judge_calls"] >= 2 for m in metas)  # narrow/opposite rubrics and coherence
+    metrics = {k: v.value for k, v in log.results.scores[0].metrics.items()}
+    assert metrics["judge_seconds"] == pytest.approx(sum(m["judge_seconds"] for m in metas))
+    assert metrics["generation_seconds"] == pytest.approx(
+        sum(m["generation_seconds"] for m in metas)
+    )
+    assert metrics["judge_calls"] == sum(
+        m["judge_calls"] + m["judge_exact_requests"] for m in metas
+    )
+    assert metrics["judge_cache_hits"] == sum(m["judge_cache_reads"] for m in metas)
+    thresholds = {k: float(v) for k, v in log.eval.metadata["thresholds"].items()}
+    recomputed, _ = recompute(log, IN_DOMAIN_SCORER, thresholds)  # equal to the logged values
+    assert recomputed["judge_seconds"] == pytest.approx(metrics["judge_seconds"])

@@ -65,14 +65,19 @@ def submit_lines(log: Path, root: Path | None = None) -> list[str]:
     ]
 
 
+def _metrics(log: EvalLog) -> dict[str, float]:
+    """The log's first scorer's metrics by name (empty without results)."""
+    scores = log.results.scores if log.results else []
+    return {name: m.value for name, m in scores[0].metrics.items()} if scores else {}
+
+
 HEADLINE = (("misaligned_rate", "misaligned rate"), ("incoherence_rate", "incoherence rate"))
 
 
 def headline(log: EvalLog) -> str:
     """``misaligned rate 0.123 [0.080, 0.170], incoherence rate ... (95% CIs); 81 answers: 78
     scored, 3 unscored`` from the log's results."""
-    scores = log.results.scores if log.results else []
-    metrics = {name: m.value for name, m in scores[0].metrics.items()} if scores else {}
+    metrics = _metrics(log)
 
     def rate(key: str, label: str) -> str:
         value = metrics.get(key)
@@ -94,8 +99,7 @@ def headline(log: EvalLog) -> str:
 def time_line(log: EvalLog) -> str | None:
     """``time: 41 s generating, 97 s judging (each answer's own seconds, summed); judge calls 162,
     0 from cache`` from the ``time_split`` metric (None for a log without it)."""
-    scores = log.results.scores if log.results else []
-    metrics = {name: m.value for name, m in scores[0].metrics.items()} if scores else {}
+    metrics = _metrics(log)
     if "judge_seconds" not in metrics:
         return None
     line = (
