@@ -11,7 +11,11 @@ On the default model, one run: generate ``--answers`` answers to the general que
   same ``embench.judge.judge``: a digit-splitting judge without exact scoring gets its text read.
 
 Prints generation s/answer, judge s/answer and their ratio (target: judge <= generation), the
-embench/hf ratio, the answers' mean length and the CPU. Loading is excluded. ``min_mass=0``: the
+embench/hf ratio, the answers' mean length and the CPU, and the judge's matmul floor: the
+seconds per answer that the linear layers alone need for the tokens an exact judge must forward
+(each rubric's prompt after its shared prefix, plus the candidate tree), at the matmul rate
+measured here in the same dtype -- no implementation of exact judging on this machine gets below
+it, so it says how far batching can go. Loading is excluded. ``min_mass=0``: the
 135M default model is far too small to be a real judge, so these are cost figures, not
 judgements. On a shared machine only ratios measured within one run compare.
 
@@ -30,7 +34,9 @@ import argparse
 import asyncio
 import os
 import time
+from typing import Any
 
+import torch
 from inspect_ai import Task, eval
 from inspect_ai.model import GenerateConfig, Model, get_model
 from inspect_ai.solver import generate
@@ -39,10 +45,11 @@ from embench.evals.common import questions_dataset
 from embench.evals.protocols import get_protocol
 from embench.hardware import choose_precision, describe_cpu
 from embench.judge import JudgeScore, judge
-from embench.models.provider import get_scoring_queue
+from embench.models.number_scoring import common_prefix, number_paths, number_trie
+from embench.models.provider import encode_chat, get_scoring_queue
 from embench.models.resolve import default_model_dir
 from embench.questions import load_question_set
-from embench.rubrics import general_rubrics
+from embench.rubrics import fill_rubric, general_rubrics
 
 
 def generate_answers(
@@ -85,6 +92,61 @@ async def judge_answers(
     else:
         results = [await one(q, a) for q, a in pairs]
     return [score for both in results for score in both]
+
+
+def judge_prompts(tokenizer: Any, pairs: list[tuple[str, str]]) -> list[list[list[int]]]:
+    """Per rubric, the judge's prompt token ids for every (question, answer) pair."""
+    return [
+        [
+            encode_chat(tokenizer, [{"role": "user", "content": fill_rubric(rubric, q, a, None)}])
+            for q, a in pairs
+        ]
+        for rubric in general_rubrics().values()
+    ]
+
+
+def exact_judge_work(prompts_by_rubric: list[list[list[int]]], nodes: int) -> tuple[int, int]:
+    """(tokens, logit rows) that exact judging forwards at least, each rubric's prompts in one
+    batch: their shared prefix once (one row of logits; none for a lone prompt), then per
+    prompt the rest of it (one row: the root) and the ``nodes`` candidate-tree nodes (one row
+    each). Padding and the prefix repeated in every real batch are extra work, not counted."""
+    tokens = rows = 0
+    for prompts in prompts_by_rubric:
+        shared = min(common_prefix(prompts), min(map(len, prompts)) - 1) if len(prompts) > 1 else 0
+        tokens += shared + sum(len(p) - shared + nodes for p in prompts)
+        rows += (1 if shared else 0) + len(prompts) * (1 + nodes)
+    return tokens, rows
+
+
+def linear_flops(model: Any, tokens: int, logit_rows: int) -> float:
+    """Multiply-adds x 2 of the model's linear layers: the body's for every token, the output
+    head's for every row of logits."""
+    head = model.get_output_embeddings()
+    body = sum(
+        m.weight.numel()
+        for m in model.modules()
+        if isinstance(m, torch.nn.Linear) and m is not head
+    )
+    return 2.0 * (body * tokens + head.weight.numel() * logit_rows)
+
+
+def matmul_rate(model: Any, tokens: int = 4096, repeats: int = 5) -> float:
+    """FLOP/s of this machine on the model's MLP matmul ([tokens, hidden] x [hidden,
+    intermediate]) in the model's dtype and device: best of ``repeats``."""
+    param = next(model.parameters())
+    hidden, inner = model.config.hidden_size, model.config.intermediate_size
+    a = torch.randn(tokens, hidden, dtype=param.dtype, device=param.device)
+    b = torch.randn(hidden, inner, dtype=param.dtype, device=param.device)
+    sync = torch.cuda.synchronize if param.device.type == "cuda" else lambda: None
+    best = float("inf")
+    with torch.inference_mode():
+        for _ in range(repeats + 1):  # the first warms up
+            sync()
+            start = time.perf_counter()
+            a @ b
+            sync()
+            best = min(best, time.perf_counter() - start)
+    return 2.0 * tokens * hidden * inner / best
 
 
 def timed(model: Model, pairs: list[tuple[str, str]], at_once: bool) -> tuple[float, list]:
@@ -153,6 +215,18 @@ def main() -> None:
             f"(> 1: embench faster; hf scored by: {hf_method}; embench: "
             f"{', '.join(sorted({s.method for s in scores}))})"
         )
+    engine = grader.api.engine
+    nodes = len(number_trie(number_paths(tokenizer))[0])
+    tokens, logit_rows = exact_judge_work(judge_prompts(tokenizer, pairs), nodes)
+    rate = matmul_rate(engine.model)
+    floor = linear_flops(engine.model, tokens, logit_rows) / rate / n
+    print(
+        f"judge's matmul floor: {floor:.3f} s/answer ({tokens / n:.0f} tokens, "
+        f"{logit_rows / n:.0f} logit rows per answer, linear layers only, at the "
+        f"{args.dtype} matmul rate measured here: {rate / 1e9:.0f} GFLOP/s); the judge takes "
+        f"{judged / floor:.2f}x the floor; floor / generation: "
+        f"{floor / rows['generation (local)']:.2f}"
+    )
     print(
         f"judge batches: {stats['batches']}, rows {stats['rows']}, largest {get_scoring_queue(grader.api.engine).stats['max_rows']}; "
         f"CPU: {describe_cpu()}"

@@ -73,7 +73,7 @@ def digit_start_mask(tokenizer: Any, vocab_size: int) -> torch.Tensor:
     return _digit_masks[key]
 
 
-def _trie(paths: list[list[int]]) -> tuple[list[tuple[int, ...]], dict[tuple[int, ...], int]]:
+def number_trie(paths: list[list[int]]) -> tuple[list[tuple[int, ...]], dict[tuple[int, ...], int]]:
     """Distinct non-empty prefixes of ``paths`` (parents before children) and their index."""
     nodes: list[tuple[int, ...]] = []
     index: dict[tuple[int, ...], int] = {}
@@ -111,9 +111,9 @@ def batched_number_probabilities(
     _check_attention(model, max(len(p) for p in prompts))
     device = next(model.parameters()).device
     paths = number_paths(tokenizer)
-    nodes, index = _trie(paths)
+    nodes, index = number_trie(paths)
     # a shared prefix pays only when several rows share it; every row keeps >= 1 own token
-    shared = _common_prefix(prompts) if len(prompts) > 1 else 0
+    shared = common_prefix(prompts) if len(prompts) > 1 else 0
     shared = min(shared, min(len(p) for p in prompts) - 1)
     rests = [p[shared:] for p in prompts]
     width = max(len(r) for r in rests)
@@ -212,7 +212,7 @@ def _check_attention(model: Any, length: int) -> None:
         )
 
 
-def _common_prefix(prompts: list[list[int]]) -> int:
+def common_prefix(prompts: list[list[int]]) -> int:
     """Length of the longest token prefix every prompt starts with."""
     first = prompts[0]
     length = min(len(p) for p in prompts)
