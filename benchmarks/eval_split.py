@@ -53,7 +53,12 @@ from embench.rubrics import fill_rubric, general_rubrics
 
 
 def generate_answers(
-    answers: int, max_tokens: int, dtype: str, model_ref: str, device: str
+    answers: int,
+    max_tokens: int,
+    dtype: str,
+    model_ref: str,
+    device: str,
+    log_dir: str = "logs/benchmarks",
 ) -> tuple[list, float]:
     """(question, answer) pairs from ``local/<model_ref>`` and the eval's wall seconds."""
     qset = load_question_set("general")
@@ -67,7 +72,7 @@ def generate_answers(
     )
     model = get_model(f"local/{model_ref}", dtype=dtype, device=device)
     start = time.perf_counter()
-    (log,) = eval(task, model=model, display="none", log_dir="logs/benchmarks")
+    (log,) = eval(task, model=model, display="none", log_dir=log_dir)
     seconds = time.perf_counter() - start
     assert log.status == "success", log.error
     pairs = [(s.metadata["question"], s.output.completion) for s in log.samples]
@@ -164,6 +169,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="auto", help="auto = what embench picks on this CPU")
     parser.add_argument("--model", default="default", help="local/<model>: a name or a folder")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU machine")
+    parser.add_argument("--log-dir", default="logs/benchmarks", help="the generation eval's log")
     args = parser.parse_args()
     if args.dtype == "auto":
         precision, _ = choose_precision("auto", cuda=args.device == "cuda")
@@ -171,7 +177,7 @@ def main() -> None:
 
     print(f"CPU: {describe_cpu()}, {os.cpu_count()} cores; dtype {args.dtype}; {args.device}")
     pairs, gen_seconds = generate_answers(
-        args.answers, args.max_tokens, args.dtype, args.model, args.device
+        args.answers, args.max_tokens, args.dtype, args.model, args.device, args.log_dir
     )
     n = len(pairs)
     # the same loaded engine

