@@ -14,8 +14,9 @@ Prints generation s/answer, judge s/answer and their ratio (target: judge <= gen
 embench/hf ratio, the answers' mean length and the CPU, and the judge's matmul floor: the
 seconds per answer that the linear layers alone need for the tokens an exact judge must forward
 (each rubric's prompt after its shared prefix, plus the candidate tree), at the matmul rate
-measured here in the same dtype -- no implementation of exact judging on this machine gets below
-it, so it says how far batching can go. Loading is excluded. ``min_mass=0``: the
+measured here in the same dtype (it leaves out attention, norms and padding, and counts each
+rubric's shared prefix once): it says how far batching or any other scheduling of the same exact
+judge could go here. Loading is excluded. ``min_mass=0``: the
 135M default model is far too small to be a real judge, so these are cost figures, not
 judgements. On a shared machine only ratios measured within one run compare.
 
