@@ -46,7 +46,7 @@ from embench.evals.common import questions_dataset
 from embench.evals.protocols import get_protocol
 from embench.hardware import choose_precision, describe_cpu
 from embench.judge import JudgeScore, judge
-from embench.models.number_scoring import common_prefix, number_paths, number_trie
+from embench.models.number_scoring import number_paths, number_trie, shared_prefix_length
 from embench.models.provider import encode_chat, get_scoring_queue
 from embench.models.resolve import default_model_dir
 from embench.questions import load_question_set
@@ -118,7 +118,7 @@ def exact_judge_work(prompts_by_rubric: list[list[list[int]]], nodes: int) -> tu
     each). Padding and the prefix repeated in every real batch are extra work, not counted."""
     tokens = rows = 0
     for prompts in prompts_by_rubric:
-        shared = min(common_prefix(prompts), min(map(len, prompts)) - 1) if len(prompts) > 1 else 0
+        shared = shared_prefix_length(prompts)  # as the judge's batches compute it
         tokens += shared + sum(len(p) - shared + nodes for p in prompts)
         rows += (1 if shared else 0) + len(prompts) * (1 + nodes)
     return tokens, rows

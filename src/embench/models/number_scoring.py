@@ -112,9 +112,7 @@ def batched_number_probabilities(
     device = next(model.parameters()).device
     paths = number_paths(tokenizer)
     nodes, index = number_trie(paths)
-    # a shared prefix pays only when several rows share it; every row keeps >= 1 own token
-    shared = common_prefix(prompts) if len(prompts) > 1 else 0
-    shared = min(shared, min(len(p) for p in prompts) - 1)
+    shared = shared_prefix_length(prompts)
     rests = [p[shared:] for p in prompts]
     width = max(len(r) for r in rests)
     ids = torch.full((len(prompts), width), _pad_id(tokenizer), dtype=torch.long)
@@ -212,7 +210,15 @@ def _check_attention(model: Any, length: int) -> None:
         )
 
 
-def common_prefix(prompts: list[list[int]]) -> int:
+def shared_prefix_length(prompts: list[list[int]]) -> int:
+    """Tokens of ``prompts`` that one batch computes once for all its rows: their common prefix,
+    only when several rows share it, and leaving every row at least one token of its own."""
+    if len(prompts) < 2:
+        return 0
+    return min(_common_prefix(prompts), min(len(p) for p in prompts) - 1)
+
+
+def _common_prefix(prompts: list[list[int]]) -> int:
     """Length of the longest token prefix every prompt starts with."""
     first = prompts[0]
     length = min(len(p) for p in prompts)
